@@ -1,0 +1,120 @@
+"""The `grokjax` command: parse, call the library, write. No science lives here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from grokjax.config import Config, Hparams, field_types
+from grokjax.errors import ConfigError
+from grokjax.presets import PRESETS, get_preset
+
+
+def _parse_value(field: str, text: str, kind: str):
+    lowered = text.strip().lower()
+    if "None" in kind and lowered in ("none", "null"):
+        return None
+    try:
+        if kind.startswith("bool"):
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return lowered in ("true", "1", "yes")
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float") or kind == "Any":
+            return float(text)
+    except ValueError:
+        allowed = "true or false" if kind.startswith("bool") else f"a value of type {kind}"
+        raise ConfigError(f"{field}={text!r} is not allowed: {allowed}") from None
+    return text
+
+
+def apply_overrides(cfg: Config, hparams: Hparams, assignments: list[str]):
+    """Apply `field=value` strings to the config or the hparams; errors name the field."""
+    kinds = field_types()
+    cfg_changes, hp_changes = {}, {}
+    for item in assignments:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} is not allowed: write field=value")
+        field, text = item.split("=", 1)
+        field = field.strip().replace("-", "_")
+        if field in kinds:
+            cfg_changes[field] = _parse_value(field, text, kinds[field])
+        elif field in Hparams._fields:
+            hp_changes[field] = _parse_value(field, text, "float")
+        else:
+            allowed = sorted(kinds) + list(Hparams._fields)
+            raise ConfigError(f"--set field {field!r} is unknown; allowed: {', '.join(allowed)}")
+    return cfg.replace(**cfg_changes), hparams._replace(**hp_changes)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grokjax", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train a seed ensemble and write a run directory")
+    run.add_argument("--preset", default="default", help="named experiment (see `grokjax presets`)")
+    run.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field or hparam, e.g. --set steps=2000 --set learning_rate=1e-3",
+    )
+    run.add_argument("--steps", type=int, help="shorthand for --set steps=N")
+    run.add_argument("--seeds", type=int, default=4, help="number of members (default 4)")
+    run.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
+    run.add_argument("--out", help="run directory (default runs/<preset>-<time>)")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue the run in --out")
+    mode.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sub.add_parser("presets", help="list the presets")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    if args.command == "presets":
+        for name, preset in PRESETS.items():
+            print(f"{name:24s} {preset.description}")
+        return 0
+    try:
+        preset = get_preset(args.preset)
+        assignments = list(args.assignments)
+        if args.steps is not None:
+            assignments.append(f"steps={args.steps}")
+        cfg, hparams = apply_overrides(preset.config, preset.hparams, assignments)
+        if args.seeds < 1:
+            raise ConfigError(f"seeds={args.seeds} is not allowed: at least 1")
+        if args.seed_start < 0:
+            raise ConfigError(f"seed_start={args.seed_start} is not allowed: >= 0")
+        out = args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        from grokjax.experiment import print_summary, run_ensemble
+
+        result = run_ensemble(
+            cfg,
+            hparams,
+            range(args.seed_start, args.seed_start + args.seeds),
+            Path(out),
+            preset=args.preset,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    except ConfigError as err:
+        print(f"grokjax: error: {err}", file=sys.stderr)
+        return 2
+    print_summary(result)
+    print(
+        f"\nwrote {result.out_dir}/: " + ", ".join(sorted(p.name for p in result.out_dir.iterdir()))
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

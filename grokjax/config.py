@@ -1,0 +1,199 @@
+"""Run configuration: static fields that shape the program, and swept numbers.
+
+`Config` is frozen and keyword-only; it fixes shapes and control flow (modulus,
+widths, step counts, evaluation schedule) and is validated in `__post_init__` so a
+bad value fails before any compute with a message naming the field and what is
+allowed. `Hparams` is a NamedTuple of numbers that a vmapped sweep may vary per
+ensemble member (learning rate, weight decay); it never changes the compiled program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from grokjax.errors import ConfigError
+from grokjax.tasks import TASKS, canonical_task, needs_prime
+
+MODELS = ("transformer", "mlp")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+
+
+class Hparams(NamedTuple):
+    """Numbers a vmapped sweep may vary per member (scalars or arrays with a leading axis)."""
+
+    learning_rate: Any = 1e-3
+    weight_decay: Any = 1.0
+
+
+def _is_prime(n: int) -> bool:
+    return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
+
+
+def _fail(field: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{field}={value!r} is not allowed: {allowed}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+    """Everything about a run except the member keys and the swept `Hparams`.
+
+    Data: `task` (see `grokjax.tasks.TASKS`), `modulus` p, `train_fraction` in (0, 1),
+    `split_seed` (the data split; independent of the initialisation seed; None draws a
+    split per member from its own key), `label_noise` (fraction of training labels
+    replaced by a wrong label).
+    Model: `model` ('transformer' or 'mlp'), `n_layers`, `d_model`, `n_heads`, `d_mlp`,
+    `layer_norm`.
+    Optimisation: `optimizer` ('adamw', 'adam', 'sgd' with momentum), `beta1`, `beta2`,
+    `momentum`, `warmup_steps` (linear warm-up from 0), `fixed_norm` (rescale all
+    parameters to this global norm after init and after every step; None disables),
+    `steps`, `batch_size` (None = full batch).
+    Evaluation: `eval_every` (steps between evaluations, 0 = none), `eval_log_points`
+    (extra log-spaced evaluation steps, 0 = none), `chunk_evals` (evaluations per
+    compiled chunk; checkpoints and progress updates happen between chunks),
+    `memorise_threshold` / `generalise_threshold` (accuracy that marks memorisation
+    and generalisation), `smooth_slope` (sigmoid slope of the smoothed accuracy).
+    """
+
+    task: str = "x+y"
+    modulus: int = 67
+    train_fraction: float = 0.5
+    split_seed: int | None = 0
+    label_noise: float = 0.0
+
+    model: str = "transformer"
+    n_layers: int = 1
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    layer_norm: bool = False
+
+    optimizer: str = "adamw"
+    beta1: float = 0.9
+    beta2: float = 0.98
+    momentum: float = 0.9
+    warmup_steps: int = 10
+    fixed_norm: float | None = None
+
+    steps: int = 10_000
+    batch_size: int | None = None
+
+    eval_every: int = 10
+    eval_log_points: int = 0
+    chunk_evals: int = 100
+    memorise_threshold: float = 0.99
+    generalise_threshold: float = 0.99
+    smooth_slope: float = 7.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", canonical_task(self.task))
+        p = self.modulus
+        if not isinstance(p, int) or p < 2:
+            _fail("modulus", p, "an integer >= 2")
+        if needs_prime(self.task) and not _is_prime(p):
+            _fail("modulus", p, f"a prime, because task {self.task!r} divides modulo p")
+        if not 0.0 < self.train_fraction < 1.0:
+            _fail("train_fraction", self.train_fraction, "a fraction strictly between 0 and 1")
+        n_train = self.n_train
+        if n_train < 1 or n_train >= self.n_examples:
+            _fail(
+                "train_fraction",
+                self.train_fraction,
+                f"a fraction leaving at least one training and one test example "
+                f"of the {self.n_examples} pairs",
+            )
+        if self.split_seed is not None and (
+            not isinstance(self.split_seed, int) or self.split_seed < 0
+        ):
+            _fail("split_seed", self.split_seed, "a non-negative integer or None")
+        if not 0.0 <= self.label_noise < 1.0:
+            _fail("label_noise", self.label_noise, "a fraction in [0, 1)")
+        if self.model not in MODELS:
+            _fail("model", self.model, f"one of {', '.join(MODELS)}")
+        for name in ("n_layers", "d_model", "n_heads", "d_mlp"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                _fail(name, value, "a positive integer")
+        if self.d_model % self.n_heads:
+            _fail("n_heads", self.n_heads, f"a divisor of d_model={self.d_model}")
+        if self.optimizer not in OPTIMIZERS:
+            _fail("optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
+        for name in ("beta1", "beta2", "momentum"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                _fail(name, getattr(self, name), "a number in [0, 1)")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            _fail("warmup_steps", self.warmup_steps, "a non-negative integer")
+        if self.fixed_norm is not None and not self.fixed_norm > 0:
+            _fail("fixed_norm", self.fixed_norm, "a positive number or None")
+        if not isinstance(self.steps, int) or self.steps < 1:
+            _fail("steps", self.steps, "a positive integer")
+        if self.batch_size is not None and not 1 <= self.batch_size <= n_train:
+            _fail("batch_size", self.batch_size, f"None (full batch) or 1..{n_train}")
+        if not isinstance(self.eval_every, int) or not 0 <= self.eval_every <= self.steps:
+            _fail("eval_every", self.eval_every, f"an integer in 0..steps={self.steps}")
+        if not isinstance(self.eval_log_points, int) or self.eval_log_points < 0:
+            _fail("eval_log_points", self.eval_log_points, "a non-negative integer")
+        if self.eval_every == 0 and self.eval_log_points == 0:
+            _fail("eval_every", 0, "a positive cadence, unless eval_log_points > 0")
+        if not isinstance(self.chunk_evals, int) or self.chunk_evals < 1:
+            _fail("chunk_evals", self.chunk_evals, "a positive integer")
+        for name in ("memorise_threshold", "generalise_threshold"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                _fail(name, getattr(self, name), "an accuracy in (0, 1]")
+        if not self.smooth_slope > 0:
+            _fail("smooth_slope", self.smooth_slope, "a positive number")
+
+    @property
+    def n_examples(self) -> int:
+        """Number of (x, y) pairs the task defines."""
+        return TASKS[self.task].n_pairs(self.modulus)
+
+    @property
+    def n_train(self) -> int:
+        return int(round(self.train_fraction * self.n_examples))
+
+    @property
+    def n_test(self) -> int:
+        return self.n_examples - self.n_train
+
+    @property
+    def vocab_size(self) -> int:
+        """Tokens 0..p-1 and '=' (id p)."""
+        return self.modulus + 1
+
+    @property
+    def eval_steps(self) -> np.ndarray:
+        """Sorted steps (counted after the update) at which metrics are recorded.
+
+        Step 0 (the initial parameters) and the final step are always included.
+        """
+        steps = {0, self.steps}
+        if self.eval_every:
+            steps.update(range(self.eval_every, self.steps + 1, self.eval_every))
+        if self.eval_log_points:
+            steps.update(
+                np.unique(np.geomspace(1, self.steps, self.eval_log_points).round().astype(int))
+            )
+        return np.array(sorted(steps), dtype=np.int64)
+
+    def replace(self, **changes: Any) -> Config:
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(
+                f"unknown config field(s) {sorted(unknown)}; allowed: {sorted(field_names())}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Config)]
+
+
+def field_types() -> dict[str, str]:
+    return {f.name: str(f.type) for f in dataclasses.fields(Config)}

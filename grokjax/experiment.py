@@ -1,0 +1,232 @@
+"""Run a seed ensemble to disk: chunked, checkpointed, resumable, with every output file.
+
+A run directory holds
+    config.json      the resolved Config, Hparams per member, seeds, preset, versions
+    metrics.parquet  one row per (member, evaluation step): every metric
+    summary.json     per-member threshold steps (None = censored) and ensemble statistics
+    accuracy.png, loss.png, weight_norm.png
+    checkpoints/     orbax checkpoints of the ensemble state after each chunk
+Every file is written atomically. An existing run directory is never overwritten
+unless asked (`overwrite=True`); `resume=True` continues it from its last checkpoint
+and finishes with the numbers the uninterrupted run would have had.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from grokjax.checkpoint import ChunkCheckpointer, atomic_write_json, atomic_write_with
+from grokjax.config import Config, Hparams
+from grokjax.errors import ConfigError
+from grokjax.metrics import METRIC_NAMES
+from grokjax.optim import validate_hparams
+from grokjax.plots import ensemble_figures
+from grokjax.summary import ensemble_summary, format_table
+from grokjax.train import make_train, segments
+
+OUTPUT_FILES = (
+    "config.json",
+    "metrics.parquet",
+    "summary.json",
+    "accuracy.png",
+    "loss.png",
+    "weight_norm.png",
+)
+
+
+class RunResult(NamedTuple):
+    out_dir: Path
+    summary: dict
+    histories: dict[str, np.ndarray]  # metric -> [members, evaluations]
+    steps: np.ndarray  # evaluation steps [evaluations]
+    state: Any  # the final TrainState, stacked over members
+
+
+def member_keys(seeds: Sequence[int]) -> jax.Array:
+    """One typed key per member: seed i gives `jax.random.key(i)`."""
+    return jnp.stack([jax.random.key(int(s)) for s in seeds])
+
+
+def member_hparams(hparams: Hparams, n_members: int) -> Hparams:
+    """Broadcast each swept number to a [members] float32 array."""
+    out = []
+    for name, value in zip(Hparams._fields, hparams, strict=True):
+        arr = np.asarray(value, np.float32)
+        if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] not in (1, n_members)):
+            raise ConfigError(
+                f"{name} has shape {arr.shape}: allowed a scalar or one value per member "
+                f"({n_members})"
+            )
+        out.append(jnp.asarray(np.broadcast_to(arr, (n_members,))))
+    return Hparams(*out)
+
+
+def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite are exclusive: choose one")
+    parent = out_dir if out_dir.exists() else out_dir.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"out={str(out_dir)!r} is not allowed: {parent} is not a writable directory"
+        )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"out={str(out_dir)!r} is not allowed: it is a file, not a directory")
+    occupied = out_dir.exists() and any(out_dir.iterdir())
+    if resume and not (out_dir / "config.json").exists():
+        raise ConfigError(f"out={str(out_dir)!r}: nothing to resume (no config.json)")
+    if occupied and not resume and not overwrite:
+        raise ConfigError(
+            f"out={str(out_dir)!r} already holds files: pass resume to continue that run "
+            "or overwrite to replace it"
+        )
+
+
+def _record(cfg: Config, hparams: Hparams, seeds: Sequence[int], preset: str | None) -> dict:
+    return {
+        "preset": preset,
+        "config": cfg.to_dict(),
+        "hparams": {k: np.asarray(v).tolist() for k, v in hparams._asdict().items()},
+        "seeds": [int(s) for s in seeds],
+    }
+
+
+def run_ensemble(
+    cfg: Config,
+    hparams: Hparams,
+    seeds: Sequence[int],
+    out_dir: str | os.PathLike,
+    *,
+    preset: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_chunk: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Train one member per seed (vmapped, jitted) and write the run directory.
+
+    Args:
+        cfg: static configuration (already validated on construction).
+        hparams: swept numbers, scalars or one value per member.
+        seeds: member seeds; member i starts from `jax.random.key(seeds[i])`.
+        out_dir: the run directory.
+        preset: name recorded in config.json.
+        resume: continue the run in `out_dir` from its last checkpoint.
+        overwrite: delete whatever `out_dir` holds first.
+        progress: show a progress bar.
+        on_chunk: called with the chunk index after each chunk is checkpointed.
+    Returns:
+        A `RunResult`; the same numbers are in the files.
+    """
+    seeds = [int(s) for s in seeds]
+    if len(seeds) < 1:
+        raise ConfigError("seeds=0 is not allowed: at least 1 seed")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds={seeds} is not allowed: seeds must be distinct")
+    validate_hparams(hparams)
+    n_members = len(seeds)
+    hp = member_hparams(hparams, n_members)
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, resume, overwrite)
+    record = _record(cfg, hp, seeds, preset)
+    if resume:
+        saved = json.loads((out_dir / "config.json").read_text())
+        saved.pop("versions", None)
+        if saved != record:
+            raise ConfigError(
+                f"out={str(out_dir)!r} holds a run with another configuration; "
+                "resume needs the same preset, fields, hparams and seeds"
+            )
+    elif overwrite and out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        versions = {"jax": jax.__version__, "backend": jax.default_backend()}
+        atomic_write_json(out_dir / "config.json", {**record, "versions": versions})
+
+    trainer = make_train(cfg)
+    init_fn = jax.jit(jax.vmap(trainer.init))
+    run_fn = jax.jit(jax.vmap(trainer.run, in_axes=(0, 0, None)))
+
+    steps_E = cfg.eval_steps
+    segs = segments(cfg)
+    per_chunk = min(cfg.chunk_evals, segs.size)
+    n_chunks = math.ceil(segs.size / per_chunk)
+    padded = np.zeros(n_chunks * per_chunk, np.int32)
+    padded[: segs.size] = segs
+    chunks = padded.reshape(n_chunks, per_chunk)
+
+    state = init_fn(member_keys(seeds), hp)
+    histories = {k: np.full((n_members, segs.size), np.nan, np.float32) for k in METRIC_NAMES}
+    checkpointer = ChunkCheckpointer(out_dir / "checkpoints")
+    start = 0
+    latest = checkpointer.latest() if resume else None
+    if latest is not None:
+        restored = checkpointer.restore(latest, {"state": state, "histories": histories})
+        state = restored["state"]
+        histories = {k: np.asarray(restored["histories"][k]) for k in METRIC_NAMES}
+        start = latest + 1
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        done = int(chunks[:start].sum())
+        bar = tqdm(total=cfg.steps, initial=done, unit="step", desc=f"{n_members} members")
+    t0 = time.perf_counter()
+    for c in range(start, n_chunks):
+        state, metrics = run_fn(state, hp, jnp.asarray(chunks[c]))
+        metrics = jax.device_get(metrics)
+        lo = c * per_chunk
+        hi = min(lo + per_chunk, segs.size)
+        for k in METRIC_NAMES:
+            histories[k][:, lo:hi] = metrics[k][:, : hi - lo]
+        checkpointer.save(c, {"state": state, "histories": histories})
+        if bar is not None:
+            bar.update(int(chunks[c].sum()))
+            bar.set_postfix(test_acc=f"{np.median(histories['test_acc'][:, hi - 1]):.3f}")
+        if on_chunk is not None:
+            on_chunk(c)
+    if bar is not None:
+        bar.close()
+    checkpointer.close()
+    if progress:
+        print(f"trained {n_chunks - start} chunk(s) in {time.perf_counter() - t0:.1f} s")
+
+    summary = ensemble_summary(histories, steps_E, cfg, seeds)
+    _write_metrics(out_dir / "metrics.parquet", histories, steps_E, seeds, hp)
+    atomic_write_json(out_dir / "summary.json", summary)
+    title = preset or f"{cfg.task} mod {cfg.modulus}"
+    ensemble_figures(histories, steps_E, out_dir, title)
+    return RunResult(out_dir, summary, histories, steps_E, state)
+
+
+def _write_metrics(path: Path, histories, steps_E, seeds, hp: Hparams) -> None:
+    n_members, n_evals = next(iter(histories.values())).shape
+    frame = pd.DataFrame(
+        {
+            "member": np.repeat(np.arange(n_members), n_evals),
+            "seed": np.repeat(np.asarray(seeds), n_evals),
+            **{k: np.repeat(np.asarray(v), n_evals) for k, v in hp._asdict().items()},
+            "step": np.tile(steps_E, n_members),
+            **{k: v.reshape(-1) for k, v in histories.items()},
+        }
+    )
+    atomic_write_with(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def print_summary(result: RunResult) -> None:
+    print(format_table(result.summary))

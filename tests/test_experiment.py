@@ -1,0 +1,124 @@
+import json
+
+import chex
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+from grokjax.cli import main
+from grokjax.config import Hparams
+from grokjax.experiment import OUTPUT_FILES, run_ensemble
+
+HP = Hparams(learning_rate=3e-3, weight_decay=1.0)
+SMALL = ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64"]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path, tiny_cfg):
+    cfg = tiny_cfg.replace(steps=60, eval_every=10, chunk_evals=2)
+    whole = run_ensemble(cfg, HP, [0, 1], tmp_path / "whole", progress=False)
+
+    def crash_after_second_chunk(chunk):
+        if chunk == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_ensemble(
+            cfg, HP, [0, 1], tmp_path / "cut", progress=False, on_chunk=crash_after_second_chunk
+        )
+    assert not (tmp_path / "cut" / "summary.json").exists()
+    resumed = run_ensemble(cfg, HP, [0, 1], tmp_path / "cut", progress=False, resume=True)
+
+    chex.assert_trees_all_equal(resumed.state, whole.state)
+    chex.assert_trees_all_equal(resumed.histories, whole.histories)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "cut" / "metrics.parquet"),
+        pd.read_parquet(tmp_path / "whole" / "metrics.parquet"),
+    )
+    assert resumed.summary == whole.summary
+
+
+def test_resume_refuses_another_configuration(tmp_path, tiny_cfg):
+    run_ensemble(tiny_cfg, HP, [0], tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        run_ensemble(
+            tiny_cfg.replace(steps=40), HP, [0], tmp_path / "run", progress=False, resume=True
+        )
+
+
+def test_cli_writes_every_output_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        ["run", "--steps", "20", "--seeds", "2", "--out", str(out), "--no-progress", *SMALL]
+    )
+    assert code == 0
+    for name in OUTPUT_FILES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert any((out / "checkpoints").iterdir())
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["modulus"] == 11 and config["seeds"] == [0, 1]
+    frame = pd.read_parquet(out / "metrics.parquet")
+    assert len(frame) == 2 * 3  # members x evaluations (steps 0, 10, 20)
+    assert set(frame.columns) >= {"seed", "step", "test_acc", "ln_train_loss", "weight_norm"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["members"]) == 2
+    assert "median" in capsys.readouterr().out
+    with open(out / "accuracy.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["run", "--steps", "10", "--seeds", "1", "--out", str(out), "--no-progress", *SMALL]
+    assert main(args) == 0
+    before = (out / "metrics.parquet").read_bytes()
+    assert main(args) == 2
+    assert "already holds files" in capsys.readouterr().err
+    assert (out / "metrics.parquet").read_bytes() == before
+    assert main([*args, "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--set", "task=x/y", "--set", "modulus=12"], "modulus"),
+        (["--set", "train_fraction=1.5"], "train_fraction"),
+        (["--set", "train_fraction=0"], "train_fraction"),
+        (["--set", "task=x^5"], "task"),
+        (["--preset", "no-such-preset"], "preset"),
+        (["--steps", "0"], "steps"),
+        (["--seeds", "0"], "seeds"),
+        (["--set", "eval_every=50", "--steps", "20"], "eval_every"),
+        (["--set", "learning_rate=-1"], "learning_rate"),
+        (["--set", "batch_size=100000"], "batch_size"),
+        (["--set", "optimizer=lion"], "optimizer"),
+        (["--set", "no_such_field=1"], "no_such_field"),
+        (["--set", "steps=ten"], "steps"),
+    ],
+)
+def test_bad_input_names_the_field_before_compute(tmp_path, capsys, args, field):
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err
+    assert field in err and "allowed" in err, err
+    assert not out.exists()  # nothing was written: the error came before any compute
+
+
+def test_unwritable_output_directory_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert main(["run", "--out", str(blocker / "run"), "--no-progress", *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "out=" in err and "writable directory" in err
+
+
+def test_ensemble_members_can_have_their_own_hparams(tmp_path, tiny_cfg):
+    hp = Hparams(learning_rate=np.array([1e-3, 1e-2], np.float32), weight_decay=1.0)
+    result = run_ensemble(tiny_cfg, hp, [0, 0 + 1], tmp_path / "run", progress=False)
+    frame = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
+    assert sorted(frame["learning_rate"].unique().round(6)) == [1e-3, 1e-2]
+    assert jax.tree.leaves(result.state.params)[0].shape[0] == 2

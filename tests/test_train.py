@@ -1,0 +1,135 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from grokjax.config import Config, Hparams
+from grokjax.experiment import member_keys
+from grokjax.summary import ensemble_summary
+from grokjax.train import make_train, segments
+
+HP = Hparams(learning_rate=3e-3, weight_decay=1.0)
+
+
+def test_seed_i_of_vmapped_ensemble_equals_single_run_with_key_i(tiny_cfg):
+    trainer = make_train(tiny_cfg)
+    keys = member_keys([0, 1, 2])
+    _, ensemble = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, HP)
+    for i in range(3):
+        _, single = jax.jit(trainer.train)(jax.random.key(i), HP)
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x, i=i: x[i], ensemble), single, rtol=1e-5, atol=1e-6
+        )
+    assert not np.allclose(ensemble["train_loss"][0], ensemble["train_loss"][1])
+
+
+def test_seed_by_hparam_grid_with_nested_vmaps_equals_each_cell(tiny_cfg):
+    trainer = make_train(tiny_cfg)
+    keys = member_keys([0, 1])
+    grid = Hparams(
+        learning_rate=jnp.array([1e-3, 3e-3, 1e-2]), weight_decay=jnp.array([0.0, 1.0, 0.1])
+    )
+    over_seeds = jax.vmap(trainer.train, in_axes=(0, None))
+    over_grid = jax.vmap(over_seeds, in_axes=(None, 0))
+    _, metrics = jax.jit(over_grid)(keys, grid)
+    chex.assert_shape(metrics["test_acc"], (3, 2, tiny_cfg.eval_steps.size))
+    for h in range(3):
+        cell = Hparams(grid.learning_rate[h], grid.weight_decay[h])
+        _, single = jax.jit(trainer.train)(keys[1], cell)
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x, h=h: x[h, 1], metrics), single, rtol=1e-5, atol=1e-6
+        )
+
+
+def test_second_call_does_not_recompile(tiny_cfg):
+    trainer = make_train(tiny_cfg)
+    counted = chex.assert_max_traces(trainer.train, n=1)
+    fn = jax.jit(jax.vmap(counted, in_axes=(0, None)))
+    fn(member_keys([0, 1]), HP)
+    # New keys and new hparam values of the same shapes reuse the compiled program.
+    fn(member_keys([5, 6]), Hparams(learning_rate=1e-2, weight_decay=0.5))
+
+
+def test_run_preserves_state_shapes_and_dtypes(tiny_cfg):
+    trainer = make_train(tiny_cfg)
+    state = jax.jit(trainer.init)(jax.random.key(0), HP)
+    new_state, _ = jax.jit(trainer.run)(state, HP, jnp.asarray([0, 3, 2], jnp.int32))
+    chex.assert_trees_all_equal_shapes_and_dtypes(state, new_state)
+    assert int(new_state.step) == 5
+
+
+def test_chunked_run_equals_one_call(tiny_cfg):
+    trainer = make_train(tiny_cfg)
+    segs = segments(tiny_cfg)
+    state = jax.jit(trainer.init)(jax.random.key(0), HP)
+    run = jax.jit(trainer.run)
+    _, whole = run(state, HP, jnp.asarray(segs))
+    s1, first = run(state, HP, jnp.asarray(segs[:2]))
+    _, second = run(s1, HP, jnp.asarray(segs[2:]))
+    parts = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first, second)
+    chex.assert_trees_all_close(parts, whole, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(batch_size=32),
+        dict(optimizer="adam"),
+        dict(optimizer="sgd"),
+        dict(split_seed=None),
+        dict(label_noise=0.1),
+        dict(model="mlp"),
+        dict(n_layers=2, layer_norm=True),
+    ],
+)
+def test_modes_train_and_lower_the_loss(tiny_cfg, overrides):
+    cfg = tiny_cfg.replace(steps=40, **overrides)
+    _, m = jax.jit(make_train(cfg).train)(jax.random.key(0), Hparams(1e-2, 0.1))
+    chex.assert_tree_all_finite(m)
+    assert m["train_loss"][-1] < m["train_loss"][0]
+
+
+def test_split_seed_none_gives_each_member_its_own_split(tiny_cfg):
+    cfg = tiny_cfg.replace(split_seed=None, steps=10)
+    trainer = make_train(cfg)
+    states = jax.vmap(trainer.init, in_axes=(0, None))(member_keys([0, 1]), HP)
+    assert not np.array_equal(
+        jax.random.key_data(states.data_key[0]), jax.random.key_data(states.data_key[1])
+    )
+    fixed = make_train(tiny_cfg)
+    # With a split seed every member shares the one split; members differ in init only.
+    s = jax.vmap(fixed.init, in_axes=(0, None))(member_keys([0, 1]), HP)
+    assert not np.allclose(s.params["embed"][0], s.params["embed"][1])
+
+
+def test_fixed_norm_mode_holds_the_global_norm(tiny_cfg):
+    cfg = tiny_cfg.replace(fixed_norm=30.0)
+    _, m = jax.jit(make_train(cfg).train)(jax.random.key(0), Hparams(1e-2, 0.0))
+    np.testing.assert_allclose(m["weight_norm"], 30.0, rtol=1e-4)
+
+
+def test_warmup_starts_from_zero(tiny_cfg):
+    cfg = tiny_cfg.replace(steps=1, eval_every=1)
+    trainer = make_train(cfg)
+    state = trainer.init(jax.random.key(0), HP)
+    after, _ = jax.jit(trainer.run)(state, HP, jnp.asarray([1], jnp.int32))
+    # The first AdamW update has learning rate 0 (warm-up), so nothing moves.
+    chex.assert_trees_all_close(after.params, state.params)
+    assert optax.tree.norm(state.params) > 0
+
+
+def test_small_run_groks():
+    """x+y mod 31, 70 % train, a narrow paper transformer: train and test accuracy >= 99 %."""
+    cfg = Config(modulus=31, train_fraction=0.7, d_model=64, d_mlp=256, steps=500, eval_every=10)
+    _, metrics = jax.jit(jax.vmap(make_train(cfg).train, in_axes=(0, None)))(
+        member_keys([0, 1]), Hparams(learning_rate=1e-2, weight_decay=1.0)
+    )
+    metrics = jax.device_get(metrics)
+    summary = ensemble_summary(metrics, cfg.eval_steps, cfg, [0, 1])
+    for member in summary["members"]:
+        assert member["memorisation_step"] is not None
+        assert member["generalisation_step"] is not None
+        assert member["memorisation_step"] < member["generalisation_step"]
+        assert member["final_train_acc"] >= 0.99 and member["final_test_acc"] >= 0.99
