@@ -50,6 +50,18 @@ def apply_overrides(cfg: Config, hparams: Hparams, assignments: list[str]):
     return cfg.replace(**cfg_changes), hparams._replace(**hp_changes)
 
 
+def _member_batch(text: str) -> int | None | str:
+    if text in ("auto", "all"):
+        return None if text == "all" else "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"member_batch={text!r} is not allowed: 'auto', 'all' or an int >= 1")
+    return value
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grokjax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +83,11 @@ def _build_parser() -> argparse.ArgumentParser:
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the run in --out")
     mode.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    run.add_argument(
+        "--member-batch",
+        default="auto",
+        help="members vmapped together: an integer, 'all', or 'auto' (1 on CPU, all elsewhere)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sub.add_parser("presets", help="list the presets")
@@ -93,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"seeds={args.seeds} is not allowed: at least 1")
         if args.seed_start < 0:
             raise ConfigError(f"seed_start={args.seed_start} is not allowed: >= 0")
+        member_batch = _member_batch(args.member_batch)
         out = args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
         from grokjax.experiment import print_summary, run_ensemble
 
@@ -105,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             overwrite=args.overwrite,
             progress=not args.no_progress,
+            member_batch=member_batch,
         )
     except ConfigError as err:
         print(f"grokjax: error: {err}", file=sys.stderr)

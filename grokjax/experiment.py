@@ -73,6 +73,28 @@ def member_hparams(hparams: Hparams, n_members: int) -> Hparams:
     return Hparams(*out)
 
 
+def default_member_batch() -> int | None:
+    """Members vmapped together by default: all of them on accelerators, one on CPU.
+
+    On a CPU the full-batch step is compute-bound, and XLA:CPU runs a member's
+    unbatched matmuls faster than the batched matmuls of a vmapped ensemble
+    (benchmarks/ensemble_throughput.py prints both).
+    """
+    return 1 if jax.default_backend() == "cpu" else None
+
+
+def over_members(fn: Callable, member_batch: int | None) -> Callable:
+    """Apply `fn(*args)` over a leading member axis of every argument.
+
+    `member_batch=None` vmaps all members at once; an integer vmaps groups of that
+    many members and runs the groups one after another (`lax.map`). The result is the
+    same stacked pytree either way.
+    """
+    if member_batch is None:
+        return jax.vmap(fn)
+    return lambda *args: jax.lax.map(lambda a: fn(*a), args, batch_size=member_batch)
+
+
 def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
     if resume and overwrite:
         raise ConfigError("resume and overwrite are exclusive: choose one")
@@ -115,6 +137,7 @@ def run_ensemble(
     overwrite: bool = False,
     progress: bool = True,
     on_chunk: Callable[[int], None] | None = None,
+    member_batch: int | None | str = "auto",
 ) -> RunResult:
     """Train one member per seed (vmapped, jitted) and write the run directory.
 
@@ -128,6 +151,8 @@ def run_ensemble(
         overwrite: delete whatever `out_dir` holds first.
         progress: show a progress bar.
         on_chunk: called with the chunk index after each chunk is checkpointed.
+        member_batch: members vmapped together ("auto": `default_member_batch()`;
+            None: all). Groups run in sequence; it changes speed, not the maths.
     Returns:
         A `RunResult`; the same numbers are in the files.
     """
@@ -137,6 +162,10 @@ def run_ensemble(
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds={seeds} is not allowed: seeds must be distinct")
     validate_hparams(hparams)
+    if member_batch == "auto":
+        member_batch = default_member_batch()
+    if member_batch is not None and (not isinstance(member_batch, int) or member_batch < 1):
+        raise ConfigError(f"member_batch={member_batch!r} is not allowed: None or an int >= 1")
     n_members = len(seeds)
     hp = member_hparams(hparams, n_members)
     out_dir = Path(out_dir)
@@ -159,7 +188,11 @@ def run_ensemble(
 
     trainer = make_train(cfg)
     init_fn = jax.jit(jax.vmap(trainer.init))
-    run_fn = jax.jit(jax.vmap(trainer.run, in_axes=(0, 0, None)))
+    run_fn = jax.jit(
+        lambda state, hp, segs: over_members(lambda s, h: trainer.run(s, h, segs), member_batch)(
+            state, hp
+        )
+    )
 
     steps_E = cfg.eval_steps
     segs = segments(cfg)

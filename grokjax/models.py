@@ -47,31 +47,38 @@ class _Block(nn.Module):
         D, H = self.d_model, self.n_heads
         K = D // H
         w = _normal(1.0 / D)
-        w_q_DxHxK = self.param("query", w, (D, H, K))
-        w_k_DxHxK = self.param("key", w, (D, H, K))
-        w_v_DxHxK = self.param("value", w, (D, H, K))
-        w_o_HxKxD = self.param("out", w, (H, K, D))
+        # Heads are stored side by side ([D, H*K]) so every projection is one 2-D matmul.
+        w_q_DxHK = self.param("query", w, (D, H * K))
+        w_k_DxHK = self.param("key", w, (D, H * K))
+        w_v_DxHK = self.param("value", w, (D, H * K))
+        w_o_HKxD = self.param("out", w, (H * K, D))
 
+        B, T, _ = x_BxTxD.shape
         h_BxTxD = nn.LayerNorm(name="ln_attn")(x_BxTxD) if self.layer_norm else x_BxTxD
-        q_in = h_BxTxD[:, -1:] if self.last_only else h_BxTxD
-        q_BxSxHxK = jnp.einsum("bsd,dhk->bshk", q_in, w_q_DxHxK)
-        k_BxTxHxK = jnp.einsum("btd,dhk->bthk", h_BxTxD, w_k_DxHxK)
-        v_BxTxHxK = jnp.einsum("btd,dhk->bthk", h_BxTxD, w_v_DxHxK)
-        scores_BxHxSxT = jnp.einsum("bshk,bthk->bhst", q_BxSxHxK, k_BxTxHxK) / math.sqrt(K)
-        T, S = h_BxTxD.shape[1], q_in.shape[1]
+        S = 1 if self.last_only else T
+        q_in_BSxD = h_BxTxD[:, T - S :].reshape(B * S, D)
+        h_BTxD = h_BxTxD.reshape(B * T, D)
+        q_BxSx1xHxK = (q_in_BSxD @ w_q_DxHK).reshape(B, S, 1, H, K)
+        k_Bx1xTxHxK = (h_BTxD @ w_k_DxHK).reshape(B, 1, T, H, K)
+        v_Bx1xTxHxK = (h_BTxD @ w_v_DxHK).reshape(B, 1, T, H, K)
+        # T = 3: scores and mixing are elementwise products and short sums, which beat
+        # thousands of tiny batched matmuls on every backend.
+        scores_BxSxTxH = (q_BxSx1xHxK * k_Bx1xTxHxK).sum(-1) / math.sqrt(K)
         causal_SxT = jnp.arange(T)[None, :] <= jnp.arange(T - S, T)[:, None]
-        scores_BxHxSxT = jnp.where(causal_SxT[None, None], scores_BxHxSxT, -jnp.inf)
-        attn_BxHxSxT = jax.nn.softmax(scores_BxHxSxT, axis=-1)
-        z_BxSxHxK = jnp.einsum("bhst,bthk->bshk", attn_BxHxSxT, v_BxTxHxK)
-        resid_BxSxD = x_BxTxD[:, -S:] + jnp.einsum("bshk,hkd->bsd", z_BxSxHxK, w_o_HxKxD)
+        scores_BxSxTxH = jnp.where(causal_SxT[None, :, :, None], scores_BxSxTxH, -jnp.inf)
+        attn_BxSxTxH = jax.nn.softmax(scores_BxSxTxH, axis=2)
+        z_BxSxHxK = (attn_BxSxTxH[..., None] * v_Bx1xTxHxK).sum(2)
+        z_BSxHK = z_BxSxHxK.reshape(B * S, H * K)
+        resid_BSxD = x_BxTxD[:, T - S :].reshape(B * S, D) + z_BSxHK @ w_o_HKxD
 
-        h_BxSxD = nn.LayerNorm(name="ln_mlp")(resid_BxSxD) if self.layer_norm else resid_BxSxD
+        h_BSxD = nn.LayerNorm(name="ln_mlp")(resid_BSxD) if self.layer_norm else resid_BSxD
         w_in_DxM = self.param("mlp_in", w, (D, self.d_mlp))
         b_in_M = self.param("mlp_in_bias", nn.initializers.zeros, (self.d_mlp,))
         w_out_MxD = self.param("mlp_out", w, (self.d_mlp, D))
         b_out_D = self.param("mlp_out_bias", nn.initializers.zeros, (D,))
-        hidden_BxSxM = jax.nn.relu(h_BxSxD @ w_in_DxM + b_in_M[None, None])
-        return resid_BxSxD + hidden_BxSxM @ w_out_MxD + b_out_D[None, None]
+        hidden_BSxM = jax.nn.relu(h_BSxD @ w_in_DxM + b_in_M[None])
+        out_BSxD = resid_BSxD + hidden_BSxM @ w_out_MxD + b_out_D[None]
+        return out_BSxD.reshape(B, S, D)
 
 
 class Transformer(nn.Module):

@@ -1,9 +1,10 @@
 """The whole training run as pure functions of a key and the swept numbers.
 
-`make_train(cfg)` returns a `Trainer` of three pure functions:
+`make_train(cfg)` returns a `Trainer` of four pure functions:
 
 * `init(key, hparams) -> TrainState`: split the key by purpose, initialise the model
   and the optimizer;
+* `step(state, hparams) -> TrainState`: one optimizer update;
 * `run(state, hparams, segments_E) -> (state, metrics)`: for each entry n of
   `segments_E`, take n optimizer steps, then evaluate every metric on the full train and
   test sets (a `lax.scan` of `fori_loop`s, so a zero entry just evaluates);
@@ -56,6 +57,7 @@ class TrainState(NamedTuple):
 
 class Trainer(NamedTuple):
     init: Callable[[jax.Array, Hparams], TrainState]
+    step: Callable[[TrainState, Hparams], TrainState]
     run: Callable[[TrainState, Hparams, jax.Array], tuple[TrainState, dict[str, jax.Array]]]
     train: Callable[[jax.Array, Hparams], tuple[TrainState, dict[str, jax.Array]]]
 
@@ -100,19 +102,23 @@ def make_train(cfg: Config) -> Trainer:
             params, tx.init(params), jnp.zeros((), jnp.int32), opt_key, loop_key, member_data_key
         )
 
-    def run(state: TrainState, hparams: Hparams, segments_E: jax.Array):
+    def update(state: TrainState, hparams: Hparams, ds: data_lib.Dataset) -> TrainState:
         tx = optax.with_extra_args_support(make_optimizer(cfg, hparams, state.opt_key))
+        inputs_BxT, labels_B = batch(ds, state)
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, inputs_BxT, labels_B)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
+        params = optax.apply_updates(state.params, updates)
+        return state._replace(params=params, opt_state=opt_state, step=state.step + 1)
+
+    def step(state: TrainState, hparams: Hparams) -> TrainState:
+        """One optimizer update on one batch."""
+        return update(state, hparams, dataset(state))
+
+    def run(state: TrainState, hparams: Hparams, segments_E: jax.Array):
         ds = dataset(state)
 
-        def one_step(_, state: TrainState) -> TrainState:
-            inputs_BxT, labels_B = batch(ds, state)
-            loss, grads = jax.value_and_grad(loss_fn)(state.params, inputs_BxT, labels_B)
-            updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
-            params = optax.apply_updates(state.params, updates)
-            return state._replace(params=params, opt_state=opt_state, step=state.step + 1)
-
         def segment(state: TrainState, n_steps: jax.Array):
-            state = jax.lax.fori_loop(0, n_steps, one_step, state)
+            state = jax.lax.fori_loop(0, n_steps, lambda _, s: update(s, hparams, ds), state)
             metrics = evaluate(
                 model.apply,
                 state.params,
@@ -129,4 +135,4 @@ def make_train(cfg: Config) -> Trainer:
     def train(key: jax.Array, hparams: Hparams):
         return run(init(key, hparams), hparams, jnp.asarray(segments(cfg)))
 
-    return Trainer(init, run, train)
+    return Trainer(init, step, run, train)

@@ -36,14 +36,15 @@ def _full_causal_reference(params, tokens, n_heads):
     """Plain computation of every position, then the last position's logits."""
     x = params["embed"][tokens] + params["pos_embed"][None]
     b = params["block_0"]
-    q = jnp.einsum("btd,dhk->bhtk", x, b["query"])
-    k = jnp.einsum("btd,dhk->bhtk", x, b["key"])
-    v = jnp.einsum("btd,dhk->bhtk", x, b["value"])
+    heads = lambda w: w.reshape(w.shape[0], n_heads, -1)  # noqa: E731
+    q = jnp.einsum("btd,dhk->bhtk", x, heads(b["query"]))
+    k = jnp.einsum("btd,dhk->bhtk", x, heads(b["key"]))
+    v = jnp.einsum("btd,dhk->bhtk", x, heads(b["value"]))
     scores = q @ jnp.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
     mask = jnp.tril(jnp.ones((3, 3), bool))
     attn = jax.nn.softmax(jnp.where(mask[None, None], scores, -jnp.inf), axis=-1)
     z = jnp.einsum("bhts,bhsk->bthk", attn, v)
-    x = x + jnp.einsum("bthk,hkd->btd", z, b["out"])
+    x = x + jnp.einsum("bthk,hkd->btd", z, b["out"].reshape(n_heads, -1, x.shape[-1]))
     hidden = jax.nn.relu(x @ b["mlp_in"] + b["mlp_in_bias"][None, None])
     x = x + hidden @ b["mlp_out"] + b["mlp_out_bias"][None, None]
     return (x @ params["unembed"])[:, -1]

@@ -1,0 +1,203 @@
+"""Ensemble throughput of the paper model against this machine's matrix-multiply peak.
+
+For the paper transformer (x+y mod 67, 50 % train, full batch, AdamW) it prints, per
+ensemble size: compile time, member-steps per second, FLOPs per step (XLA's cost
+analysis of one vmapped optimizer step) and achieved FLOP/s as a fraction of a float32
+matrix-multiply peak measured in the same process.
+
+    python benchmarks/ensemble_throughput.py                 # sizes 1 and 8
+    python benchmarks/ensemble_throughput.py --members 1 2 4 8 16 --steps 200
+    python benchmarks/ensemble_throughput.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from grokjax.config import Config, Hparams
+from grokjax.experiment import member_hparams, member_keys, over_members
+from grokjax.train import make_train
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """Best-of float32 FLOP/s of an n x n matrix product."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    f = jax.jit(jnp.matmul)
+    f(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+_DEF = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = (\w+)\[([\d,]*)\]")
+_DOT = re.compile(r"= \w+\[[\d,]*\]\S* dot\(%?([\w.\-]+), %?([\w.\-]+)\)(.*)")
+
+
+def _dims(attrs: str, name: str) -> tuple[int, ...]:
+    found = re.search(name + r"=\{([\d,]*)\}", attrs)
+    return tuple(int(d) for d in found.group(1).split(",") if d) if found else ()
+
+
+def matmul_ceiling(hlo_text: str, repeats: int = 10) -> tuple[float, float, int]:
+    """Time every dot of a compiled step alone, at its own shapes: (FLOPs, seconds, count).
+
+    The sum of best-of times (less the dispatch time of an empty call) is what the
+    step would cost if it were nothing but its matmuls, each as fast as XLA runs it
+    alone: a ceiling for the step's FLOP rate.
+    """
+    shapes = {}
+    for line in hlo_text.splitlines():
+        found = _DEF.match(line)
+        if found:
+            shapes[found.group(1)] = tuple(int(d) for d in found.group(3).split(",") if d)
+    total_flops, total_s, count = 0.0, 0.0, 0
+    for line in hlo_text.splitlines():
+        found = _DOT.search(line)
+        if not found or found.group(1) not in shapes or found.group(2) not in shapes:
+            continue
+        lhs, rhs, attrs = shapes[found.group(1)], shapes[found.group(2)], found.group(3)
+        dims = (
+            (_dims(attrs, "lhs_contracting_dims"), _dims(attrs, "rhs_contracting_dims")),
+            (_dims(attrs, "lhs_batch_dims"), _dims(attrs, "rhs_batch_dims")),
+        )
+        a = jnp.ones(lhs, jnp.float32)
+        b = jnp.ones(rhs, jnp.float32)
+        f = jax.jit(lambda a, b, dims=dims: jax.lax.dot_general(a, b, dims))
+        out = f(a, b).block_until_ready()
+        empty = jax.jit(lambda a, b: a.reshape(-1)[:1] + b.reshape(-1)[:1])
+        empty(a, b).block_until_ready()
+        dispatch = min(_timed(empty, a, b) for _ in range(repeats))
+        best = max(min(_timed(f, a, b) for _ in range(repeats)) - dispatch, 1e-9)
+        contracted = np.prod([lhs[d] for d in dims[0][0]])
+        total_flops += 2.0 * out.size * contracted
+        total_s += best
+        count += 1
+    return total_flops, total_s, count
+
+
+def _timed(f, *args) -> float:
+    t = time.perf_counter()
+    f(*args).block_until_ready()
+    return time.perf_counter() - t
+
+
+def step_flops(trainer, state, hp) -> float:
+    """FLOPs of one vmapped optimizer step, from XLA's cost analysis."""
+    compiled = jax.jit(jax.vmap(trainer.step)).lower(state, hp).compile()
+    cost = compiled.cost_analysis()
+    if isinstance(cost, list):  # older jax returns one dict per computation
+        cost = cost[0]
+    return float(cost["flops"])
+
+
+def bench_members(
+    cfg: Config, n_members: int, steps: int, repeats: int, member_batch: int | None
+) -> dict:
+    trainer = make_train(cfg)
+    hp = member_hparams(Hparams(learning_rate=3e-3, weight_decay=1.0), n_members)
+    init = jax.jit(jax.vmap(trainer.init))
+    state = init(member_keys(range(n_members)), hp)
+    run = jax.jit(
+        lambda s, h, segs: over_members(lambda a, b: trainer.run(a, b, segs), member_batch)(s, h)
+    )
+    segs = jnp.asarray([steps], jnp.int32)  # `steps` updates, then one evaluation
+
+    t = time.perf_counter()
+    compiled = run.lower(state, hp, segs).compile()
+    compile_s = time.perf_counter() - t
+    state, _ = compiled(state, hp, segs)  # warm-up
+    jax.block_until_ready(state)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        state, metrics = compiled(state, hp, segs)
+        jax.block_until_ready((state, metrics))
+        times.append(time.perf_counter() - t)
+    best = min(times)
+    flops = step_flops(trainer, state, hp)
+    return {
+        "members": n_members,
+        "member_batch": "all" if member_batch is None else member_batch,
+        "compile_s": compile_s,
+        "seconds_per_call": best,
+        "member_steps_per_s": n_members * steps / best,
+        "flops_per_step": flops,
+        "flops_per_s": flops * steps / best,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--steps", type=int, default=100, help="steps per timed call")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--modulus", type=int, default=67)
+    parser.add_argument("--json", help="also write the record to this file")
+    args = parser.parse_args()
+
+    cfg = Config(modulus=args.modulus, train_fraction=0.5, steps=args.steps, eval_every=args.steps)
+    peak = matmul_peak()
+    rows = []
+    for m in args.members:
+        # Every size fully vmapped, and (for ensembles) one member at a time via lax.map.
+        for member_batch in [None] if m == 1 else [None, 1]:
+            rows.append(bench_members(cfg, m, args.steps, args.repeats, member_batch))
+    peak = max(peak, matmul_peak())  # the better of two measurements, before and after
+
+    trainer = make_train(cfg)
+    hp = Hparams(learning_rate=3e-3, weight_decay=1.0)
+    state = jax.jit(trainer.init)(jax.random.key(0), hp)
+    hlo = jax.jit(trainer.step).lower(state, hp).compile().as_text()
+    dot_flops, dot_s, n_dots = matmul_ceiling(hlo)
+
+    print(
+        f"backend {jax.default_backend()} ({jax.devices()[0].device_kind}), jax {jax.__version__}"
+    )
+    print(f"float32 matmul peak (2048^3, best of 10, before and after): {peak / 1e9:.1f} GFLOP/s")
+    print(
+        f"matmul ceiling of one step: its {n_dots} dots, each timed alone at its own shape, "
+        f"{dot_flops / 1e9:.2f} GFLOP in {dot_s * 1e3:.2f} ms = {dot_flops / dot_s / 1e9:.1f} "
+        f"GFLOP/s ({100 * dot_flops / dot_s / peak:.1f}% of peak)"
+    )
+    print(
+        f"paper model: p={cfg.modulus}, {cfg.n_train} training examples, full batch, AdamW; "
+        f"{args.steps} steps per call, best of {args.repeats}"
+    )
+    head = f"{'members':>7} {'vmapped':>7} {'compile s':>9} {'member-steps/s':>14} "
+    head += f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'% of peak':>9}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        r["fraction_of_peak"] = r["flops_per_s"] / peak
+        print(
+            f"{r['members']:>7} {str(r['member_batch']):>7} {r['compile_s']:>9.2f} "
+            f"{r['member_steps_per_s']:>14.1f} {r['flops_per_step'] / 1e9:>10.2f} "
+            f"{r['flops_per_s'] / 1e9:>8.1f} {100 * r['fraction_of_peak']:>8.1f}%"
+        )
+    if args.json:
+        record = {
+            "machine": platform.processor() or platform.machine(),
+            "backend": jax.default_backend(),
+            "jax": jax.__version__,
+            "matmul_peak_flops": peak,
+            "matmul_ceiling": {"flops": dot_flops, "seconds": dot_s, "dots": n_dots},
+            "rows": rows,
+        }
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
