@@ -20,7 +20,7 @@ from grokjax.data import Dataset, make  # noqa: E402
 from grokjax.errors import ConfigError  # noqa: E402
 from grokjax.experiment import RunResult, member_hparams, member_keys, run_ensemble  # noqa: E402
 from grokjax.models import Model, count_params, make_model  # noqa: E402
-from grokjax.optim import make_optimizer, project_to_global_norm  # noqa: E402
+from grokjax.optim import make_optimizer, project_to_global_norm, warmup  # noqa: E402
 from grokjax.presets import PRESETS, get_preset  # noqa: E402
 from grokjax.summary import ensemble_summary  # noqa: E402
 from grokjax.tasks import TASKS  # noqa: E402
@@ -50,4 +50,5 @@ __all__ = [
     "member_keys",
     "project_to_global_norm",
     "run_ensemble",
+    "warmup",
 ]

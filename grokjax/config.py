@@ -19,14 +19,20 @@ from grokjax.errors import ConfigError
 from grokjax.tasks import TASKS, canonical_task, needs_prime
 
 MODELS = ("transformer", "mlp")
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd", "wand")
 
 
 class Hparams(NamedTuple):
-    """Numbers a vmapped sweep may vary per member (scalars or arrays with a leading axis)."""
+    """Numbers a vmapped sweep may vary per member (scalars or arrays with a leading axis).
+
+    `temperature` (kT) and `friction` (c_f) are WanD's; other optimizers ignore them.
+    WanD ignores `weight_decay` (it has none, as in the paper).
+    """
 
     learning_rate: Any = 1e-3
     weight_decay: Any = 1.0
+    temperature: Any = 0.5
+    friction: Any = 0.5
 
 
 def _is_prime(n: int) -> bool:
@@ -47,10 +53,14 @@ class Config:
     replaced by a wrong label).
     Model: `model` ('transformer' or 'mlp'), `n_layers`, `d_model`, `n_heads`, `d_mlp`,
     `layer_norm`.
-    Optimisation: `optimizer` ('adamw', 'adam', 'sgd' with momentum), `beta1`, `beta2`,
-    `momentum`, `warmup_steps` (linear warm-up from 0), `fixed_norm` (rescale all
-    parameters to this global norm after init and after every step; None disables),
-    `steps`, `batch_size` (None = full batch).
+    Optimisation: `optimizer` ('adamw', 'adam', 'sgd' with momentum, 'wand'), `beta1`,
+    `beta2`, `momentum`, `warmup_steps` (linear warm-up from 0; not used by WanD),
+    `fixed_norm` (rescale all parameters to this global norm after init and after every
+    step; None disables), `steps`, `batch_size` (None = full batch).
+    WanD (`grokjax.wand`): `wand_bias_strength` (beta) and `wand_loss_floor` (L0) of the
+    bias, `wand_deposit` (F) and `wand_t_wl` (t_WL) of the Wang-Landau rate,
+    `wand_sigma_bins` (kernel width in bins), and the grid over ln L (`wand_bin_width`,
+    `wand_x_min`, `wand_x_max`).
     Evaluation: `eval_every` (steps between evaluations, 0 = none), `eval_log_points`
     (extra log-spaced evaluation steps, 0 = none), `chunk_evals` (evaluations per
     compiled chunk; checkpoints and progress updates happen between chunks),
@@ -77,6 +87,14 @@ class Config:
     momentum: float = 0.9
     warmup_steps: int = 10
     fixed_norm: float | None = None
+    wand_bias_strength: float = 3000.0
+    wand_loss_floor: float = -8.0
+    wand_deposit: float = 3.0
+    wand_t_wl: float = 1000.0
+    wand_sigma_bins: float = 10.0
+    wand_bin_width: float = 0.02
+    wand_x_min: float = -20.0
+    wand_x_max: float = 10.0
 
     steps: int = 10_000
     batch_size: int | None = None
@@ -128,6 +146,18 @@ class Config:
             _fail("warmup_steps", self.warmup_steps, "a non-negative integer")
         if self.fixed_norm is not None and not self.fixed_norm > 0:
             _fail("fixed_norm", self.fixed_norm, "a positive number or None")
+        if self.wand_bias_strength < 0:
+            _fail("wand_bias_strength", self.wand_bias_strength, "a number >= 0")
+        if self.wand_deposit < 0:
+            _fail("wand_deposit", self.wand_deposit, "a number >= 0")
+        if not self.wand_t_wl > 0:
+            _fail("wand_t_wl", self.wand_t_wl, "a positive number of steps")
+        if not self.wand_sigma_bins > 0:
+            _fail("wand_sigma_bins", self.wand_sigma_bins, "a positive number of bins")
+        if not self.wand_bin_width > 0:
+            _fail("wand_bin_width", self.wand_bin_width, "a positive width")
+        if not self.wand_x_max - self.wand_x_min >= 4 * self.wand_bin_width:
+            _fail("wand_x_max", self.wand_x_max, "at least 4 bins above wand_x_min")
         if not isinstance(self.steps, int) or self.steps < 1:
             _fail("steps", self.steps, "a positive integer")
         if self.batch_size is not None and not 1 <= self.batch_size <= n_train:

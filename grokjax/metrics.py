@@ -1,6 +1,6 @@
 """Metrics computed on device: losses, accuracies, the smoothed accuracy, weight norm.
 
-Smoothed accuracy (paper section 3): for each example
+Shapes: B examples, C classes. Smoothed accuracy (paper section 3): for each example
     A_i = sigmoid(s * (logit[correct] - max over wrong classes of logit)),   s = 7,
 and A = mean_i A_i. Unlike the 0/1 accuracy it is differentiable.
 """
@@ -24,26 +24,26 @@ METRIC_NAMES = (
 )
 
 
-def cross_entropy(logits_BxP: jax.Array, labels_B: jax.Array) -> jax.Array:
+def cross_entropy(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
     """Mean softmax cross-entropy over the batch."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits_BxP, labels_B).mean()
+    return optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B).mean()
 
 
-def accuracy(logits_BxP: jax.Array, labels_B: jax.Array) -> jax.Array:
-    return (jnp.argmax(logits_BxP, axis=-1) == labels_B).mean()
+def accuracy(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
+    return (jnp.argmax(logits_BxC, axis=-1) == labels_B).mean()
 
 
-def margin(logits_BxP: jax.Array, labels_B: jax.Array) -> jax.Array:
+def margin(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
     """logit of the correct class minus the largest wrong-class logit, per example."""
-    correct_B = jnp.take_along_axis(logits_BxP, labels_B[:, None], axis=-1)[:, 0]
-    is_label_BxP = jnp.arange(logits_BxP.shape[-1])[None, :] == labels_B[:, None]
-    wrong_B = jnp.max(jnp.where(is_label_BxP, -jnp.inf, logits_BxP), axis=-1)
+    correct_B = jnp.take_along_axis(logits_BxC, labels_B[:, None], axis=-1)[:, 0]
+    is_label_BxC = jnp.arange(logits_BxC.shape[-1])[None, :] == labels_B[:, None]
+    wrong_B = jnp.max(jnp.where(is_label_BxC, -jnp.inf, logits_BxC), axis=-1)
     return correct_B - wrong_B
 
 
-def smoothed_accuracy(logits_BxP: jax.Array, labels_B: jax.Array, slope: float) -> jax.Array:
+def smoothed_accuracy(logits_BxC: jax.Array, labels_B: jax.Array, slope: float) -> jax.Array:
     """The paper's differentiable accuracy: mean sigmoid(slope * margin)."""
-    return jax.nn.sigmoid(slope * margin(logits_BxP, labels_B)).mean()
+    return jax.nn.sigmoid(slope * margin(logits_BxC, labels_B)).mean()
 
 
 def weight_norm(params) -> jax.Array:

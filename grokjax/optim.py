@@ -3,7 +3,9 @@
 The AdamW baseline matches the paper: betas (0.9, 0.98), a linear warm-up from 0
 over the first 10 updates, decoupled weight decay (as PyTorch's AdamW: the decay is
 scaled by the learning rate). The fixed-norm mode (Liu et al. 2023; the paper's
-norm-30 baseline) rescales all parameters to a fixed global norm after each update.
+norm-30 baseline) rescales all parameters to a fixed global norm after each update;
+`project_to_global_norm` is that step as an optax transformation, which the trainer
+appends to any optimizer when `Config.fixed_norm` is set.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import optax
 
 from grokjax.config import Config, Hparams
 from grokjax.errors import ConfigError
+from grokjax.wand import Grid, wand
 
 
 def warmup(learning_rate, warmup_steps: int) -> optax.Schedule:
@@ -48,33 +51,53 @@ def rescale_to_norm(params, norm: float):
     return jax.tree.map(lambda p: p * scale, params)
 
 
+def wand_grid(cfg: Config) -> Grid:
+    """The ln L grid of WanD's entropy estimate from the config."""
+    n_bins = int(round((cfg.wand_x_max - cfg.wand_x_min) / cfg.wand_bin_width))
+    return Grid(cfg.wand_x_min, cfg.wand_bin_width, n_bins)
+
+
 def make_optimizer(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.GradientTransformation:
     """The optax transformation for `cfg.optimizer` with the (possibly traced) `hparams`.
 
     Built inside the vmapped training function so each member gets its own numbers
-    (and, for stochastic optimizers, its own key).
+    (and, for stochastic optimizers, its own key). The fixed-norm projection is added
+    by the trainer (`cfg.fixed_norm`), not here.
     """
-    del key  # the deterministic optimizers draw no noise
+    if cfg.optimizer == "wand":
+        return wand(
+            hparams.learning_rate,
+            hparams.temperature,
+            hparams.friction,
+            key=key,
+            bias_strength=cfg.wand_bias_strength,
+            loss_floor=cfg.wand_loss_floor,
+            deposit=cfg.wand_deposit,
+            t_wl=cfg.wand_t_wl,
+            sigma_bins=cfg.wand_sigma_bins,
+            grid=wand_grid(cfg),
+        )
     schedule = warmup(hparams.learning_rate, cfg.warmup_steps)
     if cfg.optimizer == "adamw":
-        tx = optax.adamw(schedule, b1=cfg.beta1, b2=cfg.beta2, weight_decay=hparams.weight_decay)
-    elif cfg.optimizer == "adam":
-        tx = optax.adam(schedule, b1=cfg.beta1, b2=cfg.beta2)
-    else:  # "sgd": heavy-ball momentum with coupled L2 weight decay
-        tx = optax.chain(
-            optax.add_decayed_weights(hparams.weight_decay),
-            optax.sgd(schedule, momentum=cfg.momentum),
-        )
-    if cfg.fixed_norm is not None:
-        tx = optax.chain(tx, project_to_global_norm(cfg.fixed_norm))
-    return tx
+        return optax.adamw(schedule, b1=cfg.beta1, b2=cfg.beta2, weight_decay=hparams.weight_decay)
+    if cfg.optimizer == "adam":
+        return optax.adam(schedule, b1=cfg.beta1, b2=cfg.beta2)
+    # "sgd": heavy-ball momentum with coupled L2 weight decay
+    return optax.chain(
+        optax.add_decayed_weights(hparams.weight_decay),
+        optax.sgd(schedule, momentum=cfg.momentum),
+    )
 
 
 def validate_hparams(hparams: Hparams) -> None:
     """Clear errors for swept numbers outside their range, before any compute."""
-    lr = jnp.asarray(hparams.learning_rate)
-    wd = jnp.asarray(hparams.weight_decay)
-    if not bool(jnp.all(lr > 0)):
-        raise ConfigError(f"learning_rate={hparams.learning_rate!r} is not allowed: positive")
-    if not bool(jnp.all(wd >= 0)):
-        raise ConfigError(f"weight_decay={hparams.weight_decay!r} is not allowed: >= 0")
+    checks = {
+        "learning_rate": (lambda v: v > 0, "positive"),
+        "weight_decay": (lambda v: v >= 0, ">= 0"),
+        "temperature": (lambda v: v >= 0, ">= 0"),
+        "friction": (lambda v: (v > 0) & (v <= 1), "in (0, 1]"),
+    }
+    for name, (ok, allowed) in checks.items():
+        value = getattr(hparams, name)
+        if not bool(jnp.all(ok(jnp.asarray(value)))):
+            raise ConfigError(f"{name}={value!r} is not allowed: {allowed}")

@@ -44,13 +44,8 @@ def ensemble_figures(
     fig, ax = plt.subplots(figsize=(7, 4.2))
     _band(ax, steps, histories["train_acc"][:, keep], "tab:blue", "train accuracy")
     _band(ax, steps, histories["test_acc"][:, keep], "tab:red", "test accuracy")
-    _band(
-        ax,
-        steps,
-        histories["smoothed_test_acc"][:, keep],
-        "tab:orange",
-        "smoothed test accuracy (s=7)",
-    )
+    smoothed = np.nanmedian(histories["smoothed_test_acc"][:, keep], axis=0)
+    ax.plot(steps, smoothed, color="k", lw=1.0, ls="--", label="smoothed test accuracy (median)")
     ax.set(xscale="log", xlabel="step", ylabel="accuracy", ylim=(-0.02, 1.02), title=suffix)
     ax.legend(loc="center left", fontsize=8)
     ax.grid(alpha=0.3)

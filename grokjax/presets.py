@@ -49,6 +49,18 @@ PRESETS: dict[str, Preset] = {
         Config(task="x+y", fixed_norm=30.0, **_PAPER),
         Hparams(learning_rate=1e-3, weight_decay=0.0),
     ),
+    "paper-wand-add": Preset(
+        "Paper WanD, literal: x+y mod 67, 50 %, dt 3e-3, kT 0.5, friction 0.5, L0 -8, "
+        "bias 3000, F 3, t_WL 1000, no weight decay, 5,000 steps.",
+        Config(task="x+y", optimizer="wand", **{**_PAPER, "steps": 5_000}),
+        Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.5, friction=0.5),
+    ),
+    "paper-wand-square": Preset(
+        "Paper WanD, literal: x^2+y mod 67, 50 %, dt 3e-3, kT 0.7, friction 0.6, "
+        "5,000 steps.",
+        Config(task="x^2+y", optimizer="wand", **{**_PAPER, "steps": 5_000}),
+        Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.7, friction=0.6),
+    ),
     "nanda-add": Preset(
         "Nanda et al. 2023: x+y mod 113, 30 % train, full batch, AdamW lr 1e-3, wd 1, "
         "40,000 steps (test loss collapses around 10k-14k).",

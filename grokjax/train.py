@@ -41,7 +41,7 @@ from grokjax import data as data_lib
 from grokjax.config import Config, Hparams
 from grokjax.metrics import cross_entropy, evaluate
 from grokjax.models import make_model
-from grokjax.optim import make_optimizer, rescale_to_norm
+from grokjax.optim import make_optimizer, project_to_global_norm, rescale_to_norm
 
 
 class TrainState(NamedTuple):
@@ -67,9 +67,35 @@ def segments(cfg: Config) -> np.ndarray:
     return np.diff(cfg.eval_steps, prepend=0).astype(np.int32)
 
 
-def make_train(cfg: Config) -> Trainer:
-    """Build the pure training functions for `cfg` (see the module docstring)."""
+OptimizerFactory = Callable[[Hparams, jax.Array], optax.GradientTransformation]
+
+
+def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Trainer:
+    """Build the pure training functions for `cfg` (see the module docstring).
+
+    Args:
+        cfg: the static configuration.
+        optimizer: `optimizer(hparams, key) -> optax.GradientTransformation`, any optax
+            chain; it is called inside the traced functions, so `hparams` may be traced
+            (one value per vmapped member) and `key` is the member's optimizer key.
+            Defaults to the optimizer `cfg.optimizer` names (`grokjax.optim`). The
+            update receives the batch loss as `value=` (optax's convention for
+            loss-aware transforms); plain transforms ignore it.
+    Returns:
+        A `Trainer(init, step, run, train)`.
+    """
     model = make_model(cfg)
+    if optimizer is None:
+
+        def optimizer(hparams: Hparams, key: jax.Array) -> optax.GradientTransformation:
+            return make_optimizer(cfg, hparams, key)
+
+    def transform(hparams: Hparams, key: jax.Array):
+        tx = optimizer(hparams, key)
+        if cfg.fixed_norm is not None:  # a mode of the trainer, whatever the optimizer
+            tx = optax.chain(tx, project_to_global_norm(cfg.fixed_norm))
+        return optax.with_extra_args_support(tx)
+
     fixed_split = None
     if cfg.split_seed is not None:
         # One split shared by every member: built once, so a vmapped ensemble sees
@@ -97,13 +123,13 @@ def make_train(cfg: Config) -> Trainer:
         params = model.init(init_key)
         if cfg.fixed_norm is not None:
             params = rescale_to_norm(params, cfg.fixed_norm)
-        tx = optax.with_extra_args_support(make_optimizer(cfg, hparams, opt_key))
+        tx = transform(hparams, opt_key)
         return TrainState(
             params, tx.init(params), jnp.zeros((), jnp.int32), opt_key, loop_key, member_data_key
         )
 
     def update(state: TrainState, hparams: Hparams, ds: data_lib.Dataset) -> TrainState:
-        tx = optax.with_extra_args_support(make_optimizer(cfg, hparams, state.opt_key))
+        tx = transform(hparams, state.opt_key)
         inputs_BxT, labels_B = batch(ds, state)
         loss, grads = jax.value_and_grad(loss_fn)(state.params, inputs_BxT, labels_B)
         updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)

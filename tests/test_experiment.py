@@ -116,9 +116,28 @@ def test_unwritable_output_directory_is_refused(tmp_path, capsys):
     assert "out=" in err and "writable directory" in err
 
 
+def test_member_batching_changes_speed_not_results(tmp_path, tiny_cfg):
+    runs = [
+        run_ensemble(tiny_cfg, HP, [0, 1, 2], tmp_path / str(b), progress=False, member_batch=b)
+        for b in (None, 1, 2)
+    ]
+    for other in runs[1:]:
+        chex.assert_trees_all_close(other.histories, runs[0].histories, rtol=1e-4, atol=1e-5)
+
+
 def test_ensemble_members_can_have_their_own_hparams(tmp_path, tiny_cfg):
     hp = Hparams(learning_rate=np.array([1e-3, 1e-2], np.float32), weight_decay=1.0)
     result = run_ensemble(tiny_cfg, hp, [0, 0 + 1], tmp_path / "run", progress=False)
     frame = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
     assert sorted(frame["learning_rate"].unique().round(6)) == [1e-3, 1e-2]
     assert jax.tree.leaves(result.state.params)[0].shape[0] == 2
+
+
+@pytest.mark.slow
+def test_default_preset_groks_from_the_command_line(tmp_path):
+    """The quick-start job: every seed of the default preset generalises (about 2 minutes)."""
+    out = tmp_path / "default"
+    assert main(["run", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ensemble"]["generalisation_step"]["n_censored"] == 0
+    assert all(m["final_test_acc"] >= 0.99 for m in summary["members"])

@@ -7,6 +7,7 @@ import pytest
 
 from grokjax.config import Config, Hparams
 from grokjax.experiment import member_keys
+from grokjax.optim import warmup
 from grokjax.summary import ensemble_summary
 from grokjax.train import make_train, segments
 
@@ -108,6 +109,24 @@ def test_fixed_norm_mode_holds_the_global_norm(tiny_cfg):
     cfg = tiny_cfg.replace(fixed_norm=30.0)
     _, m = jax.jit(make_train(cfg).train)(jax.random.key(0), Hparams(1e-2, 0.0))
     np.testing.assert_allclose(m["weight_norm"], 30.0, rtol=1e-4)
+
+
+def test_custom_optax_chain_plugs_in(tiny_cfg):
+    """An optimizer factory gives each member its traced hparams; the same AdamW matches."""
+
+    def same_adamw(hp, key):
+        del key
+        return optax.adamw(warmup(hp.learning_rate, 10), b1=0.9, b2=0.98, weight_decay=hp.weight_decay)
+
+    def clipped(hp, key):
+        return optax.chain(optax.clip_by_global_norm(1e-3), same_adamw(hp, key))
+
+    keys = member_keys([0, 1])
+    run = lambda t: jax.jit(jax.vmap(t.train, in_axes=(0, None)))(keys, HP)[1]  # noqa: E731
+    default = run(make_train(tiny_cfg))
+    chex.assert_trees_all_close(run(make_train(tiny_cfg, optimizer=same_adamw)), default)
+    assert not np.allclose(run(make_train(tiny_cfg, optimizer=clipped))["train_loss"],
+                           default["train_loss"])
 
 
 def test_warmup_starts_from_zero(tiny_cfg):

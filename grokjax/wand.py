@@ -1,0 +1,203 @@
+"""WanD: Wang-Landau molecular dynamics as an optax gradient transformation.
+
+Zhang et al. 2025 (section 5 of docs/paper-notes) turn the Wang-Landau MD sampler into
+an optimizer. The collective variable is x = ln L_train, and a 1-D entropy estimate
+S(x) on a grid starts from a quadratic bias that pushes toward low loss. Each step t:
+
+    x = ln L,            g = dS/dx at bin(x)          (central finite difference)
+    a = -g * grad(ln L) = -g * grad(L) / L
+    v <- (1 - c_f) v + a dt + sqrt(c_f (2 - c_f) kT) xi,    xi ~ N(0, 1) per parameter
+    theta <- theta + v dt                               (the update is v dt)
+    S <- S + f(t) G(x),  f(t) = F min(t / t_WL, t_WL / t),  G a Gaussian kernel, sum 1
+
+with S_bias(x) = beta (x - L0)^2 for x > L0 and 0 below. The noise amplitude keeps the
+stationary velocity variance at exactly kT (fluctuation-dissipation for the discrete
+friction step). The learning rate is dt; temperature kT and friction c_f are the other
+two numbers the paper tunes. There is no weight decay and no norm constraint.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+class WandState(NamedTuple):
+    """Velocity (like params), Wang-Landau deposits over ln L, updates taken, noise key.
+
+    The entropy estimate is S = S_bias + deposits; the bias is evaluated from its
+    formula, so small deposits are not lost to float32 round-off against a large bias.
+    """
+
+    velocity: Any
+    deposits: jax.Array
+    count: jax.Array
+    key: jax.Array
+
+
+class Grid(NamedTuple):
+    """A uniform grid over x = ln L: `n_bins` bins of width `bin_width` from `x_min`."""
+
+    x_min: float = -20.0
+    bin_width: float = 0.02
+    n_bins: int = 1500
+
+    @property
+    def centres(self) -> jax.Array:
+        return self.x_min + self.bin_width * (jnp.arange(self.n_bins) + 0.5)
+
+    def index(self, x: jax.Array) -> jax.Array:
+        """The bin of x, kept one bin inside the edges so central differences exist."""
+        i = jnp.floor((x - self.x_min) / self.bin_width).astype(jnp.int32)
+        return jnp.clip(i, 1, self.n_bins - 2)
+
+
+def quadratic_bias(grid: Grid, strength, loss_floor) -> jax.Array:
+    """S_bias(x) = strength (x - L0)^2 for x > L0, else 0."""
+    above = jnp.maximum(grid.centres - loss_floor, 0.0)
+    return strength * above**2
+
+
+def wang_landau_rate(t, deposit, t_wl) -> jax.Array:
+    """f(t) = F min(t / t_WL, t_WL / t): a linear ramp, then the 1/t decay."""
+    t = jnp.asarray(t, jnp.float32)
+    return deposit * jnp.minimum(t / t_wl, t_wl / t)
+
+
+def gaussian_kernel(grid: Grid, centre: jax.Array, sigma_bins: float) -> jax.Array:
+    """A Gaussian over the bins around bin `centre`, cut at 4 sigma, normalised to sum 1."""
+    d = (jnp.arange(grid.n_bins) - centre) / sigma_bins
+    kernel = jnp.where(jnp.abs(d) <= 4.0, jnp.exp(-0.5 * d**2), 0.0)
+    return kernel / kernel.sum()
+
+
+def slope(values: jax.Array, grid: Grid, i: jax.Array) -> jax.Array:
+    """d(values)/dx at bin i by central difference."""
+    return (values[i + 1] - values[i - 1]) / (2.0 * grid.bin_width)
+
+
+def bias_slope(grid: Grid, i: jax.Array, strength, loss_floor) -> jax.Array:
+    """dS_bias/dx at bin i by the same central difference, from the bias formula."""
+    centres = grid.x_min + grid.bin_width * (jnp.stack([i - 1, i + 1]) + 0.5)
+    lo, hi = strength * jnp.maximum(centres - loss_floor, 0.0) ** 2
+    return (hi - lo) / (2.0 * grid.bin_width)
+
+
+def scale_by_wand(
+    timestep,
+    temperature,
+    friction,
+    *,
+    key: jax.Array,
+    bias_strength=3000.0,
+    loss_floor=-8.0,
+    deposit=3.0,
+    t_wl=1000.0,
+    sigma_bins: float = 10.0,
+    grid: Grid = Grid(),
+    thermal_init: bool = True,
+) -> optax.GradientTransformationExtraArgs:
+    """WanD's Langevin velocity with the Wang-Landau entropy force; returns v (not v dt).
+
+    Expects `updates` = grad L and `value=` L (the loss the gradient belongs to).
+
+    Args:
+        timestep: dt, the integration step of the force.
+        temperature: kT, the stationary velocity variance per parameter.
+        friction: c_f in (0, 1], the velocity damping per step.
+        key: the noise key (kept in the state; one stream per step via `fold_in`).
+        bias_strength, loss_floor: beta and L0 of the initial bias S_bias.
+        deposit, t_wl: F and t_WL of the Wang-Landau rate f(t).
+        sigma_bins: width of the deposited Gaussian, in bins.
+        grid: the bins over x = ln L.
+        thermal_init: draw the initial velocity from N(0, kT) (else zeros).
+    """
+
+    def init(params) -> WandState:
+        leaves, treedef = jax.tree.flatten(params)
+        init_key, noise_key = jax.random.split(key)
+        if thermal_init:
+            std = jnp.sqrt(jnp.asarray(temperature, jnp.float32))
+            keys = jax.random.split(init_key, len(leaves))
+            velocity = [std * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves, strict=True)]
+        else:
+            velocity = [jnp.zeros_like(p) for p in leaves]
+        deposits = jnp.zeros(grid.n_bins, jnp.float32)
+        return WandState(
+            jax.tree.unflatten(treedef, velocity), deposits, jnp.zeros([], jnp.int32), noise_key
+        )
+
+    def update(updates, state: WandState, params=None, *, value=None, **extra_args):
+        del params, extra_args
+        if value is None:
+            raise ValueError("scale_by_wand needs the loss: call update(..., value=loss)")
+        x = jnp.log(value)
+        i = grid.index(x)
+        g = bias_slope(grid, i, bias_strength, loss_floor) + slope(state.deposits, grid, i)
+        c_f = jnp.asarray(friction, jnp.float32)
+        noise_std = jnp.sqrt(c_f * (2.0 - c_f) * temperature)
+        step_key = jax.random.fold_in(state.key, state.count)
+        leaves, treedef = jax.tree.flatten(updates)
+        v_leaves = treedef.flatten_up_to(state.velocity)
+        keys = jax.random.split(step_key, len(leaves))
+        new_v = []
+        for k, grad, v in zip(keys, leaves, v_leaves, strict=True):
+            force = -g * grad / value  # -dS/dx * grad(ln L)
+            xi = jax.random.normal(k, v.shape, v.dtype)
+            new_v.append((1.0 - c_f) * v + force * timestep + noise_std * xi)
+        t = state.count + 1
+        deposits = state.deposits + wang_landau_rate(t, deposit, t_wl) * gaussian_kernel(
+            grid, i, sigma_bins
+        )
+        velocity = jax.tree.unflatten(treedef, new_v)
+        return velocity, WandState(velocity, deposits, t, state.key)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def wand(
+    learning_rate,
+    temperature,
+    friction,
+    *,
+    key: jax.Array,
+    bias_strength=3000.0,
+    loss_floor=-8.0,
+    deposit=3.0,
+    t_wl=1000.0,
+    sigma_bins: float = 10.0,
+    grid: Grid = Grid(),
+    thermal_init: bool = True,
+) -> optax.GradientTransformationExtraArgs:
+    """WanD (Zhang et al. 2025): Wang-Landau MD as an optimizer; the update is v * dt.
+
+    Example:
+        >>> tx = wand(learning_rate=3e-3, temperature=0.5, friction=0.5, key=jax.random.key(0))
+        >>> params = {"w": jnp.ones(3)}
+        >>> state = tx.init(params)
+        >>> loss = 0.5 * jnp.sum(params["w"] ** 2)
+        >>> updates, state = tx.update({"w": params["w"]}, state, params, value=loss)
+
+    Args are those of `scale_by_wand`, with `learning_rate` as dt.
+    Reference: Zhang, Shang, Yang, Zhang, "Is Grokking a Computational Glass
+    Relaxation?", arXiv 2505.11411 (2025).
+    """
+    return optax.chain(
+        scale_by_wand(
+            learning_rate,
+            temperature,
+            friction,
+            key=key,
+            bias_strength=bias_strength,
+            loss_floor=loss_floor,
+            deposit=deposit,
+            t_wl=t_wl,
+            sigma_bins=sigma_bins,
+            grid=grid,
+            thermal_init=thermal_init,
+        ),
+        optax.scale(learning_rate),
+    )

@@ -1,0 +1,149 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from grokjax.wand import Grid, gaussian_kernel, quadratic_bias, scale_by_wand, wand, wang_landau_rate
+
+KEY = jax.random.key(0)
+
+
+def _quadratic(params):
+    return 0.5 * sum(jnp.sum(p**2) for p in jax.tree.leaves(params))
+
+
+def test_zero_gradient_velocity_variance_converges_to_kT():
+    kT = 0.7
+    tx = scale_by_wand(1e-3, kT, 0.3, key=KEY, thermal_init=False)
+    params = {"a": jnp.zeros((200, 250)), "b": jnp.zeros(50_000)}
+    state = tx.init(params)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+
+    def body(state, _):
+        _, state = tx.update(zeros, state, params, value=jnp.float32(1.0))
+        return state, None
+
+    state, _ = jax.jit(lambda s: jax.lax.scan(body, s, length=60))(state)
+    v = jnp.concatenate([x.ravel() for x in jax.tree.leaves(state.velocity)])
+    assert abs(float(jnp.var(v)) / kT - 1.0) < 0.03
+    assert abs(float(jnp.mean(v))) < 0.01
+
+
+def test_each_deposit_adds_exactly_f_t_to_the_entropy():
+    tx = scale_by_wand(1e-3, 0.5, 0.5, key=KEY, deposit=3.0, t_wl=10.0)
+    params = {"w": jnp.ones(4)}
+    state = tx.init(params)
+    update = jax.jit(lambda s, v: tx.update({"w": jnp.ones(4)}, s, params, value=v))
+    for t in range(1, 25):
+        _, new = update(state, jnp.float32(np.exp(-3.0 + 0.1 * t)))
+        added = float(jnp.sum(new.deposits - state.deposits))
+        np.testing.assert_allclose(added, float(wang_landau_rate(t, 3.0, 10.0)), rtol=1e-4)
+        state = new
+
+
+def test_rate_ramps_then_decays_as_one_over_t():
+    np.testing.assert_allclose(wang_landau_rate(5, 3.0, 10.0), 1.5)
+    np.testing.assert_allclose(wang_landau_rate(10, 3.0, 10.0), 3.0)
+    np.testing.assert_allclose(wang_landau_rate(40, 3.0, 10.0), 0.75)
+
+
+def test_kernel_sums_to_one_and_is_cut_at_four_sigma():
+    grid = Grid()
+    k = gaussian_kernel(grid, jnp.int32(700), 10.0)
+    np.testing.assert_allclose(float(k.sum()), 1.0, rtol=1e-6)
+    assert float(k[700 - 41]) == 0.0 and float(k[700 - 40]) > 0.0
+    assert int(jnp.argmax(k)) == 700
+
+
+def test_bias_is_zero_below_the_floor_and_quadratic_above():
+    grid = Grid()
+    bias = quadratic_bias(grid, 3000.0, -8.0)
+    below = grid.centres < -8.0
+    assert float(jnp.abs(bias[below]).max()) == 0.0
+    x = grid.centres[~below]
+    np.testing.assert_allclose(bias[~below], 3000.0 * (x + 8.0) ** 2, rtol=1e-5)
+
+
+def test_bias_gradient_pushes_toward_lower_loss():
+    """Without noise, one step from rest lowers a quadratic loss above the floor."""
+    tx = wand(1e-3, 0.0, 0.5, key=KEY, thermal_init=False, bias_strength=10.0)
+    params = {"w": jnp.full(10, 0.5)}
+    loss = _quadratic(params)
+    state = tx.init(params)
+    updates, _ = tx.update(jax.grad(_quadratic)(params), state, params, value=loss)
+    new = optax.apply_updates(params, updates)
+    assert float(_quadratic(new)) < float(loss)
+
+
+def test_wand_minimises_a_quadratic_inside_scan():
+    tx = wand(2e-2, 1e-8, 0.5, key=KEY, bias_strength=1.0, loss_floor=-6.0, deposit=0.0)
+    params = {"w": jnp.linspace(-2.0, 2.0, 16)}
+
+    def body(carry, _):
+        params, state = carry
+        loss, grads = jax.value_and_grad(_quadratic)(params)
+        updates, state = tx.update(grads, state, params, value=loss)
+        return (optax.apply_updates(params, updates), state), loss
+
+    (final, _), losses = jax.jit(lambda c: jax.lax.scan(body, c, length=3000))(
+        (params, tx.init(params))
+    )
+    # The bias drives ln L down to about its floor (-6) and the walker stays there.
+    assert float(_quadratic(final)) < 1e-3 * float(losses[0])
+    assert float(losses.max()) <= float(losses[0])
+
+
+def test_same_key_bit_identical_and_vmapped_seeds_differ():
+    params = {"w": jnp.ones(8)}
+    grads = {"w": jnp.full(8, 0.1)}
+
+    def one(key):
+        tx = wand(1e-3, 0.5, 0.5, key=key)
+        updates, state = tx.update(grads, tx.init(params), params, value=jnp.float32(0.5))
+        return updates["w"]
+
+    a, b = jax.jit(one)(KEY), jax.jit(one)(KEY)
+    np.testing.assert_array_equal(a, b)
+    many = jax.jit(jax.vmap(one))(jax.random.split(KEY, 4))
+    assert len({tuple(np.asarray(r).round(7)) for r in many}) == 4
+
+
+def test_chain_and_inject_hyperparams_match_the_plain_transform():
+    params = {"w": jnp.linspace(-1.0, 1.0, 6)}
+    grads = jax.grad(_quadratic)(params)
+    loss = _quadratic(params)
+    plain = wand(3e-3, 0.5, 0.4, key=KEY)
+    injected = optax.inject_hyperparams(wand, static_args=("key",))(
+        learning_rate=3e-3, temperature=0.5, friction=0.4, key=KEY
+    )
+    chained = optax.chain(optax.clip_by_global_norm(1e9), wand(3e-3, 0.5, 0.4, key=KEY))
+    outs = []
+    for tx in (plain, injected, chained):
+        updates, _ = tx.update(grads, tx.init(params), params, value=loss)
+        outs.append(updates)
+    chex.assert_trees_all_close(outs[1], outs[0], rtol=1e-6)
+    chex.assert_trees_all_close(outs[2], outs[0], rtol=1e-6)
+
+
+def test_no_recompile_and_stable_state_shapes():
+    params = {"w": jnp.ones((3, 4)), "b": jnp.zeros(4)}
+    tx = wand(1e-3, 0.5, 0.5, key=KEY)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(state, loss):
+        return tx.update(jax.tree.map(jnp.ones_like, params), state, params, value=loss)
+
+    state = tx.init(params)
+    _, new = step(state, jnp.float32(1.0))
+    _, newer = step(new, jnp.float32(0.5))
+    chex.assert_trees_all_equal_shapes_and_dtypes(state, new, newer)
+
+
+def test_missing_loss_is_a_clear_error():
+    tx = scale_by_wand(1e-3, 0.5, 0.5, key=KEY)
+    params = {"w": jnp.ones(2)}
+    with pytest.raises(ValueError, match="value=loss"):
+        tx.update(params, tx.init(params), params)
