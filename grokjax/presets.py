@@ -56,8 +56,7 @@ PRESETS: dict[str, Preset] = {
         Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.5, friction=0.5),
     ),
     "paper-wand-square": Preset(
-        "Paper WanD, literal: x^2+y mod 67, 50 %, dt 3e-3, kT 0.7, friction 0.6, "
-        "5,000 steps.",
+        "Paper WanD, literal: x^2+y mod 67, 50 %, dt 3e-3, kT 0.7, friction 0.6, 5,000 steps.",
         Config(task="x^2+y", optimizer="wand", **{**_PAPER, "steps": 5_000}),
         Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.7, friction=0.6),
     ),

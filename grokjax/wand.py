@@ -122,7 +122,10 @@ def scale_by_wand(
         if thermal_init:
             std = jnp.sqrt(jnp.asarray(temperature, jnp.float32))
             keys = jax.random.split(init_key, len(leaves))
-            velocity = [std * jax.random.normal(k, p.shape, p.dtype) for k, p in zip(keys, leaves, strict=True)]
+            velocity = [
+                std * jax.random.normal(k, p.shape, p.dtype)
+                for k, p in zip(keys, leaves, strict=True)
+            ]
         else:
             velocity = [jnp.zeros_like(p) for p in leaves]
         deposits = jnp.zeros(grid.n_bins, jnp.float32)

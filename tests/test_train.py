@@ -116,7 +116,9 @@ def test_custom_optax_chain_plugs_in(tiny_cfg):
 
     def same_adamw(hp, key):
         del key
-        return optax.adamw(warmup(hp.learning_rate, 10), b1=0.9, b2=0.98, weight_decay=hp.weight_decay)
+        return optax.adamw(
+            warmup(hp.learning_rate, 10), b1=0.9, b2=0.98, weight_decay=hp.weight_decay
+        )
 
     def clipped(hp, key):
         return optax.chain(optax.clip_by_global_norm(1e-3), same_adamw(hp, key))
@@ -125,8 +127,9 @@ def test_custom_optax_chain_plugs_in(tiny_cfg):
     run = lambda t: jax.jit(jax.vmap(t.train, in_axes=(0, None)))(keys, HP)[1]  # noqa: E731
     default = run(make_train(tiny_cfg))
     chex.assert_trees_all_close(run(make_train(tiny_cfg, optimizer=same_adamw)), default)
-    assert not np.allclose(run(make_train(tiny_cfg, optimizer=clipped))["train_loss"],
-                           default["train_loss"])
+    assert not np.allclose(
+        run(make_train(tiny_cfg, optimizer=clipped))["train_loss"], default["train_loss"]
+    )
 
 
 def test_warmup_starts_from_zero(tiny_cfg):

@@ -5,7 +5,14 @@ import numpy as np
 import optax
 import pytest
 
-from grokjax.wand import Grid, gaussian_kernel, quadratic_bias, scale_by_wand, wand, wang_landau_rate
+from grokjax.wand import (
+    Grid,
+    gaussian_kernel,
+    quadratic_bias,
+    scale_by_wand,
+    wand,
+    wang_landau_rate,
+)
 
 KEY = jax.random.key(0)
 
