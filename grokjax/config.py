@@ -34,6 +34,13 @@ class Hparams(NamedTuple):
     temperature: Any = 0.5
     friction: Any = 0.5
 
+    def axes(self) -> Hparams:
+        """vmap `in_axes` for these numbers: 0 for a field with one value per member, else None.
+
+        Example: `jax.vmap(train, in_axes=(None, grid.axes()))(key, grid)`.
+        """
+        return Hparams(*(0 if np.ndim(v) else None for v in self))
+
 
 def _is_prime(n: int) -> bool:
     return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))

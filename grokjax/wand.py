@@ -55,6 +55,9 @@ class Grid(NamedTuple):
         return jnp.clip(i, 1, self.n_bins - 2)
 
 
+DEFAULT_GRID = Grid()
+
+
 def quadratic_bias(grid: Grid, strength, loss_floor) -> jax.Array:
     """S_bias(x) = strength (x - L0)^2 for x > L0, else 0."""
     above = jnp.maximum(grid.centres - loss_floor, 0.0)
@@ -97,7 +100,7 @@ def scale_by_wand(
     deposit=3.0,
     t_wl=1000.0,
     sigma_bins: float = 10.0,
-    grid: Grid = Grid(),
+    grid: Grid = DEFAULT_GRID,
     thermal_init: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """WanD's Langevin velocity with the Wang-Landau entropy force; returns v (not v dt).
@@ -172,7 +175,7 @@ def wand(
     deposit=3.0,
     t_wl=1000.0,
     sigma_bins: float = 10.0,
-    grid: Grid = Grid(),
+    grid: Grid = DEFAULT_GRID,
     thermal_init: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """WanD (Zhang et al. 2025): Wang-Landau MD as an optimizer; the update is v * dt.

@@ -32,12 +32,13 @@ def test_seed_by_hparam_grid_with_nested_vmaps_equals_each_cell(tiny_cfg):
     grid = Hparams(
         learning_rate=jnp.array([1e-3, 3e-3, 1e-2]), weight_decay=jnp.array([0.0, 1.0, 0.1])
     )
+    assert grid.axes() == Hparams(0, 0, None, None)
     over_seeds = jax.vmap(trainer.train, in_axes=(0, None))
-    over_grid = jax.vmap(over_seeds, in_axes=(None, 0))
+    over_grid = jax.vmap(over_seeds, in_axes=(None, grid.axes()))
     _, metrics = jax.jit(over_grid)(keys, grid)
     chex.assert_shape(metrics["test_acc"], (3, 2, tiny_cfg.eval_steps.size))
     for h in range(3):
-        cell = Hparams(grid.learning_rate[h], grid.weight_decay[h])
+        cell = grid._replace(learning_rate=grid.learning_rate[h], weight_decay=grid.weight_decay[h])
         _, single = jax.jit(trainer.train)(keys[1], cell)
         chex.assert_trees_all_close(
             jax.tree.map(lambda x, h=h: x[h, 1], metrics), single, rtol=1e-5, atol=1e-6
