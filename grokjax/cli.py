@@ -90,8 +90,91 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    cmp = sub.add_parser(
+        "compare", help="run several presets on the same seeds; one table and one figure"
+    )
+    cmp.add_argument(
+        "--preset",
+        dest="presets",
+        action="append",
+        required=True,
+        help="a preset to compare (repeat: at least two)",
+    )
+    cmp.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a field or hparam in every preset",
+    )
+    cmp.add_argument("--steps", type=int, help="shorthand for --set steps=N")
+    cmp.add_argument(
+        "--same-lr", action="store_true", help="give every preset the learning rate of the first"
+    )
+    cmp.add_argument("--seeds", type=int, default=4)
+    cmp.add_argument("--seed-start", type=int, default=0)
+    cmp.add_argument("--out", help="directory (default runs/compare-<time>)")
+    cmode = cmp.add_mutually_exclusive_group()
+    cmode.add_argument("--resume", action="store_true")
+    cmode.add_argument("--overwrite", action="store_true")
+    cmp.add_argument("--no-progress", action="store_true")
+
     sub.add_parser("presets", help="list the presets")
     return parser
+
+
+def _compare(args) -> int:
+    from grokjax.compare import Arm, compare_presets
+
+    if len(args.presets) < 2:
+        raise ConfigError(f"preset={args.presets} is not allowed: name at least two presets")
+    assignments = list(args.assignments)
+    if args.steps is not None:
+        assignments.append(f"steps={args.steps}")
+    arms = []
+    for name in args.presets:
+        preset = get_preset(name)
+        cfg, hparams = apply_overrides(preset.config, preset.hparams, assignments)
+        arms.append(Arm(name, cfg, hparams))
+    if args.same_lr:
+        lr = arms[0].hparams.learning_rate
+        arms = [a._replace(hparams=a.hparams._replace(learning_rate=lr)) for a in arms]
+    _check_seeds(args)
+    out = args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    table = compare_presets(
+        arms,
+        range(args.seed_start, args.seed_start + args.seeds),
+        Path(out),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print(
+        f"{'preset':24s} {'generalised':>11s} {'median gen step':>15s} {'median delay':>12s} "
+        f"{'median |w| at gen':>17s}"
+    )
+    for name, row in table.items():
+        ens = row["ensemble"]
+        gen = ens["generalisation_step"]
+
+        def fmt(v):
+            return "censored" if v is None else f"{v:g}"
+
+        print(
+            f"{name:24s} {gen['n'] - gen['n_censored']:>5d}/{gen['n']:<5d} "
+            f"{fmt(gen['median']):>15s} {fmt(ens['grokking_delay']['median']):>12s} "
+            f"{fmt(ens['weight_norm_at_generalisation']['median']):>17s}"
+        )
+    print(f"\nwrote {out}/comparison.json, {out}/comparison.png and one run directory per preset")
+    return 0
+
+
+def _check_seeds(args) -> None:
+    if args.seeds < 1:
+        raise ConfigError(f"seeds={args.seeds} is not allowed: at least 1")
+    if args.seed_start < 0:
+        raise ConfigError(f"seed_start={args.seed_start} is not allowed: >= 0")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,16 +183,19 @@ def main(argv: list[str] | None = None) -> int:
         for name, preset in PRESETS.items():
             print(f"{name:24s} {preset.description}")
         return 0
+    if args.command == "compare":
+        try:
+            return _compare(args)
+        except ConfigError as err:
+            print(f"grokjax: error: {err}", file=sys.stderr)
+            return 2
     try:
         preset = get_preset(args.preset)
         assignments = list(args.assignments)
         if args.steps is not None:
             assignments.append(f"steps={args.steps}")
         cfg, hparams = apply_overrides(preset.config, preset.hparams, assignments)
-        if args.seeds < 1:
-            raise ConfigError(f"seeds={args.seeds} is not allowed: at least 1")
-        if args.seed_start < 0:
-            raise ConfigError(f"seed_start={args.seed_start} is not allowed: >= 0")
+        _check_seeds(args)
         member_batch = _member_batch(args.member_batch)
         out = args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
         from grokjax.experiment import print_summary, run_ensemble

@@ -141,3 +141,34 @@ def test_default_preset_groks_from_the_command_line(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ensemble"]["generalisation_step"]["n_censored"] == 0
     assert all(m["final_test_acc"] >= 0.99 for m in summary["members"])
+
+
+def test_compare_runs_presets_on_the_same_seeds(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main(
+        [
+            "compare",
+            "--preset",
+            "paper-wand-add",
+            "--preset",
+            "paper-adamw-add",
+            "--same-lr",
+            "--steps",
+            "20",
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+            *SMALL,
+        ]
+    )
+    assert code == 0
+    table = json.loads((out / "comparison.json").read_text())
+    assert set(table) == {"paper-wand-add", "paper-adamw-add"}
+    assert table["paper-wand-add"]["seeds"] == table["paper-adamw-add"]["seeds"] == [0, 1]
+    for name in table:
+        config = json.loads((out / name / "config.json").read_text())
+        assert config["hparams"]["learning_rate"] == pytest.approx([3e-3, 3e-3])
+    assert (out / "comparison.png").stat().st_size > 0
+    assert "median gen step" in capsys.readouterr().out
