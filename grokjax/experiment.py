@@ -14,7 +14,6 @@ and finishes with the numbers the uninterrupted run would have had.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -34,7 +33,7 @@ from grokjax.metrics import METRIC_NAMES
 from grokjax.optim import validate_hparams
 from grokjax.plots import ensemble_figures
 from grokjax.summary import ensemble_summary, format_table
-from grokjax.train import make_train, segments
+from grokjax.train import chunk_schedule, make_train
 
 OUTPUT_FILES = (
     "config.json",
@@ -117,6 +116,23 @@ def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
         )
 
 
+def _prepare_out_dir(out_dir: Path, record: dict, resume: bool, overwrite: bool) -> None:
+    if resume:
+        saved = json.loads((out_dir / "config.json").read_text())
+        saved.pop("versions", None)
+        if saved != record:
+            raise ConfigError(
+                f"out={str(out_dir)!r} holds a run with another configuration; "
+                "resume needs the same preset, fields, hparams and seeds"
+            )
+        return
+    if overwrite and out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    versions = {"jax": jax.__version__, "backend": jax.default_backend()}
+    atomic_write_json(out_dir / "config.json", {**record, "versions": versions})
+
+
 def _record(cfg: Config, hparams: Hparams, seeds: Sequence[int], preset: str | None) -> dict:
     return {
         "preset": preset,
@@ -170,21 +186,7 @@ def run_ensemble(
     hp = member_hparams(hparams, n_members)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, resume, overwrite)
-    record = _record(cfg, hp, seeds, preset)
-    if resume:
-        saved = json.loads((out_dir / "config.json").read_text())
-        saved.pop("versions", None)
-        if saved != record:
-            raise ConfigError(
-                f"out={str(out_dir)!r} holds a run with another configuration; "
-                "resume needs the same preset, fields, hparams and seeds"
-            )
-    elif overwrite and out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        versions = {"jax": jax.__version__, "backend": jax.default_backend()}
-        atomic_write_json(out_dir / "config.json", {**record, "versions": versions})
+    _prepare_out_dir(out_dir, _record(cfg, hp, seeds, preset), resume, overwrite)
 
     trainer = make_train(cfg)
     init_fn = jax.jit(jax.vmap(trainer.init))
@@ -195,15 +197,11 @@ def run_ensemble(
     )
 
     steps_E = cfg.eval_steps
-    segs = segments(cfg)
-    per_chunk = min(cfg.chunk_evals, segs.size)
-    n_chunks = math.ceil(segs.size / per_chunk)
-    padded = np.zeros(n_chunks * per_chunk, np.int32)
-    padded[: segs.size] = segs
-    chunks = padded.reshape(n_chunks, per_chunk)
+    chunks = chunk_schedule(cfg)
+    n_chunks, per_chunk = chunks.shape
 
     state = init_fn(member_keys(seeds), hp)
-    histories = {k: np.full((n_members, segs.size), np.nan, np.float32) for k in METRIC_NAMES}
+    histories = {k: np.full((n_members, steps_E.size), np.nan, np.float32) for k in METRIC_NAMES}
     checkpointer = ChunkCheckpointer(out_dir / "checkpoints")
     start = 0
     latest = checkpointer.latest() if resume else None
@@ -224,7 +222,7 @@ def run_ensemble(
         state, metrics = run_fn(state, hp, jnp.asarray(chunks[c]))
         metrics = jax.device_get(metrics)
         lo = c * per_chunk
-        hi = min(lo + per_chunk, segs.size)
+        hi = min(lo + per_chunk, steps_E.size)
         for k in METRIC_NAMES:
             histories[k][:, lo:hi] = metrics[k][:, : hi - lo]
         checkpointer.save(c, {"state": state, "histories": histories})

@@ -67,6 +67,20 @@ def segments(cfg: Config) -> np.ndarray:
     return np.diff(cfg.eval_steps, prepend=0).astype(np.int32)
 
 
+def chunk_schedule(cfg: Config) -> np.ndarray:
+    """`segments(cfg)` cut into chunks of `cfg.chunk_evals` evaluations: [chunks, evals].
+
+    The last chunk is padded with zero-step segments (evaluations that the caller
+    drops), so every chunk has the same shape and one compiled program serves all.
+    """
+    segs = segments(cfg)
+    per_chunk = min(cfg.chunk_evals, segs.size)
+    n_chunks = -(-segs.size // per_chunk)
+    padded = np.zeros(n_chunks * per_chunk, np.int32)
+    padded[: segs.size] = segs
+    return padded.reshape(n_chunks, per_chunk)
+
+
 OptimizerFactory = Callable[[Hparams, jax.Array], optax.GradientTransformation]
 
 
