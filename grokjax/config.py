@@ -67,7 +67,8 @@ class Config:
     WanD (`grokjax.wand`): `wand_bias_strength` (beta) and `wand_loss_floor` (L0) of the
     bias, `wand_deposit` (F) and `wand_t_wl` (t_WL) of the Wang-Landau rate,
     `wand_sigma_bins` (kernel width in bins), and the grid over ln L (`wand_bin_width`,
-    `wand_x_min`, `wand_x_max`).
+    `wand_x_min`, `wand_x_max`); stabilisers `wand_slope_cap` (bound on |dS/dx|) and
+    `wand_force_cap` (bound on the entropy force's global norm), inf = the paper's.
     Evaluation: `eval_every` (steps between evaluations, 0 = none), `eval_log_points`
     (extra log-spaced evaluation steps, 0 = none), `chunk_evals` (evaluations per
     compiled chunk; checkpoints and progress updates happen between chunks),
@@ -102,6 +103,8 @@ class Config:
     wand_bin_width: float = 0.02
     wand_x_min: float = -20.0
     wand_x_max: float = 10.0
+    wand_slope_cap: float = math.inf
+    wand_force_cap: float = math.inf
 
     steps: int = 10_000
     batch_size: int | None = None
@@ -165,6 +168,9 @@ class Config:
             _fail("wand_bin_width", self.wand_bin_width, "a positive width")
         if not self.wand_x_max - self.wand_x_min >= 4 * self.wand_bin_width:
             _fail("wand_x_max", self.wand_x_max, "at least 4 bins above wand_x_min")
+        for name in ("wand_slope_cap", "wand_force_cap"):
+            if not getattr(self, name) > 0:
+                _fail(name, getattr(self, name), "a positive number or inf")
         if not isinstance(self.steps, int) or self.steps < 1:
             _fail("steps", self.steps, "a positive integer")
         if self.batch_size is not None and not 1 <= self.batch_size <= n_train:

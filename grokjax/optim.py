@@ -76,6 +76,8 @@ def make_optimizer(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.Gradi
             t_wl=cfg.wand_t_wl,
             sigma_bins=cfg.wand_sigma_bins,
             grid=wand_grid(cfg),
+            slope_cap=cfg.wand_slope_cap,
+            force_cap=cfg.wand_force_cap,
         )
     schedule = warmup(hparams.learning_rate, cfg.warmup_steps)
     if cfg.optimizer == "adamw":

@@ -102,6 +102,8 @@ def scale_by_wand(
     sigma_bins: float = 10.0,
     grid: Grid = DEFAULT_GRID,
     thermal_init: bool = True,
+    slope_cap=jnp.inf,
+    force_cap=jnp.inf,
 ) -> optax.GradientTransformationExtraArgs:
     """WanD's Langevin velocity with the Wang-Landau entropy force; returns v (not v dt).
 
@@ -117,6 +119,10 @@ def scale_by_wand(
         sigma_bins: width of the deposited Gaussian, in bins.
         grid: the bins over x = ln L.
         thermal_init: draw the initial velocity from N(0, kT) (else zeros).
+        slope_cap: bound on |dS/dx| (a bias that turns linear far above L0); inf =
+            the paper's unbounded quadratic bias.
+        force_cap: bound on the global norm of the entropy force |a|; the force is
+            rescaled, never reversed; inf = the paper's literal force.
     """
 
     def init(params) -> WandState:
@@ -143,6 +149,10 @@ def scale_by_wand(
         x = jnp.log(value)
         i = grid.index(x)
         g = bias_slope(grid, i, bias_strength, loss_floor) + slope(state.deposits, grid, i)
+        g = jnp.clip(g, -slope_cap, slope_cap)
+        # |a| = |g| |grad L| / L; one factor rescales the whole force onto the cap.
+        force_norm = jnp.abs(g) * optax.tree.norm(updates) / value
+        g = g * jnp.minimum(1.0, force_cap / force_norm)
         c_f = jnp.asarray(friction, jnp.float32)
         noise_std = jnp.sqrt(c_f * (2.0 - c_f) * temperature)
         step_key = jax.random.fold_in(state.key, state.count)
@@ -177,6 +187,8 @@ def wand(
     sigma_bins: float = 10.0,
     grid: Grid = DEFAULT_GRID,
     thermal_init: bool = True,
+    slope_cap=jnp.inf,
+    force_cap=jnp.inf,
 ) -> optax.GradientTransformationExtraArgs:
     """WanD (Zhang et al. 2025): Wang-Landau MD as an optimizer; the update is v * dt.
 
@@ -204,6 +216,8 @@ def wand(
             sigma_bins=sigma_bins,
             grid=grid,
             thermal_init=thermal_init,
+            slope_cap=slope_cap,
+            force_cap=force_cap,
         ),
         optax.scale(learning_rate),
     )

@@ -154,3 +154,24 @@ def test_missing_loss_is_a_clear_error():
     params = {"w": jnp.ones(2)}
     with pytest.raises(ValueError, match="value=loss"):
         tx.update(params, tx.init(params), params)
+
+
+@pytest.mark.parametrize("cap", ["slope_cap", "force_cap"])
+def test_caps_bound_the_entropy_force(cap):
+    """A cap shrinks the first kick from rest (no noise) but keeps its direction."""
+    params = {"w": jnp.full(10, 2.0)}
+    grads = jax.grad(_quadratic)(params)
+    loss = _quadratic(params)
+
+    def kick(**caps):
+        tx = scale_by_wand(1e-2, 0.0, 1.0, key=KEY, thermal_init=False, **caps)
+        velocity, _ = tx.update(grads, tx.init(params), params, value=loss)
+        return velocity["w"]
+
+    free = kick()
+    capped = kick(**{cap: 1.0})
+    assert float(jnp.linalg.norm(capped)) < float(jnp.linalg.norm(free))
+    cosine = jnp.dot(capped, free) / (jnp.linalg.norm(capped) * jnp.linalg.norm(free))
+    np.testing.assert_allclose(float(cosine), 1.0, rtol=1e-5)
+    if cap == "force_cap":  # |v| = |a| dt with c_f = 1 from rest
+        np.testing.assert_allclose(float(jnp.linalg.norm(capped)), 1.0 * 1e-2, rtol=1e-4)
