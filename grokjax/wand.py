@@ -146,6 +146,9 @@ def scale_by_wand(
         del params, extra_args
         if value is None:
             raise ValueError("scale_by_wand needs the loss: call update(..., value=loss)")
+        # A float32 loss can round to exactly 0 (softmax collapse) while its gradient
+        # does not; flooring L at the grid's lower edge keeps grad(ln L) finite.
+        value = jnp.maximum(value, jnp.exp(jnp.float32(grid.x_min)))
         x = jnp.log(value)
         i = grid.index(x)
         g = bias_slope(grid, i, bias_strength, loss_floor) + slope(state.deposits, grid, i)

@@ -175,3 +175,13 @@ def test_caps_bound_the_entropy_force(cap):
     np.testing.assert_allclose(float(cosine), 1.0, rtol=1e-5)
     if cap == "force_cap":  # |v| = |a| dt with c_f = 1 from rest
         np.testing.assert_allclose(float(jnp.linalg.norm(capped)), 1.0 * 1e-2, rtol=1e-4)
+
+
+def test_zero_loss_from_softmax_collapse_gives_a_finite_update():
+    tx = wand(3e-3, 0.5, 0.5, key=KEY)
+    params = {"w": jnp.ones(5)}
+    grads = {"w": jnp.full(5, 1e-12)}  # float32 loss rounded to 0, gradient not quite
+    updates, state = tx.update(grads, tx.init(params), params, value=jnp.float32(0.0))
+    chex.assert_tree_all_finite(updates)
+    wand_state = state[0]  # the chain's first member is scale_by_wand's state
+    chex.assert_tree_all_finite((wand_state.velocity, wand_state.deposits))
