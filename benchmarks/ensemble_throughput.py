@@ -3,7 +3,8 @@
 For the paper transformer (x+y mod 67, 50 % train, full batch, AdamW) it prints, per
 ensemble size: compile time, member-steps per second, FLOPs per step (XLA's cost
 analysis of one vmapped optimizer step) and achieved FLOP/s as a fraction of a float32
-matrix-multiply peak measured in the same process.
+matrix-multiply peak measured in the same process; then the cost of one WanD step
+relative to one AdamW step.
 
     python benchmarks/ensemble_throughput.py                 # sizes 1 and 8
     python benchmarks/ensemble_throughput.py --members 1 2 4 8 16 --steps 200
@@ -107,6 +108,8 @@ def bench_members(
 ) -> dict:
     trainer = make_train(cfg)
     hp = member_hparams(Hparams(learning_rate=3e-3, weight_decay=1.0), n_members)
+    if cfg.optimizer == "wand":
+        hp = hp._replace(weight_decay=jnp.zeros_like(hp.weight_decay))
     init = jax.jit(jax.vmap(trainer.init))
     state = init(member_keys(range(n_members)), hp)
     run = jax.jit(
@@ -186,6 +189,16 @@ def main() -> None:
             f"{r['member_steps_per_s']:>14.1f} {r['flops_per_step'] / 1e9:>10.2f} "
             f"{r['flops_per_s'] / 1e9:>8.1f} {100 * r['fraction_of_peak']:>8.1f}%"
         )
+    # WanD against AdamW: one member, same model and data, side by side in this process.
+    costs = {}
+    for name in ("adamw", "wand"):
+        row = bench_members(cfg.replace(optimizer=name), 1, args.steps, args.repeats, None)
+        costs[name] = row["seconds_per_call"] / args.steps
+    ratio = costs["wand"] / costs["adamw"]
+    print(
+        f"step cost, 1 member: AdamW {costs['adamw'] * 1e3:.2f} ms, WanD {costs['wand'] * 1e3:.2f} "
+        f"ms, WanD/AdamW = {ratio:.3f}"
+    )
     if args.json:
         record = {
             "machine": platform.processor() or platform.machine(),
@@ -194,6 +207,8 @@ def main() -> None:
             "matmul_peak_flops": peak,
             "matmul_ceiling": {"flops": dot_flops, "seconds": dot_s, "dots": n_dots},
             "rows": rows,
+            "step_seconds": costs,
+            "wand_over_adamw": ratio,
         }
         with open(args.json, "w") as f:
             json.dump(record, f, indent=2)
