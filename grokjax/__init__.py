@@ -25,6 +25,7 @@ from grokjax.presets import PRESETS, get_preset  # noqa: E402
 from grokjax.summary import ensemble_summary  # noqa: E402
 from grokjax.tasks import TASKS  # noqa: E402
 from grokjax.train import Trainer, TrainState, make_train  # noqa: E402
+from grokjax.wand import WandState, scale_by_wand, wand  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -50,5 +51,8 @@ __all__ = [
     "member_keys",
     "project_to_global_norm",
     "run_ensemble",
+    "WandState",
+    "scale_by_wand",
+    "wand",
     "warmup",
 ]

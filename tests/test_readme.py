@@ -1,4 +1,4 @@
-"""The README's Python example runs (shrunk to a tiny size) and does what it says."""
+"""The README's Python examples run (shrunk to a tiny size) and do what they say."""
 
 import re
 from pathlib import Path
@@ -8,7 +8,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_readme_python_example_runs():
     text = README.read_text()
-    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    code = "\n".join(re.findall(r"```python\n(.*?)```", text, re.S))
     assert "jax.jit(jax.vmap(trainer.train" in code
     small = code.replace("modulus=47, steps=1500", "modulus=11, steps=20, d_model=32, d_mlp=64")
     assert small != code
@@ -17,3 +17,4 @@ def test_readme_python_example_runs():
     assert namespace["grid_metrics"]["test_acc"].shape == (3, 8, 3)
     assert namespace["metrics"]["test_acc"].shape == (8, 3)
     assert namespace["summary"]["ensemble"]["generalisation_step"]["n"] == 8
+    assert namespace["params"]["w"].shape == (3,)  # the WanD example took a step
