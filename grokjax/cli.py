@@ -62,13 +62,9 @@ def _member_batch(text: str) -> int | None | str:
     return value
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="grokjax", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="train a seed ensemble and write a run directory")
-    run.add_argument("--preset", default="default", help="named experiment (see `grokjax presets`)")
-    run.add_argument(
+def _add_ensemble_args(parser: argparse.ArgumentParser, out_default: str) -> None:
+    """Arguments shared by `run` and `compare`: overrides, seeds, directory, progress."""
+    parser.add_argument(
         "--set",
         dest="assignments",
         action="append",
@@ -76,19 +72,28 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="FIELD=VALUE",
         help="override a config field or hparam, e.g. --set steps=2000 --set learning_rate=1e-3",
     )
-    run.add_argument("--steps", type=int, help="shorthand for --set steps=N")
-    run.add_argument("--seeds", type=int, default=4, help="number of members (default 4)")
-    run.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
-    run.add_argument("--out", help="run directory (default runs/<preset>-<time>)")
-    mode = run.add_mutually_exclusive_group()
+    parser.add_argument("--steps", type=int, help="shorthand for --set steps=N")
+    parser.add_argument("--seeds", type=int, default=4, help="number of members (default 4)")
+    parser.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--out", help=f"output directory (default {out_default})")
+    mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the run in --out")
     mode.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grokjax", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train a seed ensemble and write a run directory")
+    run.add_argument("--preset", default="default", help="named experiment (see `grokjax presets`)")
+    _add_ensemble_args(run, "runs/<preset>-<time>")
     run.add_argument(
         "--member-batch",
         default="auto",
         help="members vmapped together: an integer, 'all', or 'auto' (1 on CPU, all elsewhere)",
     )
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     cmp = sub.add_parser(
         "compare", help="run several presets on the same seeds; one table and one figure"
@@ -101,24 +106,9 @@ def _build_parser() -> argparse.ArgumentParser:
         help="a preset to compare (repeat: at least two)",
     )
     cmp.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a field or hparam in every preset",
-    )
-    cmp.add_argument("--steps", type=int, help="shorthand for --set steps=N")
-    cmp.add_argument(
         "--same-lr", action="store_true", help="give every preset the learning rate of the first"
     )
-    cmp.add_argument("--seeds", type=int, default=4)
-    cmp.add_argument("--seed-start", type=int, default=0)
-    cmp.add_argument("--out", help="directory (default runs/compare-<time>)")
-    cmode = cmp.add_mutually_exclusive_group()
-    cmode.add_argument("--resume", action="store_true")
-    cmode.add_argument("--overwrite", action="store_true")
-    cmp.add_argument("--no-progress", action="store_true")
+    _add_ensemble_args(cmp, "runs/compare-<time>")
 
     sub.add_parser("presets", help="list the presets")
     return parser
