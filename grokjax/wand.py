@@ -14,6 +14,12 @@ with S_bias(x) = beta (x - L0)^2 for x > L0 and 0 below. The noise amplitude kee
 stationary velocity variance at exactly kT (fluctuation-dissipation for the discrete
 friction step). The learning rate is dt; temperature kT and friction c_f are the other
 two numbers the paper tunes. There is no weight decay and no norm constraint.
+
+grokjax additions, each off by default so the defaults are the paper's update:
+`force_cap` rescales the force a onto a maximum global norm, `slope_cap` bounds
+|dS/dx| (see docs/results.md for what they do on x+y mod 67). Always on: L is floored at
+exp(grid.x_min) before ln L and grad L / L are taken, because a float32 cross-entropy
+can round to exactly 0 while its gradient does not.
 """
 
 from __future__ import annotations
