@@ -201,6 +201,9 @@ def wand(
 ) -> optax.GradientTransformationExtraArgs:
     """WanD (Zhang et al. 2025): Wang-Landau MD as an optimizer; the update is v * dt.
 
+    (The keyword list repeats `scale_by_wand`'s on purpose: `optax.inject_hyperparams`
+    reads a factory's signature, so it must be explicit.)
+
     Example:
         >>> tx = wand(learning_rate=3e-3, temperature=0.5, friction=0.5, key=jax.random.key(0))
         >>> params = {"w": jnp.ones(3)}
