@@ -38,9 +38,8 @@ def project_to_global_norm(norm: float) -> optax.GradientTransformation:
     def update(updates, state, params=None):
         if params is None:
             raise ValueError("project_to_global_norm needs params")
-        moved = optax.apply_updates(params, updates)
-        scale = norm / optax.tree.norm(moved)
-        return jax.tree.map(lambda m, p: m * scale - p, moved, params), state
+        projected = rescale_to_norm(optax.apply_updates(params, updates), norm)
+        return jax.tree.map(lambda n, p: n - p, projected, params), state
 
     return optax.GradientTransformation(init, update)
 
