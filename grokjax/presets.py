@@ -60,6 +60,12 @@ PRESETS: dict[str, Preset] = {
         Config(task="x^2+y", optimizer="wand", **{**_PAPER, "steps": 5_000}),
         Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.7, friction=0.6),
     ),
+    "wand-capped-square": Preset(
+        "WanD on x^2+y mod 67 as paper-wand-square (kT 0.7, friction 0.6), with the "
+        "entropy force's global norm capped at 1.2e5 (wand_force_cap), 5,000 steps.",
+        Config(task="x^2+y", optimizer="wand", wand_force_cap=1.2e5, **{**_PAPER, "steps": 5_000}),
+        Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.7, friction=0.6),
+    ),
     "wand-capped-add": Preset(
         "WanD on x+y mod 67 as paper-wand-add, with the entropy force's global norm capped "
         "at 1.2e5 (wand_force_cap): stable over 3,000 steps on the 2 seeds measured so far.",

@@ -39,7 +39,7 @@ import optax
 
 from grokjax import data as data_lib
 from grokjax.config import Config, Hparams
-from grokjax.metrics import cross_entropy, evaluate
+from grokjax.metrics import accuracy, cross_entropy, evaluate
 from grokjax.models import make_model
 from grokjax.optim import make_optimizer, project_to_global_norm, rescale_to_norm
 
@@ -94,7 +94,8 @@ def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Traine
             (one value per vmapped member) and `key` is the member's optimizer key.
             Defaults to the optimizer `cfg.optimizer` names (`grokjax.optim`). The
             update receives the batch loss as `value=` (optax's convention for
-            loss-aware transforms); plain transforms ignore it.
+            loss-aware transforms) and the batch accuracy as `train_accuracy=`
+            (training-side signals only); plain transforms ignore both.
     Returns:
         A `Trainer(init, step, run, train)`.
     """
@@ -120,7 +121,8 @@ def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Traine
         return fixed_split if fixed_split is not None else data_lib.make(state.data_key, cfg)
 
     def loss_fn(params, inputs_BxT, labels_B):
-        return cross_entropy(model.apply(params, inputs_BxT), labels_B)
+        logits_BxC = model.apply(params, inputs_BxT)
+        return cross_entropy(logits_BxC, labels_B), logits_BxC
 
     def batch(ds: data_lib.Dataset, state: TrainState) -> tuple[jax.Array, jax.Array]:
         if cfg.batch_size is None:
@@ -145,8 +147,16 @@ def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Traine
     def update(state: TrainState, hparams: Hparams, ds: data_lib.Dataset) -> TrainState:
         tx = transform(hparams, state.opt_key)
         inputs_BxT, labels_B = batch(ds, state)
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, inputs_BxT, labels_B)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
+        (loss, logits_BxC), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, inputs_BxT, labels_B
+        )
+        updates, opt_state = tx.update(
+            grads,
+            state.opt_state,
+            state.params,
+            value=loss,
+            train_accuracy=accuracy(logits_BxC, labels_B),
+        )
         params = optax.apply_updates(state.params, updates)
         return state._replace(params=params, opt_state=opt_state, step=state.step + 1)
 

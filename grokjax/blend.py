@@ -1,0 +1,117 @@
+"""A mixture of two optimizers whose weight follows an observable of the run.
+
+Zhang et al. 2025 mix WanD and AdamW as
+
+    update = alpha * WanD + (1 - alpha) * AdamW,    alpha = (2 A_test - 1)^2,
+
+with A_test the **test** accuracy. A weight read from test accuracy feeds test labels
+into training: the run is no longer a measurement of generalisation, and the reported
+test numbers are biased upward. `blend` therefore takes the observable as a named extra
+argument of `update` and leaves the choice to the caller; grokjax's trainer passes only
+training-side signals by default (`value`, the training loss, and `train_accuracy`).
+
+Both inner transformations see every gradient and keep their own state (WanD's
+velocity and entropy estimate keep evolving while AdamW leads, and the other way
+round). The observable is smoothed by an exponential moving average before the weight
+is read, because WanD's training loss fluctuates from step to step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+class BlendState(NamedTuple):
+    """The two inner states, the smoothed observable and the last weight used."""
+
+    first: Any
+    second: Any
+    observable: jax.Array
+    weight: jax.Array
+
+
+def paper_weight(accuracy: jax.Array) -> jax.Array:
+    """The paper's alpha = (2 A - 1)^2 (it reads the test accuracy A)."""
+    return (2.0 * accuracy - 1.0) ** 2
+
+
+def ramp_weight(low, high) -> Callable[[jax.Array], jax.Array]:
+    """alpha = 1 at or above `high`, 0 at or below `low`, linear in between.
+
+    Read on the log training loss, `ramp_weight(low, high)` gives the first optimizer
+    while the loss is high and hands over to the second as it falls (low < high); read
+    on an accuracy with low > high, it does the same as the accuracy rises.
+    """
+
+    def weight(observable: jax.Array) -> jax.Array:
+        return jnp.clip((observable - low) / (high - low), 0.0, 1.0)
+
+    return weight
+
+
+def blend(
+    first: optax.GradientTransformation,
+    second: optax.GradientTransformation,
+    weight: Callable[[jax.Array], jax.Array],
+    *,
+    observable: str = "value",
+    transform: Callable[[jax.Array], jax.Array] | None = None,
+    smoothing=0.9,
+    initial=None,
+) -> optax.GradientTransformationExtraArgs:
+    """alpha * first + (1 - alpha) * second, with alpha = weight(EMA of the observable).
+
+    Args:
+        first, second: any optax transformations (plain or extra-args); both receive
+            every extra argument `update` is given.
+        weight: maps the smoothed observable to alpha in [0, 1] (clipped).
+        observable: the name of the extra argument of `update` to read (`"value"`, the
+            loss, by default; the grokjax trainer also passes `"train_accuracy"`).
+        transform: applied to the observable before smoothing (e.g. `jnp.log` to read
+            ln L from `value`); None reads it as given.
+        smoothing: EMA decay in [0, 1); 0 reads the current value only.
+        initial: the EMA's starting value; None starts it at the first reading.
+
+    Example:
+        >>> tx = blend(optax.sgd(0.1), optax.adam(0.1), ramp_weight(-3.0, 0.0),
+        ...            transform=jnp.log, smoothing=0.0)
+        >>> params = {"w": jnp.ones(2)}
+        >>> state = tx.init(params)
+        >>> updates, state = tx.update(params, state, params, value=jnp.float32(1.0))
+        >>> float(state.weight)  # ln 1 = 0 is at the top of the ramp: all SGD
+        1.0
+    """
+    first = optax.with_extra_args_support(first)
+    second = optax.with_extra_args_support(second)
+    read = transform if transform is not None else (lambda x: x)
+
+    def init(params) -> BlendState:
+        start = jnp.nan if initial is None else initial
+        return BlendState(
+            first.init(params),
+            second.init(params),
+            jnp.asarray(start, jnp.float32),
+            jnp.asarray(jnp.nan, jnp.float32),
+        )
+
+    def update(updates, state: BlendState, params=None, **extra_args):
+        if observable not in extra_args:
+            raise ValueError(
+                f"blend reads the observable {observable!r}: pass it to update() as "
+                f"{observable}=...; got {sorted(extra_args) or 'no extra arguments'}"
+            )
+        reading = read(jnp.asarray(extra_args[observable], jnp.float32))
+        previous = jnp.where(jnp.isnan(state.observable), reading, state.observable)
+        smoothed = smoothing * previous + (1.0 - smoothing) * reading
+        alpha = jnp.clip(weight(smoothed), 0.0, 1.0)
+        u1, s1 = first.update(updates, state.first, params, **extra_args)
+        u2, s2 = second.update(updates, state.second, params, **extra_args)
+        mixed = jax.tree.map(lambda a, b: alpha * a + (1.0 - alpha) * b, u1, u2)
+        return mixed, BlendState(s1, s2, smoothed, alpha)
+
+    return optax.GradientTransformationExtraArgs(init, update)
