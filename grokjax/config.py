@@ -19,7 +19,9 @@ from grokjax.errors import ConfigError
 from grokjax.tasks import TASKS, canonical_task, needs_prime
 
 MODELS = ("transformer", "mlp")
-OPTIMIZERS = ("adamw", "adam", "sgd", "wand")
+OPTIMIZERS = ("adamw", "adam", "sgd", "wand", "wand-adamw")
+WAND_FORCES = ("entropy", "loss")
+BLEND_SIGNALS = ("train_loss", "train_accuracy")
 
 
 class Hparams(NamedTuple):
@@ -60,7 +62,8 @@ class Config:
     replaced by a wrong label).
     Model: `model` ('transformer' or 'mlp'), `n_layers`, `d_model`, `n_heads`, `d_mlp`,
     `layer_norm`.
-    Optimisation: `optimizer` ('adamw', 'adam', 'sgd' with momentum, 'wand'), `beta1`,
+    Optimisation: `optimizer` ('adamw', 'adam', 'sgd' with momentum, 'wand', and
+    'wand-adamw', the blend of the two; see below), `beta1`,
     `beta2`, `momentum`, `warmup_steps` (linear warm-up from 0; not used by WanD),
     `fixed_norm` (rescale all parameters to this global norm after init and after every
     step; None disables), `steps`, `batch_size` (None = full batch).
@@ -68,7 +71,15 @@ class Config:
     bias, `wand_deposit` (F) and `wand_t_wl` (t_WL) of the Wang-Landau rate,
     `wand_sigma_bins` (kernel width in bins), and the grid over ln L (`wand_bin_width`,
     `wand_x_min`, `wand_x_max`); stabilisers `wand_slope_cap` (bound on |dS/dx|) and
-    `wand_force_cap` (bound on the entropy force's global norm), inf = the paper's.
+    `wand_force_cap` (bound on the entropy force's global norm), inf = the paper's;
+    `wand_force` ('entropy', the paper's -dS/dx grad(ln L); 'loss', the ablation
+    -`wand_loss_force_scale` grad(L): the same thermostat and noise without the entropy
+    force).
+    Blend ('wand-adamw', `grokjax.blend`): alpha WanD + (1 - alpha) AdamW, alpha read
+    from a training-side `blend_signal` ('train_loss': ln L of the batch;
+    'train_accuracy'), smoothed by an EMA of decay `blend_smoothing`, and ramped
+    linearly from 0 at `blend_low` to 1 at `blend_high` (for accuracy, low > high hands
+    over to AdamW as accuracy rises).
     Evaluation: `eval_every` (steps between evaluations, 0 = none), `eval_log_points`
     (extra log-spaced evaluation steps, 0 = none), `chunk_evals` (evaluations per
     compiled chunk; checkpoints and progress updates happen between chunks),
@@ -105,6 +116,12 @@ class Config:
     wand_x_max: float = 10.0
     wand_slope_cap: float = math.inf
     wand_force_cap: float = math.inf
+    wand_force: str = "entropy"
+    wand_loss_force_scale: float = 13_500.0
+    blend_signal: str = "train_loss"
+    blend_low: float = -3.0
+    blend_high: float = 0.0
+    blend_smoothing: float = 0.9
 
     steps: int = 10_000
     batch_size: int | None = None
@@ -171,6 +188,16 @@ class Config:
         for name in ("wand_slope_cap", "wand_force_cap"):
             if not getattr(self, name) > 0:
                 _fail(name, getattr(self, name), "a positive number or inf")
+        if self.wand_force not in WAND_FORCES:
+            _fail("wand_force", self.wand_force, f"one of {', '.join(WAND_FORCES)}")
+        if not self.wand_loss_force_scale > 0:
+            _fail("wand_loss_force_scale", self.wand_loss_force_scale, "a positive number")
+        if self.blend_signal not in BLEND_SIGNALS:
+            _fail("blend_signal", self.blend_signal, f"one of {', '.join(BLEND_SIGNALS)}")
+        if self.blend_low == self.blend_high:
+            _fail("blend_high", self.blend_high, f"a number other than blend_low={self.blend_low}")
+        if not 0.0 <= self.blend_smoothing < 1.0:
+            _fail("blend_smoothing", self.blend_smoothing, "a decay in [0, 1)")
         if not isinstance(self.steps, int) or self.steps < 1:
             _fail("steps", self.steps, "a positive integer")
         if self.batch_size is not None and not 1 <= self.batch_size <= n_train:

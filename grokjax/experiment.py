@@ -120,6 +120,8 @@ def _prepare_out_dir(out_dir: Path, record: dict, resume: bool, overwrite: bool)
     if resume:
         saved = json.loads((out_dir / "config.json").read_text())
         saved.pop("versions", None)
+        # Fields added to Config after the run was written default to the old behaviour.
+        saved["config"] = {**Config().to_dict(), **saved.get("config", {})}
         if saved != record:
             raise ConfigError(
                 f"out={str(out_dir)!r} holds a run with another configuration; "

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from grokjax.blend import blend, ramp_weight
 from grokjax.config import Config, Hparams
 from grokjax.errors import ConfigError
 from grokjax.wand import Grid, wand
@@ -56,31 +57,50 @@ def wand_grid(cfg: Config) -> Grid:
     return Grid(cfg.wand_x_min, cfg.wand_bin_width, n_bins)
 
 
+def _wand(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.GradientTransformation:
+    return wand(
+        hparams.learning_rate,
+        hparams.temperature,
+        hparams.friction,
+        key=key,
+        bias_strength=cfg.wand_bias_strength,
+        loss_floor=cfg.wand_loss_floor,
+        deposit=cfg.wand_deposit,
+        t_wl=cfg.wand_t_wl,
+        sigma_bins=cfg.wand_sigma_bins,
+        grid=wand_grid(cfg),
+        slope_cap=cfg.wand_slope_cap,
+        force_cap=cfg.wand_force_cap,
+        force=cfg.wand_force,
+        loss_force_scale=cfg.wand_loss_force_scale,
+    )
+
+
 def make_optimizer(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.GradientTransformation:
     """The optax transformation for `cfg.optimizer` with the (possibly traced) `hparams`.
 
     Built inside the vmapped training function so each member gets its own numbers
     (and, for stochastic optimizers, its own key). The fixed-norm projection is added
-    by the trainer (`cfg.fixed_norm`), not here.
+    by the trainer (`cfg.fixed_norm`), not here. 'wand-adamw' blends WanD with the
+    AdamW above (same learning rate and weight decay), its weight read from the
+    training-side signal `cfg.blend_signal` (`grokjax.blend`).
     """
     if cfg.optimizer == "wand":
-        return wand(
-            hparams.learning_rate,
-            hparams.temperature,
-            hparams.friction,
-            key=key,
-            bias_strength=cfg.wand_bias_strength,
-            loss_floor=cfg.wand_loss_floor,
-            deposit=cfg.wand_deposit,
-            t_wl=cfg.wand_t_wl,
-            sigma_bins=cfg.wand_sigma_bins,
-            grid=wand_grid(cfg),
-            slope_cap=cfg.wand_slope_cap,
-            force_cap=cfg.wand_force_cap,
-        )
+        return _wand(cfg, hparams, key)
     schedule = warmup(hparams.learning_rate, cfg.warmup_steps)
+    adamw = optax.adamw(schedule, b1=cfg.beta1, b2=cfg.beta2, weight_decay=hparams.weight_decay)
     if cfg.optimizer == "adamw":
-        return optax.adamw(schedule, b1=cfg.beta1, b2=cfg.beta2, weight_decay=hparams.weight_decay)
+        return adamw
+    if cfg.optimizer == "wand-adamw":
+        by_loss = cfg.blend_signal == "train_loss"
+        return blend(
+            _wand(cfg, hparams, key),
+            adamw,
+            ramp_weight(cfg.blend_low, cfg.blend_high),
+            observable="value" if by_loss else "train_accuracy",
+            transform=jnp.log if by_loss else None,
+            smoothing=cfg.blend_smoothing,
+        )
     if cfg.optimizer == "adam":
         return optax.adam(schedule, b1=cfg.beta1, b2=cfg.beta2)
     # "sgd": heavy-ball momentum with coupled L2 weight decay

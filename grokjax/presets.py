@@ -72,6 +72,44 @@ PRESETS: dict[str, Preset] = {
         Config(task="x+y", optimizer="wand", wand_force_cap=1.2e5, **{**_PAPER, "steps": 5_000}),
         Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.5, friction=0.5),
     ),
+    "wand-adamw-add": Preset(
+        "Blend on x+y mod 67: alpha WanD (capped at 1.2e5, kT 0.5, friction 0.5) + "
+        "(1 - alpha) AdamW (weight decay 1), lr 3e-3; alpha ramps from 1 at ln L_train = 0 "
+        "to 0 at -3 (EMA 0.9 of the batch loss; no test signal), 3,000 steps.",
+        Config(
+            task="x+y", optimizer="wand-adamw", wand_force_cap=1.2e5, **{**_PAPER, "steps": 3_000}
+        ),
+        Hparams(learning_rate=3e-3, weight_decay=1.0, temperature=0.5, friction=0.5),
+    ),
+    "wand-no-noise-add": Preset(
+        "Ablation of wand-capped-add: the entropy force without noise (kT 0), 3,000 steps.",
+        Config(task="x+y", optimizer="wand", wand_force_cap=1.2e5, **{**_PAPER, "steps": 3_000}),
+        Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.0, friction=0.5),
+    ),
+    "wand-no-wl-add": Preset(
+        "Ablation of wand-capped-add: no Wang-Landau deposits (F 0), so S stays the "
+        "quadratic bias; noise kept, 3,000 steps.",
+        Config(
+            task="x+y",
+            wand_deposit=0.0,
+            optimizer="wand",
+            wand_force_cap=1.2e5,
+            **{**_PAPER, "steps": 3_000},
+        ),
+        Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.5, friction=0.5),
+    ),
+    "wand-loss-force-add": Preset(
+        "Ablation of wand-capped-add: the noise without the entropy force (force "
+        "-13,500 grad L_train in place of -dS/dx grad ln L_train), 3,000 steps.",
+        Config(
+            task="x+y",
+            wand_force="loss",
+            optimizer="wand",
+            wand_force_cap=1.2e5,
+            **{**_PAPER, "steps": 3_000},
+        ),
+        Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.5, friction=0.5),
+    ),
     "nanda-add": Preset(
         "Nanda et al. 2023: x+y mod 113, 30 % train, full batch, AdamW lr 1e-3, wd 1, "
         "40,000 steps (test loss collapses around 10k-14k).",

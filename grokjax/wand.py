@@ -110,6 +110,8 @@ def scale_by_wand(
     thermal_init: bool = True,
     slope_cap=jnp.inf,
     force_cap=jnp.inf,
+    force: str = "entropy",
+    loss_force_scale=13_500.0,
 ) -> optax.GradientTransformationExtraArgs:
     """WanD's Langevin velocity with the Wang-Landau entropy force; returns v (not v dt).
 
@@ -129,7 +131,14 @@ def scale_by_wand(
             the paper's unbounded quadratic bias.
         force_cap: bound on the global norm of the entropy force |a|; the force is
             rescaled, never reversed; inf = the paper's literal force.
+        force: "entropy" (the paper's a = -dS/dx grad(ln L)) or "loss", the ablation
+            a = -loss_force_scale grad(L): the same thermostat, noise and cap, with a
+            constant in place of the entropy slope over L. (The default scale, 13,500,
+            is the paper's dS/dx over L at the start of training on x+y mod 67:
+            2 * 3000 * (ln ln 67 + 8) / ln 67.)
     """
+    if force not in ("entropy", "loss"):
+        raise ValueError(f"force={force!r} is not allowed: 'entropy' or 'loss'")
 
     def init(params) -> WandState:
         leaves, treedef = jax.tree.flatten(params)
@@ -159,6 +168,8 @@ def scale_by_wand(
         i = grid.index(x)
         g = bias_slope(grid, i, bias_strength, loss_floor) + slope(state.deposits, grid, i)
         g = jnp.clip(g, -slope_cap, slope_cap)
+        if force == "loss":  # -g grad(L) / L = -scale grad(L)
+            g = loss_force_scale * value
         # |a| = |g| |grad L| / L; one factor rescales the whole force onto the cap.
         force_norm = jnp.abs(g) * optax.tree.norm(updates) / value
         g = g * jnp.minimum(1.0, force_cap / force_norm)
@@ -170,9 +181,9 @@ def scale_by_wand(
         keys = jax.random.split(step_key, len(leaves))
         new_v = []
         for k, grad, v in zip(keys, leaves, v_leaves, strict=True):
-            force = -g * grad / value  # -dS/dx * grad(ln L)
+            a = -g * grad / value  # -dS/dx * grad(ln L)
             xi = jax.random.normal(k, v.shape, v.dtype)
-            new_v.append((1.0 - c_f) * v + force * timestep + noise_std * xi)
+            new_v.append((1.0 - c_f) * v + a * timestep + noise_std * xi)
         t = state.count + 1
         deposits = state.deposits + wang_landau_rate(t, deposit, t_wl) * gaussian_kernel(
             grid, i, sigma_bins
@@ -198,6 +209,8 @@ def wand(
     thermal_init: bool = True,
     slope_cap=jnp.inf,
     force_cap=jnp.inf,
+    force: str = "entropy",
+    loss_force_scale=13_500.0,
 ) -> optax.GradientTransformationExtraArgs:
     """WanD (Zhang et al. 2025): Wang-Landau MD as an optimizer; the update is v * dt.
 
@@ -230,6 +243,8 @@ def wand(
             thermal_init=thermal_init,
             slope_cap=slope_cap,
             force_cap=force_cap,
+            force=force,
+            loss_force_scale=loss_force_scale,
         ),
         optax.scale(learning_rate),
     )

@@ -36,8 +36,9 @@ def test_ramp_weight_reads_log_loss_and_accuracy():
 
 
 def test_observable_is_smoothed_and_transformed():
-    tx = blend(optax.sgd(1.0), optax.sgd(2.0), ramp_weight(-1.0, 1.0), transform=jnp.log,
-               smoothing=0.5)
+    tx = blend(
+        optax.sgd(1.0), optax.sgd(2.0), ramp_weight(-1.0, 1.0), transform=jnp.log, smoothing=0.5
+    )
     state = tx.init(PARAMS)
     _, state = tx.update(GRADS, state, PARAMS, value=jnp.float32(np.e))  # starts at ln e = 1
     assert float(state.observable) == pytest.approx(1.0)
@@ -47,8 +48,13 @@ def test_observable_is_smoothed_and_transformed():
 
 
 def test_a_named_observable_and_a_missing_one():
-    tx = blend(optax.sgd(1.0), optax.sgd(0.0), ramp_weight(0.98, 0.9),
-               observable="train_accuracy", smoothing=0.0)
+    tx = blend(
+        optax.sgd(1.0),
+        optax.sgd(0.0),
+        ramp_weight(0.98, 0.9),
+        observable="train_accuracy",
+        smoothing=0.0,
+    )
     _, state = _update(tx, 0.5, "train_accuracy")
     assert float(state.weight) == 1.0
     with pytest.raises(ValueError, match="train_accuracy"):
@@ -57,8 +63,12 @@ def test_a_named_observable_and_a_missing_one():
 
 def test_blends_wand_with_adamw_under_jit_and_vmap():
     def make(key):
-        return blend(wand(3e-3, 0.5, 0.5, key=key), optax.adamw(3e-3, weight_decay=1.0),
-                     ramp_weight(-3.0, 0.0), transform=jnp.log)
+        return blend(
+            wand(3e-3, 0.5, 0.5, key=key),
+            optax.adamw(3e-3, weight_decay=1.0),
+            ramp_weight(-3.0, 0.0),
+            transform=jnp.log,
+        )
 
     def run(key):
         tx = make(key)

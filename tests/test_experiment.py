@@ -50,6 +50,17 @@ def test_resume_refuses_another_configuration(tmp_path, tiny_cfg):
         )
 
 
+def test_resume_accepts_a_run_written_before_a_config_field_existed(tmp_path, tiny_cfg):
+    """A field added later defaults to the old behaviour, so its absence still matches."""
+    first = run_ensemble(tiny_cfg, HP, [0], tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "config.json"
+    record = json.loads(path.read_text())
+    del record["config"]["blend_smoothing"]
+    path.write_text(json.dumps(record))
+    again = run_ensemble(tiny_cfg, HP, [0], tmp_path / "run", progress=False, resume=True)
+    assert again.summary == first.summary
+
+
 def test_cli_writes_every_output_file(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(
@@ -98,6 +109,10 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, capsys):
         (["--set", "optimizer=lion"], "optimizer"),
         (["--set", "no_such_field=1"], "no_such_field"),
         (["--set", "steps=ten"], "steps"),
+        (["--set", "wand_force=gradient"], "wand_force"),
+        (["--set", "blend_signal=test_accuracy"], "blend_signal"),
+        (["--set", "blend_smoothing=1"], "blend_smoothing"),
+        (["--set", "blend_low=0", "--set", "blend_high=0"], "blend_high"),
     ],
 )
 def test_bad_input_names_the_field_before_compute(tmp_path, capsys, args, field):

@@ -158,3 +158,29 @@ def test_small_run_groks():
         both = (metrics["train_acc"][m] >= 0.99) & (metrics["test_acc"][m] >= 0.99)
         assert both.any()
         assert member["final_test_acc"] >= 0.95  # and it stays generalised
+
+
+def test_blend_at_weight_zero_is_exactly_adamw(tiny_cfg):
+    """ln L never reaches the ramp (10..11), so alpha = 0: the blend's updates are AdamW's."""
+    hp = Hparams(1e-2, 0.1)
+    adamw_state, _ = jax.jit(make_train(tiny_cfg).train)(jax.random.key(0), hp)
+    cfg = tiny_cfg.replace(optimizer="wand-adamw", blend_low=10.0, blend_high=11.0)
+    blend_state, _ = jax.jit(make_train(cfg).train)(jax.random.key(0), hp)
+    chex.assert_trees_all_close(blend_state.params, adamw_state.params, rtol=1e-4, atol=1e-5)
+    assert float(blend_state.opt_state.weight) == 0.0
+
+
+def test_blend_reads_the_train_accuracy_the_trainer_passes(tiny_cfg):
+    cfg = tiny_cfg.replace(
+        optimizer="wand-adamw",
+        blend_signal="train_accuracy",
+        blend_low=1.0,
+        blend_high=0.0,
+        blend_smoothing=0.0,
+    )
+    state, m = jax.jit(make_train(cfg).train)(jax.random.key(0), Hparams(1e-2, 0.1))
+    accuracy = float(state.opt_state.observable)  # the last batch's, before its update
+    assert 0.0 <= accuracy <= 1.0
+    assert accuracy * cfg.n_train == pytest.approx(round(accuracy * cfg.n_train), abs=1e-3)
+    np.testing.assert_allclose(float(state.opt_state.weight), 1.0 - accuracy, rtol=1e-5)
+    chex.assert_tree_all_finite(m)

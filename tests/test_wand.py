@@ -185,3 +185,17 @@ def test_zero_loss_from_softmax_collapse_gives_a_finite_update():
     chex.assert_tree_all_finite(updates)
     wand_state = state[0]  # the chain's first member is scale_by_wand's state
     chex.assert_tree_all_finite((wand_state.velocity, wand_state.deposits))
+
+
+def test_loss_force_ablation_is_a_constant_times_the_loss_gradient():
+    """force="loss": from rest without noise, v = -scale grad(L) dt whatever L is."""
+    params = {"w": jnp.array([1.0, -2.0, 0.5])}
+    grads = jax.grad(_quadratic)(params)
+    tx = scale_by_wand(
+        1e-2, 0.0, 1.0, key=KEY, thermal_init=False, force="loss", loss_force_scale=7.0
+    )
+    for loss in (0.01, 3.0):
+        velocity, _ = tx.update(grads, tx.init(params), params, value=jnp.float32(loss))
+        np.testing.assert_allclose(velocity["w"], -7.0 * grads["w"] * 1e-2, rtol=1e-5)
+    with pytest.raises(ValueError, match="force"):
+        scale_by_wand(1e-2, 0.0, 1.0, key=KEY, force="gradient")
