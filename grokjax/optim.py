@@ -16,8 +16,9 @@ import optax
 
 from grokjax.blend import blend, ramp_weight
 from grokjax.config import Config, Hparams
+from grokjax.entropy import Grid
 from grokjax.errors import ConfigError
-from grokjax.wand import Grid, wand
+from grokjax.wand import wand
 
 
 def warmup(learning_rate, warmup_steps: int) -> optax.Schedule:

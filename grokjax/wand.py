@@ -30,6 +30,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from grokjax.entropy import Grid, bias_slope, gaussian_kernel, slope, wang_landau_rate
+
+DEFAULT_GRID = Grid()
+
 
 class WandState(NamedTuple):
     """Velocity (like params), Wang-Landau deposits over ln L, updates taken, noise key.
@@ -42,57 +46,6 @@ class WandState(NamedTuple):
     deposits: jax.Array
     count: jax.Array
     key: jax.Array
-
-
-class Grid(NamedTuple):
-    """A uniform grid over x = ln L: `n_bins` bins of width `bin_width` from `x_min`."""
-
-    x_min: float = -20.0
-    bin_width: float = 0.02
-    n_bins: int = 1500
-
-    @property
-    def centres(self) -> jax.Array:
-        return self.x_min + self.bin_width * (jnp.arange(self.n_bins) + 0.5)
-
-    def index(self, x: jax.Array) -> jax.Array:
-        """The bin of x, kept one bin inside the edges so central differences exist."""
-        i = jnp.floor((x - self.x_min) / self.bin_width).astype(jnp.int32)
-        return jnp.clip(i, 1, self.n_bins - 2)
-
-
-DEFAULT_GRID = Grid()
-
-
-def quadratic_bias(grid: Grid, strength, loss_floor) -> jax.Array:
-    """S_bias(x) = strength (x - L0)^2 for x > L0, else 0."""
-    above = jnp.maximum(grid.centres - loss_floor, 0.0)
-    return strength * above**2
-
-
-def wang_landau_rate(t, deposit, t_wl) -> jax.Array:
-    """f(t) = F min(t / t_WL, t_WL / t): a linear ramp, then the 1/t decay."""
-    t = jnp.asarray(t, jnp.float32)
-    return deposit * jnp.minimum(t / t_wl, t_wl / t)
-
-
-def gaussian_kernel(grid: Grid, centre: jax.Array, sigma_bins: float) -> jax.Array:
-    """A Gaussian over the bins around bin `centre`, cut at 4 sigma, normalised to sum 1."""
-    d = (jnp.arange(grid.n_bins) - centre) / sigma_bins
-    kernel = jnp.where(jnp.abs(d) <= 4.0, jnp.exp(-0.5 * d**2), 0.0)
-    return kernel / kernel.sum()
-
-
-def slope(values: jax.Array, grid: Grid, i: jax.Array) -> jax.Array:
-    """d(values)/dx at bin i by central difference."""
-    return (values[i + 1] - values[i - 1]) / (2.0 * grid.bin_width)
-
-
-def bias_slope(grid: Grid, i: jax.Array, strength, loss_floor) -> jax.Array:
-    """dS_bias/dx at bin i by the same central difference, from the bias formula."""
-    centres = grid.x_min + grid.bin_width * (jnp.stack([i - 1, i + 1]) + 0.5)
-    lo, hi = strength * jnp.maximum(centres - loss_floor, 0.0) ** 2
-    return (hi - lo) / (2.0 * grid.bin_width)
 
 
 def scale_by_wand(

@@ -17,8 +17,9 @@ import numpy as np
 import optax
 
 import grokjax as gj
+from grokjax.entropy import bias_slope, slope
 from grokjax.optim import wand_grid
-from grokjax.wand import WandState, bias_slope, slope
+from grokjax.wand import WandState
 
 steps = int(sys.argv[1])
 seeds = [int(s) for s in sys.argv[2].split(",")]

@@ -5,14 +5,8 @@ import numpy as np
 import optax
 import pytest
 
-from grokjax.wand import (
-    Grid,
-    gaussian_kernel,
-    quadratic_bias,
-    scale_by_wand,
-    wand,
-    wang_landau_rate,
-)
+from grokjax.entropy import Grid, gaussian_kernel, quadratic_bias, wang_landau_rate
+from grokjax.wand import scale_by_wand, wand
 
 KEY = jax.random.key(0)
 

@@ -1,0 +1,95 @@
+"""The Wang-Landau entropy estimate on a grid over collective variables.
+
+Shared by WanD (one axis, x = ln L_train) and the WLMD sampler (one or two axes, x and
+the test accuracy y). An estimate is an array of values on the bins of its axes:
+
+    S <- S + f(t) G,   f(t) = F min(t / t_WL, t_WL / t)      (the 1/t Wang-Landau rate)
+
+with G a Gaussian kernel around the current bin (cut at 4 sigma, normalised to sum 1),
+and the force on a walker reads the central finite difference of S at its bin. The
+initial quadratic bias S_bias(x) = beta (x - L0)^2 for x > L0 (0 below) pushes walkers
+toward low loss along the first axis; it is evaluated from its formula rather than
+stored, so small deposits are not lost to float32 round-off against a large bias.
+(Zhang et al. 2025, section 4 of docs/paper-notes.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Grid(NamedTuple):
+    """A uniform axis: `n_bins` bins of width `bin_width` from `x_min`."""
+
+    x_min: float = -20.0
+    bin_width: float = 0.02
+    n_bins: int = 1500
+
+    @property
+    def x_max(self) -> float:
+        return self.x_min + self.bin_width * self.n_bins
+
+    @property
+    def centres(self) -> jax.Array:
+        return self.x_min + self.bin_width * (jnp.arange(self.n_bins) + 0.5)
+
+    def index(self, x: jax.Array) -> jax.Array:
+        """The bin of x, kept one bin inside the edges so central differences exist."""
+        i = jnp.floor((x - self.x_min) / self.bin_width).astype(jnp.int32)
+        return jnp.clip(i, 1, self.n_bins - 2)
+
+    def contains(self, x: jax.Array) -> jax.Array:
+        return (x >= self.x_min) & (x < self.x_max)
+
+
+def quadratic_bias(grid: Grid, strength, loss_floor) -> jax.Array:
+    """S_bias(x) = strength (x - L0)^2 for x > L0, else 0, on the bin centres."""
+    above = jnp.maximum(grid.centres - loss_floor, 0.0)
+    return strength * above**2
+
+
+def bias_slope(grid: Grid, i: jax.Array, strength, loss_floor) -> jax.Array:
+    """dS_bias/dx at bin i by the same central difference, from the bias formula."""
+    centres = grid.x_min + grid.bin_width * (jnp.stack([i - 1, i + 1]) + 0.5)
+    lo, hi = strength * jnp.maximum(centres - loss_floor, 0.0) ** 2
+    return (hi - lo) / (2.0 * grid.bin_width)
+
+
+def wang_landau_rate(t, deposit, t_wl) -> jax.Array:
+    """f(t) = F min(t / t_WL, t_WL / t): a linear ramp, then the 1/t decay."""
+    t = jnp.asarray(t, jnp.float32)
+    return deposit * jnp.minimum(t / t_wl, t_wl / t)
+
+
+def gaussian_kernel(grid: Grid, centre: jax.Array, sigma_bins: float) -> jax.Array:
+    """A Gaussian over the bins around bin `centre`, cut at 4 sigma, normalised to sum 1."""
+    d = (jnp.arange(grid.n_bins) - centre) / sigma_bins
+    kernel = jnp.where(jnp.abs(d) <= 4.0, jnp.exp(-0.5 * d**2), 0.0)
+    return kernel / kernel.sum()
+
+
+def kernel(grids: Sequence[Grid], index: jax.Array, sigma_bins: float) -> jax.Array:
+    """The product of per-axis Gaussians around the bin `index` ([n_axes]); sums to 1."""
+    out = gaussian_kernel(grids[0], index[0], sigma_bins)
+    for axis, grid in enumerate(grids[1:], start=1):
+        out = out[..., None] * gaussian_kernel(grid, index[axis], sigma_bins)
+    return out
+
+
+def slope(values: jax.Array, grid: Grid, i: jax.Array) -> jax.Array:
+    """d(values)/dx at bin i of a 1-D array by central difference."""
+    return (values[i + 1] - values[i - 1]) / (2.0 * grid.bin_width)
+
+
+def gradient(values: jax.Array, grids: Sequence[Grid], index: jax.Array) -> jax.Array:
+    """[n_axes] central differences of an n-D array at the bin `index` ([n_axes])."""
+    n = len(grids)
+    lines = [
+        values[tuple(slice(None) if k == axis else index[k] for k in range(n))] for axis in range(n)
+    ]
+    pairs = enumerate(zip(lines, grids, strict=True))
+    return jnp.stack([slope(line, grid, index[a]) for a, (line, grid) in pairs])
