@@ -39,8 +39,12 @@ class Grid(NamedTuple):
 
     def index(self, x: jax.Array) -> jax.Array:
         """The bin of x, kept one bin inside the edges so central differences exist."""
+        return jnp.clip(self.bin(x), 1, self.n_bins - 2)
+
+    def bin(self, x: jax.Array) -> jax.Array:
+        """The bin of x, clipped onto the grid."""
         i = jnp.floor((x - self.x_min) / self.bin_width).astype(jnp.int32)
-        return jnp.clip(i, 1, self.n_bins - 2)
+        return jnp.clip(i, 0, self.n_bins - 1)
 
     def contains(self, x: jax.Array) -> jax.Array:
         return (x >= self.x_min) & (x < self.x_max)
@@ -76,17 +80,19 @@ def kernel(grids: Sequence[Grid], index: jax.Array, sigma_bins: float) -> jax.Ar
     """The product of per-axis Gaussians around the bin `index` ([n_axes]); sums to 1."""
     out = gaussian_kernel(grids[0], index[0], sigma_bins)
     for axis, grid in enumerate(grids[1:], start=1):
-        out = out[..., None] * gaussian_kernel(grid, index[axis], sigma_bins)
+        along = gaussian_kernel(grid, index[axis], sigma_bins)
+        out = out[..., None] * along.reshape((1,) * out.ndim + along.shape)
     return out
 
 
 def slope(values: jax.Array, grid: Grid, i: jax.Array) -> jax.Array:
-    """d(values)/dx at bin i of a 1-D array by central difference."""
-    return (values[i + 1] - values[i - 1]) / (2.0 * grid.bin_width)
+    """d(values)/dx at bin i of a 1-D array: central difference, one-sided at the edges."""
+    lo, hi = jnp.maximum(i - 1, 0), jnp.minimum(i + 1, grid.n_bins - 1)
+    return (values[hi] - values[lo]) / ((hi - lo) * grid.bin_width)
 
 
 def gradient(values: jax.Array, grids: Sequence[Grid], index: jax.Array) -> jax.Array:
-    """[n_axes] central differences of an n-D array at the bin `index` ([n_axes])."""
+    """[n_axes] slopes (`slope`) of an n-D array at the bin `index` ([n_axes])."""
     n = len(grids)
     lines = [
         values[tuple(slice(None) if k == axis else index[k] for k in range(n))] for axis in range(n)

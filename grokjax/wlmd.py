@@ -1,0 +1,221 @@
+"""WLMD: Wang-Landau molecular dynamics over a parameter pytree.
+
+The paper's instrument (Zhang et al. 2025, section 4 of docs/paper-notes): walkers
+move through parameter space under a Langevin thermostat and the force of an entropy
+estimate S over collective variables c(theta) (one or two of them; for a network, x =
+ln L_train and y = a smoothed test accuracy), and deposit into S where they are, so S
+converges to kT times the log density of states. Per step t of a walker:
+
+    c = cv(theta),  i = bin(c)
+    a = -sum_k dS/dc_k(i) grad c_k(theta)      (central differences, held constant;
+                                                one backward pass: a vjp of cv)
+    v <- (1 - c_f) v + a dt + sqrt(c_f (2 - c_f) kT) xi,     xi ~ N(0, 1)
+    theta <- theta + v dt,  then the finite volume: per-tensor reflective walls
+             (theta > b: theta <- 2b - theta, v <- -v; the lower wall alike) or a fixed
+             global norm
+    S <- S + f(t) G(i),   f(t) = F min(t / t_WL, t_WL / t)
+
+S is the quadratic bias on the first axis plus the deposits (`grokjax.entropy`). At a
+flat histogram the walkers' density over c is exp(-S / kT) times the density of states
+Omega(c), so S / kT = ln Omega + const: `Sampler.entropy` returns that.
+
+Walkers are vmapped. Two protocols (the paper's first): independent walkers, each with
+its own estimate, averaged every K steps (`Sampler.average`; all continue from the
+average), and a shared estimate that every walker deposits into at every step
+(`Sampler.step_shared`).
+
+Example (a 4-dimensional quadratic well, x = ln U; S should grow as 2 x):
+    >>> grid = Grid(x_min=-3.0, bin_width=0.1, n_bins=40)
+    >>> cv = lambda q: jnp.log(0.5 * jnp.sum(q["q"] ** 2))[None]
+    >>> sampler = make_sampler(cv, [grid], timestep=0.01, friction=0.1)
+    >>> walker, estimate = sampler.init({"q": jnp.ones(4)}, jax.random.key(0))
+    >>> walker, estimate, c = jax.jit(sampler.step)(walker, estimate)
+    >>> estimate.deposits.shape, c.shape
+    ((40,), (1,))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from grokjax.entropy import Grid, bias_slope, gradient, kernel, quadratic_bias, wang_landau_rate
+
+
+class Walker(NamedTuple):
+    """One walker: its position, velocity, noise key and steps taken."""
+
+    params: Any
+    velocity: Any
+    key: jax.Array
+    step: jax.Array
+
+
+class Estimate(NamedTuple):
+    """The Wang-Landau deposits and visit histogram on the grid, and deposits made."""
+
+    deposits: jax.Array
+    histogram: jax.Array
+    count: jax.Array
+
+
+class Sampler(NamedTuple):
+    init: Callable[[Any, jax.Array], tuple[Walker, Estimate]]
+    step: Callable[[Walker, Estimate], tuple[Walker, Estimate, jax.Array]]
+    step_shared: Callable[[Walker, Estimate], tuple[Walker, Estimate, jax.Array]]
+    average: Callable[[Estimate], Estimate]
+    entropy: Callable[[Estimate], jax.Array]
+
+
+def fan_in_walls(params, scale: float):
+    """Per-tensor wall bounds scale / sqrt(n), n the fan-in (first axis; size for vectors)."""
+
+    def bound(p):
+        n = p.shape[0] if p.ndim >= 2 else p.size
+        return jnp.float32(scale / n**0.5)
+
+    return jax.tree.map(bound, params)
+
+
+def reflect(params, velocity, walls):
+    """Reflect every coordinate that left [-b, b] back inside and reverse its velocity."""
+
+    def one(p, v, b):
+        above, below = p > b, p < -b
+        p = jnp.where(above, 2 * b - p, jnp.where(below, -2 * b - p, p))
+        v = jnp.where(above | below, -v, v)
+        return p, v
+
+    pairs = jax.tree.map(one, params, velocity, walls)
+    outer = jax.tree.structure(params)
+    inner = jax.tree.structure((0, 0))
+    return jax.tree.transpose(outer, inner, pairs)
+
+
+def make_sampler(
+    cv_fn: Callable[[Any], jax.Array],
+    grids: Sequence[Grid],
+    *,
+    timestep: float,
+    friction: float,
+    temperature: float = 1.0,
+    deposit: float = 3.0,
+    t_wl: float = 1000.0,
+    sigma_bins: float = 10.0,
+    bias_strength: float = 0.0,
+    bias_floor: float = 0.0,
+    walls: Any = None,
+    fixed_norm: float | None = None,
+    thermal_init: bool = True,
+    edge_strength: float = 100.0,
+) -> Sampler:
+    """Build the WLMD walker functions (see the module docstring).
+
+    Args:
+        cv_fn: params -> [n_axes] collective variables, differentiable.
+        grids: one `Grid` per collective variable (1 or 2 of them).
+        timestep, friction, temperature: dt, c_f in (0, 1] and kT of the thermostat.
+        deposit, t_wl, sigma_bins: F and t_WL of the 1/t rate, kernel width in bins.
+        bias_strength, bias_floor: beta and L0 of the quadratic bias on the first axis.
+        walls: per-tensor bounds (a pytree like params, e.g. `fan_in_walls`), or None.
+        fixed_norm: keep the global parameter norm at this value, or None.
+        thermal_init: draw the initial velocity from N(0, kT) (else zeros).
+        edge_strength: off the grid a walker feels a soft wall in collective-variable
+            space, edge_strength (c - edge) added to dS/dc, and only the part of the
+            edge bin's slope that points back onto the grid; it deposits into the edge
+            bin, which raises S there until the walker is walked back (the bins next to
+            the edges are therefore not estimates of the density of states).
+    Returns:
+        `Sampler(init, step, step_shared, average, entropy)`; none of them jits itself.
+    """
+    grids = tuple(grids)
+    if not 1 <= len(grids) <= 2:
+        raise ValueError(f"grids: 1 or 2 collective variables are allowed, got {len(grids)}")
+    if walls is not None and fixed_norm is not None:
+        raise ValueError("walls and fixed_norm are exclusive: choose one finite volume")
+    shape = tuple(g.n_bins for g in grids)
+    noise_std = (friction * (2.0 - friction) * temperature) ** 0.5
+
+    def bins(c: jax.Array) -> jax.Array:
+        return jnp.stack([g.bin(c[k]) for k, g in enumerate(grids)])
+
+    lo = jnp.array([g.x_min for g in grids], jnp.float32)
+    hi = jnp.array([g.x_max for g in grids], jnp.float32)
+
+    def slopes_at(estimate: Estimate, c: jax.Array, i: jax.Array) -> jax.Array:
+        """dS/dc_k at c: the grid's central differences plus the bias; off the grid only
+        the part that points back onto it, plus the soft wall."""
+        slopes = gradient(estimate.deposits, grids, i)
+        slopes = slopes.at[0].add(bias_slope(grids[0], i[0], bias_strength, bias_floor))
+        above, below = c >= hi, c < lo
+        slopes = jnp.where(above, jnp.maximum(slopes, 0.0), slopes)
+        slopes = jnp.where(below, jnp.minimum(slopes, 0.0), slopes)
+        wall = jnp.maximum(c - hi, 0.0) + jnp.minimum(c - lo, 0.0)
+        return slopes + edge_strength * wall
+
+    def init(params, key: jax.Array) -> tuple[Walker, Estimate]:
+        init_key, noise_key = jax.random.split(key)
+        std = temperature**0.5 if thermal_init else 0.0
+        velocity = jax.tree.map(lambda n: std * n, optax.tree.random_like(init_key, params))
+        walker = Walker(params, velocity, noise_key, jnp.zeros([], jnp.int32))
+        zeros = jnp.zeros(shape, jnp.float32)
+        return walker, Estimate(zeros, zeros, jnp.zeros([], jnp.int32))
+
+    def move(walker: Walker, estimate: Estimate) -> tuple[Walker, jax.Array, jax.Array]:
+        """One thermostat step under the current estimate; returns the walker, c and bin."""
+        c, pullback = jax.vjp(cv_fn, walker.params)
+        i = bins(c)
+        (force,) = pullback(-slopes_at(estimate, c, i).astype(c.dtype))
+        noise = optax.tree.random_like(jax.random.fold_in(walker.key, walker.step), force)
+        velocity = jax.tree.map(
+            lambda v, a, xi: (1.0 - friction) * v + a * timestep + noise_std * xi,
+            walker.velocity,
+            force,
+            noise,
+        )
+        params = jax.tree.map(lambda p, v: p + v * timestep, walker.params, velocity)
+        if walls is not None:
+            params, velocity = reflect(params, velocity, walls)
+        if fixed_norm is not None:
+            params = jax.tree.map(lambda p: p * fixed_norm / optax.tree.norm(params), params)
+        return walker._replace(params=params, velocity=velocity, step=walker.step + 1), c, i
+
+    def deposited(estimate: Estimate, i: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """What one visit to bin i (clipped onto the grid) adds to the deposits and the
+        histogram."""
+        rate = wang_landau_rate(estimate.count + 1, deposit, t_wl)
+        visit = jnp.zeros(shape, jnp.float32).at[tuple(i)].set(1.0)
+        return rate * kernel(grids, i, sigma_bins), visit
+
+    def step(walker: Walker, estimate: Estimate):
+        """One step of one walker with its own estimate: (walker, estimate, c)."""
+        walker, c, i = move(walker, estimate)
+        add, visit = deposited(estimate, i)
+        estimate = Estimate(estimate.deposits + add, estimate.histogram + visit, estimate.count + 1)
+        return walker, estimate, c
+
+    def step_shared(walkers: Walker, estimate: Estimate):
+        """One step of all walkers (leading axis) depositing into one shared estimate."""
+        walkers, c, i = jax.vmap(move, in_axes=(0, None))(walkers, estimate)
+        add, visit = jax.vmap(deposited, in_axes=(None, 0))(estimate, i)
+        estimate = Estimate(
+            estimate.deposits + add.sum(0), estimate.histogram + visit.sum(0), estimate.count + 1
+        )
+        return walkers, estimate, c
+
+    def average(estimates: Estimate) -> Estimate:
+        """The paper's protocol: every walker continues from the mean of their estimates."""
+        mean = jax.tree.map(lambda x: jnp.broadcast_to(x.mean(0), x.shape), estimates)
+        return mean._replace(histogram=estimates.histogram, count=estimates.count)
+
+    def entropy(estimate: Estimate) -> jax.Array:
+        """S / kT = (bias + deposits) / kT on the grid: ln Omega up to a constant."""
+        bias = quadratic_bias(grids[0], bias_strength, bias_floor)
+        bias = bias.reshape(bias.shape + (1,) * (len(grids) - 1))
+        return (estimate.deposits + jnp.broadcast_to(bias, shape)) / temperature
+
+    return Sampler(init, step, step_shared, average, entropy)
