@@ -1,0 +1,132 @@
+"""Reading a landscape S(x = ln L_train, y = A_test): the paper's analysis products.
+
+All functions take the grid arrays of `landscape.npz` (`entropy` [n_x, n_y] as S/kT,
+`histogram` of visits, bin centres `x` and `y`); only visited bins carry an estimate.
+
+* `equilibrium_curve`: for each x, the y that maximises S (the most numerous states at
+  that training loss): the network "at equilibrium".
+* `barrier`: along y at fixed low loss, from the memorising end (lowest visited y) to
+  the generalising end (highest visited y), the largest dip of S below the smaller of
+  its two ends; zero means entropy never decreases on the way (no barrier).
+* `high_entropy_advantage`: for the points of a training trajectory (x(t), y(t)), how
+  much entropy and test accuracy the equilibrium state at the same loss has over them.
+* `landscape_figure`: the heat map with the equilibrium curve and trajectories.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from grokjax.checkpoint import atomic_write_with  # noqa: E402
+
+
+def equilibrium_curve(entropy, histogram, y) -> tuple[np.ndarray, np.ndarray]:
+    """(y_eq, S_eq) per x column: argmax of S over the visited y bins (NaN if none)."""
+    visited = np.asarray(histogram) > 0
+    masked = np.where(visited, entropy, -np.inf)
+    best = masked.argmax(axis=1)
+    has = visited.any(axis=1)
+    y_eq = np.where(has, np.asarray(y)[best], np.nan)
+    s_eq = np.where(has, masked[np.arange(masked.shape[0]), best], np.nan)
+    return y_eq, s_eq
+
+
+def barrier(entropy, histogram, x, y, x_band: tuple[float, float]) -> dict:
+    """The entropy dip along y within the low-loss band x_band = (lo, hi).
+
+    S is averaged over the band's x columns, using each column's visited bins relative to
+    its own mean (S is known up to a constant per column only through the walkers'
+    connection; averaging the visited bins keeps the profile comparable). Returns the
+    profile, the memorising and generalising ends and the dip (>= 0).
+    """
+    x = np.asarray(x)
+    cols = (x >= x_band[0]) & (x < x_band[1])
+    visited = np.asarray(histogram)[cols] > 0
+    if not visited.any():
+        return {"dip": None, "profile": None, "y_memorising": None, "y_generalising": None}
+    band = np.where(visited, np.asarray(entropy)[cols], np.nan)
+    with np.errstate(invalid="ignore"):
+        profile = np.nanmean(band, axis=0)
+    seen = np.flatnonzero(np.isfinite(profile))
+    lo, hi = seen[0], seen[-1]
+    path = profile[lo : hi + 1]
+    path = np.interp(
+        np.arange(path.size), np.flatnonzero(np.isfinite(path)), path[np.isfinite(path)]
+    )
+    dip = max(0.0, float(min(path[0], path[-1]) - path.min()))
+    return {
+        "dip": dip,
+        "profile": profile,
+        "y_memorising": float(np.asarray(y)[lo]),
+        "y_generalising": float(np.asarray(y)[hi]),
+    }
+
+
+def barrier_with_spread(landscape: dict, x_band: tuple[float, float]) -> dict:
+    """`barrier` of the mean estimate, and its mean and spread over the walkers' own."""
+    hist, x, y = landscape["histogram"], landscape["x"], landscape["y"]
+    out = barrier(landscape["entropy"], hist, x, y, x_band)
+    if "walker_entropy" in landscape:
+        dips = [barrier(s, hist, x, y, x_band)["dip"] for s in landscape["walker_entropy"]]
+        dips = np.array([d for d in dips if d is not None], float)
+        out["walker_dips_mean"] = float(dips.mean()) if dips.size else None
+        out["walker_dips_std"] = float(dips.std(ddof=1)) if dips.size > 1 else None
+    return out
+
+
+def high_entropy_advantage(entropy, histogram, x, y, traj_x, traj_y) -> dict:
+    """S(equilibrium) - S(trajectory) and y_eq - y(t) at each trajectory point on the
+    visited grid; medians over those points."""
+    x, y = np.asarray(x), np.asarray(y)
+    y_eq, s_eq = equilibrium_curve(entropy, histogram, y)
+    dx, dy = x[1] - x[0], y[1] - y[0]
+    i = np.floor((np.asarray(traj_x) - (x[0] - dx / 2)) / dx).astype(int)
+    j = np.floor((np.asarray(traj_y) - (y[0] - dy / 2)) / dy).astype(int)
+    inside = (i >= 0) & (i < x.size) & (j >= 0) & (j < y.size)
+    i, j = i[inside], j[inside]
+    on = np.asarray(histogram)[i, j] > 0
+    i, j = i[on], j[on]
+    d_s = s_eq[i] - np.asarray(entropy)[i, j]
+    d_y = y_eq[i] - np.asarray(traj_y)[inside][on]
+    return {
+        "points": int(i.size),
+        "entropy_gap": d_s,
+        "accuracy_gap": d_y,
+        "median_entropy_gap": float(np.median(d_s)) if d_s.size else None,
+        "median_accuracy_gap": float(np.median(d_y)) if d_y.size else None,
+    }
+
+
+def landscape_figure(
+    landscape: dict, path: Path, trajectories: dict | None = None, title: str = ""
+) -> None:
+    """Heat map of S/kT over the visited bins, equilibrium curve, trajectories on top."""
+    entropy, hist = landscape["entropy"], landscape["histogram"]
+    x, y = landscape["x"], landscape["y"]
+    shown = np.where(hist > 0, entropy - np.nanmin(np.where(hist > 0, entropy, np.nan)), np.nan)
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    mesh = ax.pcolormesh(x, y, shown.T, shading="nearest", cmap="viridis")
+    fig.colorbar(mesh, ax=ax, label="S / kT (visited bins, minimum 0)")
+    y_eq, _ = equilibrium_curve(entropy, hist, y)
+    ax.plot(x, y_eq, color="white", lw=2, label="equilibrium (max S at each loss)")
+    for colour, (name, (tx, ty)) in zip(
+        ("tab:red", "tab:orange", "tab:pink"), (trajectories or {}).items(), strict=False
+    ):
+        ax.plot(tx, ty, color=colour, lw=1.5, label=name)
+    ax.set(
+        xlabel="ln L_train",
+        ylabel="smoothed test accuracy",
+        title=title,
+        xlim=(x[0], x[-1]),
+        ylim=(0, 1),
+    )
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
