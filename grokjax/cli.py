@@ -110,8 +110,97 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_ensemble_args(cmp, "runs/compare-<time>")
 
+    land = sub.add_parser(
+        "landscape", help="measure an entropy landscape S(ln L_train, A_test) with WLMD"
+    )
+    land.add_argument("--preset", default="landscape-cpu", help="a landscape preset")
+    land.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a landscape field (e.g. steps=50000) or a model field (model.modulus=31)",
+    )
+    land.add_argument("--steps", type=int, help="shorthand for --set steps=N")
+    land.add_argument(
+        "--trajectory",
+        action="append",
+        default=[],
+        metavar="NAME=RUN_DIR",
+        help="overlay a grokjax run directory's median (ln L_train, A_test) path (repeat)",
+    )
+    land.add_argument("--out", help="output directory (default runs/<preset>-<time>)")
+    mode = land.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue the landscape in --out")
+    mode.add_argument("--overwrite", action="store_true", help="replace the landscape in --out")
+    land.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     sub.add_parser("presets", help="list the presets")
     return parser
+
+
+def landscape_overrides(lcfg, assignments: list[str]):
+    """Apply `field=value` (landscape) and `model.field=value` (its Config) strings."""
+    import dataclasses
+
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(lcfg) if f.name != "model"}
+    model_kinds = field_types()
+    changes, model_changes = {}, {}
+    for item in assignments:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} is not allowed: write field=value")
+        field, text = (part.strip() for part in item.split("=", 1))
+        field = field.replace("-", "_")
+        if field.startswith("model.") and field[6:] in model_kinds:
+            model_changes[field[6:]] = _parse_value(field, text, model_kinds[field[6:]])
+        elif field in kinds:
+            changes[field] = _parse_value(field, text, kinds[field])
+        else:
+            allowed = sorted(kinds) + [f"model.{k}" for k in sorted(model_kinds)]
+            raise ConfigError(f"--set field {field!r} is unknown; allowed: {', '.join(allowed)}")
+    return lcfg.replace(model=lcfg.model.replace(**model_changes), **changes)
+
+
+def _landscape(args) -> int:
+    from grokjax.landscape import run_landscape
+    from grokjax.landscape_analysis import analyse
+    from grokjax.presets import get_landscape
+
+    _, lcfg = get_landscape(args.preset)
+    assignments = list(args.assignments)
+    if args.steps is not None:
+        assignments.append(f"steps={args.steps}")
+    lcfg = landscape_overrides(lcfg, assignments)
+    trajectories = {}
+    for item in args.trajectory:
+        name, _, run_dir = item.partition("=")
+        if not run_dir or not (Path(run_dir) / "metrics.parquet").is_file():
+            raise ConfigError(
+                f"trajectory={item!r} is not allowed: NAME=RUN_DIR with a metrics.parquet"
+            )
+        trajectories[name] = Path(run_dir)
+    out = Path(args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_landscape(
+        lcfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress
+    )
+    result = analyse(out, trajectories, title=args.preset)
+    barrier = result["barrier"]
+    print(
+        f"visited bins {result['visited_bins']}; barrier dip {barrier['dip']} "
+        f"(ln L band {result['x_band'][0]:.2f} to {result['x_band'][1]:.2f})"
+    )
+    for name, row in result["trajectories"].items():
+        print(
+            f"{name}: median S_eq - S = {row['median_entropy_gap']}, "
+            f"median A_eq - A = {row['median_accuracy_gap']} "
+            f"over {row['points_on_grid']} points"
+        )
+    print(
+        f"wrote {out}/: landscape.npz, trajectories.npz, convergence.json, analysis.json, "
+        "landscape.png"
+    )
+    return 0
 
 
 def _compare(args) -> int:
@@ -170,12 +259,16 @@ def _check_seeds(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "presets":
+        from grokjax.presets import LANDSCAPES
+
         for name, preset in PRESETS.items():
             print(f"{name:24s} {preset.description}")
+        for name, (description, _) in LANDSCAPES.items():
+            print(f"{name:24s} {description}")
         return 0
-    if args.command == "compare":
+    if args.command in ("compare", "landscape"):
         try:
-            return _compare(args)
+            return _compare(args) if args.command == "compare" else _landscape(args)
         except ConfigError as err:
             print(f"grokjax: error: {err}", file=sys.stderr)
             return 2

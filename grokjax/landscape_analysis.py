@@ -84,6 +84,8 @@ def high_entropy_advantage(entropy, histogram, x, y, traj_x, traj_y) -> dict:
     """S(equilibrium) - S(trajectory) and y_eq - y(t) at each trajectory point on the
     visited grid; medians over those points."""
     x, y = np.asarray(x), np.asarray(y)
+    finite = np.isfinite(traj_x) & np.isfinite(traj_y)
+    traj_x, traj_y = np.asarray(traj_x)[finite], np.asarray(traj_y)[finite]
     y_eq, s_eq = equilibrium_curve(entropy, histogram, y)
     dx, dy = x[1] - x[0], y[1] - y[0]
     i = np.floor((np.asarray(traj_x) - (x[0] - dx / 2)) / dx).astype(int)
@@ -130,3 +132,66 @@ def landscape_figure(
     fig.tight_layout()
     atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
+
+
+def run_trajectory(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(x(t), y(t)) of a grokjax run directory: the median over its members per step."""
+    import pandas as pd
+
+    frame = pd.read_parquet(Path(run_dir) / "metrics.parquet")
+    med = frame.groupby("step")[["ln_train_loss", "smoothed_test_acc"]].median()
+    return med["ln_train_loss"].to_numpy(), med["smoothed_test_acc"].to_numpy()
+
+
+def default_band(landscape: dict, width: float = 1.0) -> tuple[float, float]:
+    """The lowest-loss band of the visited grid, `width` wide in ln L."""
+    visited_x = landscape["x"][landscape["histogram"].sum(1) > 0]
+    lo = float(visited_x.min()) if visited_x.size else float(landscape["x"][0])
+    return lo, lo + width
+
+
+def analyse(
+    out_dir: Path,
+    trajectories: dict[str, Path] | None = None,
+    x_band: tuple[float, float] | None = None,
+    title: str = "",
+) -> dict:
+    """Read `landscape.npz` in out_dir; write analysis.json and landscape.png there."""
+    from grokjax.checkpoint import atomic_write_json
+
+    out_dir = Path(out_dir)
+    with np.load(out_dir / "landscape.npz") as npz:
+        landscape = {k: npz[k] for k in npz.files}
+    x_band = x_band or default_band(landscape)
+    y_eq, s_eq = equilibrium_curve(landscape["entropy"], landscape["histogram"], landscape["y"])
+    found = barrier_with_spread(landscape, x_band)
+    result = {
+        "x_band": list(x_band),
+        "visited_bins": int((landscape["histogram"] > 0).sum()),
+        "equilibrium_curve": {
+            "x": landscape["x"][np.isfinite(y_eq)].tolist(),
+            "y": y_eq[np.isfinite(y_eq)].tolist(),
+        },
+        "barrier": {
+            k: (v.tolist() if isinstance(v, np.ndarray) else v)
+            for k, v in found.items()
+            if k != "profile"
+        },
+        "trajectories": {},
+    }
+    curves = {}
+    for name, run_dir in (trajectories or {}).items():
+        tx, ty = run_trajectory(run_dir)
+        curves[name] = (tx, ty)
+        gap = high_entropy_advantage(
+            landscape["entropy"], landscape["histogram"], landscape["x"], landscape["y"], tx, ty
+        )
+        result["trajectories"][name] = {
+            "run": str(run_dir),
+            "points_on_grid": gap["points"],
+            "median_entropy_gap": gap["median_entropy_gap"],
+            "median_accuracy_gap": gap["median_accuracy_gap"],
+        }
+    landscape_figure(landscape, out_dir / "landscape.png", curves, title)
+    atomic_write_json(out_dir / "analysis.json", result)
+    return result

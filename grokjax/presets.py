@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from grokjax.config import Config, Hparams
 from grokjax.errors import ConfigError
+from grokjax.landscape import LandscapeConfig
 
 
 class Preset(NamedTuple):
@@ -143,3 +144,66 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ConfigError(f"preset={name!r} is not allowed: one of {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+# WLMD landscapes (`grokjax landscape`). The CPU preset is a small grokking network
+# (x+y mod 23, 70 % train, width 32: AdamW groks it in 1,000-3,000 steps); the paper-
+# sized ones are for accelerators. Sampler settings follow the paper's predecessor
+# (kT 1, bias 3000 above L0 = -8, walls 3 / sqrt(fan-in)); dt and c_f are ours.
+LANDSCAPES: dict[str, tuple[str, LandscapeConfig]] = {
+    "landscape-cpu": (
+        "x+y mod 23, 70 % train, 1-layer transformer of width 32; 8 walkers, "
+        "paper protocol; sized for two CPU cores.",
+        LandscapeConfig(
+            model=Config(modulus=23, train_fraction=0.7, d_model=32, n_heads=4, d_mlp=128),
+            x_min=-10.0,
+            x_max=2.0,
+            x_bin=0.1,
+            y_bins=25,
+            timestep=1e-3,
+            friction=0.01,
+            deposit=3.0,
+            t_wl=20_000.0,
+            sigma_bins=2.0,
+            bias_strength=3000.0,
+            bias_floor=-8.0,
+            walkers=8,
+            average_every=10_000,
+            steps=200_000,
+            chunk_steps=20_000,
+            record_every=500,
+        ),
+    ),
+    **{
+        f"landscape-{short}": (
+            f"Paper-sized: {task} mod 67, 50 % train, the paper transformer; 8 walkers, "
+            "paper protocol, 2 million steps per walker (for accelerators).",
+            LandscapeConfig(
+                model=Config(task=task, modulus=67, train_fraction=0.5),
+                x_min=-10.0,
+                x_max=2.0,
+                x_bin=0.02,
+                y_bins=50,
+                timestep=1e-5,
+                friction=1e-3,
+                deposit=3.0,
+                t_wl=200_000.0,
+                sigma_bins=10.0,
+                bias_strength=3000.0,
+                bias_floor=-8.0,
+                walkers=8,
+                average_every=100_000,
+                steps=2_000_000,
+                chunk_steps=100_000,
+                record_every=1_000,
+            ),
+        )
+        for short, task in (("add", "x+y"), ("square", "x^2+y"), ("cubic", "x^3+xy^2+y"))
+    },
+}
+
+
+def get_landscape(name: str) -> tuple[str, LandscapeConfig]:
+    if name not in LANDSCAPES:
+        raise ConfigError(f"preset={name!r} is not allowed: one of {', '.join(LANDSCAPES)}")
+    return LANDSCAPES[name]

@@ -110,3 +110,37 @@ def test_high_entropy_advantage_and_figure(tmp_path):
     landscape = {"entropy": entropy, "histogram": histogram, "x": x, "y": y}
     landscape_figure(landscape, tmp_path / "map.png", {"AdamW": ([0.5, -3.0], [0.1, 0.9])})
     assert (tmp_path / "map.png").stat().st_size > 1000
+
+
+def test_cli_landscape_writes_the_analysis(tmp_path, capsys):
+    from grokjax.cli import main
+
+    args = [
+        "landscape",
+        "--set",
+        "model.modulus=11",
+        "--set",
+        "model.d_model=32",
+        "--set",
+        "model.d_mlp=64",
+        "--set",
+        "steps=100",
+        "--set",
+        "chunk_steps=100",
+        "--set",
+        "record_every=50",
+        "--set",
+        "average_every=50",
+        "--set",
+        "walkers=2",
+        "--out",
+        str(tmp_path / "l"),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    analysis = json.loads((tmp_path / "l" / "analysis.json").read_text())
+    assert analysis["visited_bins"] > 0 and "dip" in analysis["barrier"]
+    assert (tmp_path / "l" / "landscape.png").stat().st_size > 1000
+    assert main([*args[:-3], "--set", "wall_scale=-1", "--out", str(tmp_path / "m")]) == 2
+    assert "wall_scale" in capsys.readouterr().err
+    assert main([*args[:-3], "--trajectory", "x=/nope", "--out", str(tmp_path / "n")]) == 2
