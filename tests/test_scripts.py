@@ -30,7 +30,7 @@ def test_wand_results_writes_tables_and_figures(tmp_path, monkeypatch):
     for arm in ("wand-capped-add", "wand-adamw-add", "paper-adamw-square", "wand-loss-force-add"):
         assert f"| {arm} |" in text
     assert "0 / 2 (20 steps)" in text  # nobody groks in 20 steps: censored, not a number
-    assert len(list((tmp_path / "figures").glob("wand-*.png"))) == 3
+    assert len(list((tmp_path / "figures").glob("wand-*.png"))) == 4
     # a second call resumes every finished arm and rebuilds the same document
     runpy.run_path(str(SCRIPTS / "wand_results.py"), run_name="__main__")
     assert doc.read_text() == text
