@@ -38,3 +38,30 @@ def test_throughput_benchmark_reports_its_figures(tmp_path, monkeypatch, capsys)
         assert row["member_steps_per_s"] > 0 and row["flops_per_step"] > 0
         assert 0 < row["fraction_of_peak"]
     assert record["wand_over_adamw"] > 0
+
+
+def test_wlmd_cost_benchmark_reports_its_figures(tmp_path, monkeypatch, capsys):
+    script = BENCH.parent / "wlmd_cost.py"
+    out = tmp_path / "wlmd.json"
+    argv = [
+        str(script),
+        "--modulus",
+        "11",
+        "--steps",
+        "2",
+        "--repeats",
+        "1",
+        "--walkers",
+        "1",
+        "--json",
+        str(out),
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    text = capsys.readouterr().out
+    assert "wlmd/cv-grad" in text and "H200" in text
+    record = json.loads(out.read_text())
+    row = record["rows"][0]
+    assert row["walkers"] == 1 and row["wlmd_walker_steps_per_s"] > 0
+    assert row["cost_vs_cv_grad"] > 0 and row["flops_per_walker_step"] > 0
+    assert record["h200_estimate"]["paper_gpu_hours"] == 6000
