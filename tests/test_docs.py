@@ -7,7 +7,15 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "module", ["grokjax.data", "grokjax.models", "grokjax.train", "grokjax.wand"]
+    "module",
+    [
+        "grokjax.data",
+        "grokjax.models",
+        "grokjax.train",
+        "grokjax.wand",
+        "grokjax.blend",
+        "grokjax.wlmd",
+    ],
 )
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

@@ -18,3 +18,4 @@ def test_readme_python_example_runs():
     assert namespace["metrics"]["test_acc"].shape == (8, 3)
     assert namespace["summary"]["ensemble"]["generalisation_step"]["n"] == 8
     assert namespace["params"]["w"].shape == (3,)  # the WanD example took a step
+    assert 0.0 <= float(namespace["state"].weight) <= 1.0  # the blend example took a step
