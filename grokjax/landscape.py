@@ -58,7 +58,8 @@ class LandscapeConfig:
     Grid: x = ln L_train in [x_min, x_max) with bins of `x_bin`; y = smoothed test
     accuracy in [0, 1] with `y_bins` bins. Sampler: `timestep` dt, `friction` c_f,
     `temperature` kT, Wang-Landau `deposit` F and `t_wl`, kernel `sigma_bins`, the
-    quadratic bias (`bias_strength` beta above `bias_floor` L0 on x), and the finite
+    bias (`bias_strength` beta (x - L0)^`bias_power` above `bias_floor` L0 on x; power 2
+    is the paper's, 1 a linear prior), and the finite
     volume: per-tensor reflective walls at `wall_scale` / sqrt(fan-in), or the global
     norm held at `fixed_norm` (then `wall_scale` is ignored). `walkers` walkers,
     `protocol` 'average' (every `average_every` steps) or 'shared'; `steps` per walker,
@@ -78,6 +79,7 @@ class LandscapeConfig:
     sigma_bins: float = 2.0
     bias_strength: float = 0.0
     bias_floor: float = -8.0
+    bias_power: float = 2.0
     wall_scale: float = 3.0
     fixed_norm: float | None = None
     walkers: int = 8
@@ -98,6 +100,8 @@ class LandscapeConfig:
             fail("x_max", self.x_max, "at least 4 bins of x_bin > 0 above x_min")
         if not isinstance(self.y_bins, int) or self.y_bins < 4:
             fail("y_bins", self.y_bins, "an integer >= 4")
+        if not self.bias_power > 0:
+            fail("bias_power", self.bias_power, "a positive number")
         for name in ("timestep", "temperature", "t_wl", "sigma_bins"):
             if not getattr(self, name) > 0:
                 fail(name, getattr(self, name), "a positive number")
@@ -170,6 +174,7 @@ def make_landscape_sampler(lcfg: LandscapeConfig) -> tuple[Sampler, Any]:
         sigma_bins=lcfg.sigma_bins,
         bias_strength=lcfg.bias_strength,
         bias_floor=lcfg.bias_floor,
+        bias_power=lcfg.bias_power,
         walls=walls,
         fixed_norm=lcfg.fixed_norm,
     )

@@ -108,6 +108,7 @@ def make_sampler(
     sigma_bins: float = 10.0,
     bias_strength: float = 0.0,
     bias_floor: float = 0.0,
+    bias_power: float = 2.0,
     walls: Any = None,
     fixed_norm: float | None = None,
     thermal_init: bool = True,
@@ -121,6 +122,8 @@ def make_sampler(
         timestep, friction, temperature: dt, c_f in (0, 1] and kT of the thermostat.
         deposit, t_wl, sigma_bins: F and t_WL of the 1/t rate, kernel width in bins.
         bias_strength, bias_floor: beta and L0 of the quadratic bias on the first axis.
+        bias_power: 2 (the paper's quadratic bias) or another power, e.g. 1 for a linear
+            prior beta (x - L0) that pre-flattens a density of states ~ exp(beta x).
         walls: per-tensor bounds (a pytree like params, e.g. `fan_in_walls`), or None.
         fixed_norm: keep the global parameter norm at this value, or None.
         thermal_init: draw the initial velocity from N(0, kT) (else zeros).
@@ -150,7 +153,7 @@ def make_sampler(
         """dS/dc_k at c: the grid's central differences plus the bias; off the grid only
         the part that points back onto it, plus the soft wall."""
         slopes = gradient(estimate.deposits, grids, i)
-        slopes = slopes.at[0].add(bias_slope(grids[0], i[0], bias_strength, bias_floor))
+        slopes = slopes.at[0].add(bias_slope(grids[0], i[0], bias_strength, bias_floor, bias_power))
         above, below = c >= hi, c < lo
         slopes = jnp.where(above, jnp.maximum(slopes, 0.0), slopes)
         slopes = jnp.where(below, jnp.minimum(slopes, 0.0), slopes)
@@ -214,7 +217,7 @@ def make_sampler(
 
     def entropy(estimate: Estimate) -> jax.Array:
         """S / kT = (bias + deposits) / kT on the grid: ln Omega up to a constant."""
-        bias = quadratic_bias(grids[0], bias_strength, bias_floor)
+        bias = quadratic_bias(grids[0], bias_strength, bias_floor, bias_power)
         bias = bias.reshape(bias.shape + (1,) * (len(grids) - 1))
         return (estimate.deposits + jnp.broadcast_to(bias, shape)) / temperature
 

@@ -178,3 +178,24 @@ def test_bad_settings_are_refused():
         make_sampler(
             lambda p: p, [GRID], timestep=0.01, friction=0.1, walls={"q": 1.0}, fixed_norm=1.0
         )
+
+
+def test_a_linear_prior_is_part_of_the_estimate():
+    """A linear bias (power 1) with a wrong slope: the deposits make up the difference."""
+    d, grid = 16, Grid(-2.0, 0.05, 60)
+    sampler = make_sampler(
+        lambda p: log_energy(p["q"])[None],
+        [grid],
+        timestep=0.005,
+        friction=0.01,
+        deposit=0.3,
+        t_wl=100.0,
+        sigma_bins=2.0,
+        bias_strength=d / 2 - 2.0,
+        bias_floor=-5.0,
+        bias_power=1.0,
+        walls={"q": jnp.float32(1.05 * np.sqrt(2 * np.e))},
+    )
+    _, estimate = run_shared(sampler, {"q": jnp.full(d, np.sqrt(2 * np.exp(-0.5) / d))}, 100_000)
+    (slope,) = fitted_slopes(sampler.entropy(estimate), [grid], margin=0.5)
+    assert slope == pytest.approx(d / 2, rel=0.03)
