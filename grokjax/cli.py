@@ -62,24 +62,33 @@ def _member_batch(text: str) -> int | None | str:
     return value
 
 
-def _add_ensemble_args(parser: argparse.ArgumentParser, out_default: str) -> None:
-    """Arguments shared by `run` and `compare`: overrides, seeds, directory, progress."""
+def _add_run_args(parser: argparse.ArgumentParser, set_help: str, out_default: str) -> None:
+    """Arguments every command that writes a run has: overrides, steps, directory, mode."""
     parser.add_argument(
         "--set",
         dest="assignments",
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="override a config field or hparam, e.g. --set steps=2000 --set learning_rate=1e-3",
+        help=set_help,
     )
     parser.add_argument("--steps", type=int, help="shorthand for --set steps=N")
-    parser.add_argument("--seeds", type=int, default=4, help="number of members (default 4)")
-    parser.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--out", help=f"output directory (default {out_default})")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the run in --out")
     mode.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_ensemble_args(parser: argparse.ArgumentParser, out_default: str) -> None:
+    """Arguments shared by `run` and `compare`: overrides, seeds, directory, progress."""
+    _add_run_args(
+        parser,
+        "override a config field or hparam, e.g. --set steps=2000 --set learning_rate=1e-3",
+        out_default,
+    )
+    parser.add_argument("--seeds", type=int, default=4, help="number of members (default 4)")
+    parser.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -114,15 +123,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "landscape", help="measure an entropy landscape S(ln L_train, A_test) with WLMD"
     )
     land.add_argument("--preset", default="landscape-cpu", help="a landscape preset")
-    land.add_argument(
-        "--set",
-        dest="assignments",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a landscape field (e.g. steps=50000) or a model field (model.modulus=31)",
+    _add_run_args(
+        land,
+        "override a landscape field (e.g. steps=50000) or a model field (model.modulus=31)",
+        "runs/<preset>-<time>",
     )
-    land.add_argument("--steps", type=int, help="shorthand for --set steps=N")
     land.add_argument(
         "--trajectory",
         action="append",
@@ -130,11 +135,6 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="NAME=RUN_DIR",
         help="overlay a grokjax run directory's median (ln L_train, A_test) path (repeat)",
     )
-    land.add_argument("--out", help="output directory (default runs/<preset>-<time>)")
-    mode = land.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="continue the landscape in --out")
-    mode.add_argument("--overwrite", action="store_true", help="replace the landscape in --out")
-    land.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     sub.add_parser("presets", help="list the presets")
     return parser
