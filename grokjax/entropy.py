@@ -50,7 +50,7 @@ class Grid(NamedTuple):
         return (x >= self.x_min) & (x < self.x_max)
 
 
-def quadratic_bias(grid: Grid, strength, loss_floor, power: float = 2.0) -> jax.Array:
+def quadratic_bias(grid: Grid, strength, loss_floor, power: float = 2) -> jax.Array:
     """S_bias(x) = strength (x - L0)^power for x > L0, else 0, on the bin centres.
 
     power 2 is the paper's quadratic bias; power 1 is a linear prior (a d-parameter
@@ -60,7 +60,7 @@ def quadratic_bias(grid: Grid, strength, loss_floor, power: float = 2.0) -> jax.
     return strength * above**power
 
 
-def bias_slope(grid: Grid, i: jax.Array, strength, loss_floor, power: float = 2.0) -> jax.Array:
+def bias_slope(grid: Grid, i: jax.Array, strength, loss_floor, power: float = 2) -> jax.Array:
     """dS_bias/dx at bin i by the same central difference, from the bias formula."""
     centres = grid.x_min + grid.bin_width * (jnp.stack([i - 1, i + 1]) + 0.5)
     lo, hi = strength * jnp.maximum(centres - loss_floor, 0.0) ** power
