@@ -15,6 +15,7 @@ All functions take the grid arrays of `landscape.npz` (`entropy` [n_x, n_y] as S
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -51,7 +52,8 @@ def barrier(entropy, histogram, x, y, x_band: tuple[float, float]) -> dict:
     if not visited.any():
         return {"dip": None, "profile": None, "y_memorising": None, "y_generalising": None}
     band = np.where(visited, np.asarray(entropy)[cols], np.nan)
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():  # y bins nobody visited in the band stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
         profile = np.nanmean(band, axis=0)
     seen = np.flatnonzero(np.isfinite(profile))
     lo, hi = seen[0], seen[-1]
