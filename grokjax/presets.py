@@ -157,7 +157,7 @@ LANDSCAPES: dict[str, tuple[str, LandscapeConfig]] = {
     "landscape-cpu": (
         "x+y mod 23, 70 % train, 1-layer transformer of width 32 (14,080 parameters); "
         "a linear prior of slope 7,040 (half the parameter count) on ln L, 8 walkers, "
-        "paper protocol, 120,000 steps; sized for two CPU cores (about 20 minutes).",
+        "paper protocol, 200,000 steps; sized for two CPU cores (20-30 minutes).",
         LandscapeConfig(
             model=Config(modulus=23, train_fraction=0.7, d_model=32, n_heads=4, d_mlp=128),
             x_min=-10.0,
