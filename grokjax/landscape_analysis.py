@@ -110,14 +110,16 @@ def high_entropy_advantage(entropy, histogram, x, y, traj_x, traj_y) -> dict:
 def landscape_figure(
     landscape: dict, path: Path, trajectories: dict | None = None, title: str = ""
 ) -> None:
-    """Heat map of S/kT over the visited bins, equilibrium curve, trajectories on top."""
+    """Heat map of S/kT relative to its maximum at each loss (0 on the equilibrium
+    curve) over the visited bins, with the equilibrium curve and trajectories on top."""
     entropy, hist = landscape["entropy"], landscape["histogram"]
     x, y = landscape["x"], landscape["y"]
-    shown = np.where(hist > 0, entropy - np.nanmin(np.where(hist > 0, entropy, np.nan)), np.nan)
+    y_eq, s_eq = equilibrium_curve(entropy, hist, y)
+    shown = np.where(hist > 0, entropy - s_eq[:, None], np.nan)
     fig, ax = plt.subplots(figsize=(7, 4.8))
-    mesh = ax.pcolormesh(x, y, shown.T, shading="nearest", cmap="viridis")
-    fig.colorbar(mesh, ax=ax, label="S / kT (visited bins, minimum 0)")
-    y_eq, _ = equilibrium_curve(entropy, hist, y)
+    low = float(np.nanpercentile(shown, 5)) if np.isfinite(shown).any() else -1.0
+    mesh = ax.pcolormesh(x, y, shown.T, shading="nearest", cmap="viridis", vmin=low, vmax=0.0)
+    fig.colorbar(mesh, ax=ax, label="S / kT minus its maximum at that ln L")
     ax.plot(x, y_eq, color="white", lw=2, label="equilibrium (max S at each loss)")
     for colour, (name, (tx, ty)) in zip(
         ("tab:red", "tab:orange", "tab:pink"), (trajectories or {}).items(), strict=False
