@@ -94,7 +94,13 @@ def over_members(fn: Callable, member_batch: int | None) -> Callable:
     return lambda *args: jax.lax.map(lambda a: fn(*a), args, batch_size=member_batch)
 
 
-def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
+def check_out_dir(
+    out_dir: Path, resume: bool, overwrite: bool, settings: str = "config.json"
+) -> None:
+    """Refuse, before any compute, a run directory that cannot be used as asked.
+
+    `settings` names the file that records a run's settings (a landscape uses its own).
+    """
     if resume and overwrite:
         raise ConfigError("resume and overwrite are exclusive: choose one")
     parent = out_dir if out_dir.exists() else out_dir.parent
@@ -107,8 +113,8 @@ def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"out={str(out_dir)!r} is not allowed: it is a file, not a directory")
     occupied = out_dir.exists() and any(out_dir.iterdir())
-    if resume and not (out_dir / "config.json").exists():
-        raise ConfigError(f"out={str(out_dir)!r}: nothing to resume (no config.json)")
+    if resume and not (out_dir / settings).exists():
+        raise ConfigError(f"out={str(out_dir)!r}: nothing to resume (no {settings})")
     if occupied and not resume and not overwrite:
         raise ConfigError(
             f"out={str(out_dir)!r} already holds files: pass resume to continue that run "
@@ -116,13 +122,25 @@ def _check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
         )
 
 
-def _prepare_out_dir(out_dir: Path, record: dict, resume: bool, overwrite: bool) -> None:
+def _with_config_defaults(saved: dict) -> dict:
+    """Fields added to Config after a run was written default to the old behaviour."""
+    return {**saved, "config": {**Config().to_dict(), **saved.get("config", {})}}
+
+
+def prepare_out_dir(
+    out_dir: Path,
+    record: dict,
+    resume: bool,
+    overwrite: bool,
+    settings: str = "config.json",
+    normalise=_with_config_defaults,
+) -> None:
+    """Resume: check the saved settings equal `record` (after `normalise`); otherwise
+    start the directory afresh and write `record` with the jax version and backend."""
     if resume:
-        saved = json.loads((out_dir / "config.json").read_text())
+        saved = json.loads((out_dir / settings).read_text())
         saved.pop("versions", None)
-        # Fields added to Config after the run was written default to the old behaviour.
-        saved["config"] = {**Config().to_dict(), **saved.get("config", {})}
-        if saved != record:
+        if normalise(saved) != record:
             raise ConfigError(
                 f"out={str(out_dir)!r} holds a run with another configuration; "
                 "resume needs the same preset, fields, hparams and seeds"
@@ -132,7 +150,7 @@ def _prepare_out_dir(out_dir: Path, record: dict, resume: bool, overwrite: bool)
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     versions = {"jax": jax.__version__, "backend": jax.default_backend()}
-    atomic_write_json(out_dir / "config.json", {**record, "versions": versions})
+    atomic_write_json(out_dir / settings, {**record, "versions": versions})
 
 
 def _record(cfg: Config, hparams: Hparams, seeds: Sequence[int], preset: str | None) -> dict:
@@ -187,8 +205,8 @@ def run_ensemble(
     n_members = len(seeds)
     hp = member_hparams(hparams, n_members)
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir, resume, overwrite)
-    _prepare_out_dir(out_dir, _record(cfg, hp, seeds, preset), resume, overwrite)
+    check_out_dir(out_dir, resume, overwrite)
+    prepare_out_dir(out_dir, _record(cfg, hp, seeds, preset), resume, overwrite)
 
     trainer = make_train(cfg)
     init_fn = jax.jit(jax.vmap(trainer.init))

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from grokjax.checkpoint import ChunkCheckpointer, atomic_write_json, atomic_writ
 from grokjax.config import Config
 from grokjax.entropy import Grid
 from grokjax.errors import ConfigError
+from grokjax.experiment import check_out_dir, prepare_out_dir
 from grokjax.metrics import cross_entropy, smoothed_accuracy
 from grokjax.models import make_model
 from grokjax.optim import rescale_to_norm
@@ -279,24 +279,6 @@ def convergence_row(lcfg, sampler, estimates, previous: np.ndarray | None) -> di
     return row, entropy
 
 
-def _prepare(out_dir: Path, record: dict, resume: bool, overwrite: bool) -> None:
-    if resume and overwrite:
-        raise ConfigError("resume and overwrite are exclusive: choose one")
-    settings = out_dir / "landscape.json"
-    if resume:
-        if not settings.exists():
-            raise ConfigError(f"out={str(out_dir)!r}: nothing to resume (no landscape.json)")
-        if json.loads(settings.read_text()) != record:
-            raise ConfigError(f"out={str(out_dir)!r} holds a landscape with other settings")
-        return
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"out={str(out_dir)!r} already holds files: pass resume or overwrite")
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(settings, record)
-
-
 def run_landscape(
     lcfg: LandscapeConfig,
     out_dir: str | os.PathLike,
@@ -311,7 +293,10 @@ def run_landscape(
     Returns {"entropy", "histogram", "x", "y", "convergence", "positions"} as numpy.
     """
     out_dir = Path(out_dir)
-    _prepare(out_dir, lcfg.to_dict(), resume, overwrite)
+    check_out_dir(out_dir, resume, overwrite, settings="landscape.json")
+    prepare_out_dir(
+        out_dir, lcfg.to_dict(), resume, overwrite, settings="landscape.json", normalise=dict
+    )
     sampler, init_params = make_landscape_sampler(lcfg)
     walkers, estimates = jax.jit(lambda: init_walkers(lcfg, sampler, init_params))()
     chunk = jax.jit(make_chunk(lcfg, sampler))
