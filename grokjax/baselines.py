@@ -1,0 +1,274 @@
+"""Known ways to speed up or remove grokking: optax transformations and one loss.
+
+Each method, its rule, its source and its place in an optax chain (g: the gradient of
+one parameter tensor, w: that tensor, u: the update after the optimizer):
+
+- `grokfast_ema` (Lee, Kang, Kim, Lee 2024, "Grokfast: Accelerated Grokking by
+  Amplifying Slow Gradients", arXiv 2405.20233): amplify the slow part of the gradient,
+
+      mu <- alpha mu + (1 - alpha) g,    g <- g + lamb mu,
+
+  with mu starting at the first gradient, as in the authors' code (so step 1 returns
+  (1 + lamb) g). Goes first: `optax.chain(grokfast_ema(), optax.adamw(...))`.
+- `grokfast_ma` (same paper): the same with a moving average over the last `window`
+  gradients, g_t <- g_t + lamb mean(g_{t-window+1}, ..., g_t), applied only once
+  `window` gradients are held (before that g passes unchanged, as in the authors'
+  code). Goes first in the chain.
+- `orthogonal_gradient`, "perpendicular Grad" (Prieto, Barsbey, Mediano, Birdal 2025,
+  "Grokking at the Edge of Numerical Stability", arXiv 2501.04697): per tensor,
+
+      g_perp = g - (g.w / (w.w + eps)) w,    g <- g_perp ||g|| / ||g_perp||,
+
+  so the loss cannot be lowered by scaling the weights up. The rescaling to the norm
+  of the original gradient is the authors' public implementation. Goes first and
+  needs `params`: `optax.chain(orthogonal_gradient(), optax.adamw(...))`.
+- `stablemax_cross_entropy` (same paper): softmax with exp replaced by s,
+
+      s(x) = x + 1 (x >= 0),  1 / (1 - x) (x < 0);   p_i = s(x_i) / sum_j s(x_j),
+
+  and loss = mean over the batch of -log p_label. A loss, used in place of
+  `grokjax.metrics.cross_entropy`, not a transformation.
+- `langevin_noise` (SGLD, Welling and Teh 2011, "Bayesian Learning via Stochastic
+  Gradient Langevin Dynamics"): u <- u + sqrt(2 lr T) xi, xi ~ N(0, 1) per parameter.
+  Goes last, after the learning rate is applied:
+  `optax.chain(optax.sgd(lr), langevin_noise(lr, T, key))` is
+  theta <- theta - lr g + sqrt(2 lr T) xi. (`optax.add_noise` adds its noise to the
+  gradient before the learning-rate scaling, so its std scales with lr, not sqrt(lr).)
+
+Adam without weight decay is `optax.adam`; no wrapper here.
+
+Every transformation takes its numbers (alpha, lamb, eps, learning_rate, temperature)
+as possibly traced arrays, so a vmapped `train` can give each ensemble member its own;
+`grokfast_ma`'s `window` shapes the state and is static. Outputs keep each update
+leaf's dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+class GrokfastEmaState(NamedTuple):
+    """EMA of the gradients (like params) and updates taken (0: mu not yet seeded)."""
+
+    mu: Any
+    count: jax.Array
+
+
+class GrokfastMaState(NamedTuple):
+    """Ring buffer of the last `window` gradients (leading axis) and updates taken."""
+
+    buffer: Any
+    count: jax.Array
+
+
+class LangevinNoiseState(NamedTuple):
+    """Updates taken (the noise stream's step index) and the noise key."""
+
+    count: jax.Array
+    key: jax.Array
+
+
+def grokfast_ema(alpha=0.98, lamb=2.0) -> optax.GradientTransformation:
+    """Grokfast-EMA: add back an amplified exponential moving average of the gradient.
+
+        mu_1 = g_1,  mu_t = alpha mu_{t-1} + (1 - alpha) g_t (t > 1),  g_t <- g_t + lamb mu_t
+
+    Args:
+        alpha: the EMA's decay per step, in [0, 1).
+        lamb: the amplification of the slow component.
+
+    Example:
+        >>> tx = optax.chain(grokfast_ema(0.98, 2.0), optax.adamw(1e-3, weight_decay=0.005))
+
+    Reference: Lee, Kang, Kim, Lee, "Grokfast: Accelerated Grokking by Amplifying Slow
+    Gradients", arXiv 2405.20233 (2024).
+    """
+
+    def init(params) -> GrokfastEmaState:
+        return GrokfastEmaState(jax.tree.map(jnp.zeros_like, params), jnp.zeros([], jnp.int32))
+
+    def update(updates, state: GrokfastEmaState, params=None):
+        del params
+        first = state.count == 0
+
+        def leaf(g, mu):
+            mu = jnp.where(first, g, mu)  # seeded with the first gradient
+            mu = (alpha * mu + (1.0 - alpha) * g).astype(mu.dtype)
+            return (g + lamb * mu).astype(g.dtype), mu
+
+        pairs = jax.tree.map(leaf, updates, state.mu)
+        out, mu = _unzip(updates, pairs)
+        return out, GrokfastEmaState(mu, state.count + 1)
+
+    return optax.GradientTransformation(init, update)
+
+
+def grokfast_ma(window: int = 100, lamb=5.0) -> optax.GradientTransformation:
+    """Grokfast-MA: add back an amplified moving average of the last `window` gradients.
+
+        g_t <- g_t + lamb (1 / window) sum_{k=0}^{window-1} g_{t-k}   once t >= window,
+        g_t unchanged before.
+
+    The state holds `window` copies of the parameters (mind the memory for large
+    windows times ensemble members).
+
+    Args:
+        window: the number of gradients averaged (static: it shapes the state).
+        lamb: the amplification of the slow component.
+
+    Example:
+        >>> tx = optax.chain(grokfast_ma(100, 5.0), optax.adamw(1e-3, weight_decay=0.01))
+
+    Reference: Lee, Kang, Kim, Lee, "Grokfast: Accelerated Grokking by Amplifying Slow
+    Gradients", arXiv 2405.20233 (2024).
+    """
+    if not isinstance(window, int) or window < 1:
+        raise ValueError(f"grokfast_ma: window={window!r} must be a positive int")
+
+    def init(params) -> GrokfastMaState:
+        buffer = jax.tree.map(lambda p: jnp.zeros((window, *p.shape), p.dtype), params)
+        return GrokfastMaState(buffer, jnp.zeros([], jnp.int32))
+
+    def update(updates, state: GrokfastMaState, params=None):
+        del params
+        slot = state.count % window
+        full = state.count + 1 >= window  # this gradient fills the last empty slot
+
+        def leaf(g, buf):
+            buf = buf.at[slot].set(g.astype(buf.dtype))
+            filtered = g + lamb * jnp.mean(buf, axis=0)
+            return jnp.where(full, filtered, g).astype(g.dtype), buf
+
+        pairs = jax.tree.map(leaf, updates, state.buffer)
+        out, buffer = _unzip(updates, pairs)
+        return out, GrokfastMaState(buffer, state.count + 1)
+
+    return optax.GradientTransformation(init, update)
+
+
+def orthogonal_gradient(eps=1e-15) -> optax.GradientTransformation:
+    """Perpendicular Grad: per tensor, drop the gradient's component along the weights.
+
+        g_perp = g - (g.w / (w.w + eps)) w,    g <- g_perp ||g|| / ||g_perp||
+
+    A tensor whose g_perp is exactly zero gets a zero update. Dot products are
+    elementwise sums (not `dot`, which may run in reduced precision on accelerators).
+
+    Args:
+        eps: guards w.w = 0 (a zero tensor, such as a fresh bias, keeps its gradient).
+
+    Example:
+        >>> tx = orthogonal_gradient()
+        >>> params = {"w": jnp.array([1.0, 0.0])}
+        >>> g_perp, _ = tx.update({"w": jnp.array([1.0, 1.0])}, tx.init(params), params)
+        >>> g_perp["w"]  # [0, sqrt 2]
+        Array([0.       , 1.4142135], dtype=float32)
+        >>> tx = optax.chain(orthogonal_gradient(), optax.adamw(1e-3, weight_decay=0.0))
+
+    Reference: Prieto, Barsbey, Mediano, Birdal, "Grokking at the Edge of Numerical
+    Stability", arXiv 2501.04697 (2025).
+    """
+
+    def init(params):
+        del params
+        return optax.EmptyState()
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("orthogonal_gradient needs params: call update(grads, state, params)")
+
+        def leaf(g, w):
+            w = w.astype(g.dtype)
+            g_perp = g - (jnp.sum(g * w) / (jnp.sum(w * w) + eps)) * w
+            norm, norm_perp = jnp.sqrt(jnp.sum(g * g)), jnp.sqrt(jnp.sum(g_perp * g_perp))
+            nonzero = norm_perp > 0
+            scale = jnp.where(nonzero, norm / jnp.where(nonzero, norm_perp, 1.0), 0.0)
+            return (g_perp * scale).astype(g.dtype)
+
+        return jax.tree.map(leaf, updates, params), state
+
+    return optax.GradientTransformation(init, update)
+
+
+def stablemax_cross_entropy(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
+    """Mean StableMax cross-entropy over the batch.
+
+        s(x) = x + 1 (x >= 0),  1 / (1 - x) (x < 0),   loss = mean_b -log s(x_y) / sum_j s(x_j)
+
+    StableMax is softmax over log s(x), and log s(x) = log1p(x) for x >= 0 and
+    -log1p(-x) for x < 0 is finite with finite derivatives for every finite logit, so
+    the loss is optax's softmax cross-entropy on log s (the same arithmetic as
+    `grokjax.metrics.cross_entropy`): no division, and no NaN in the gradient at
+    large logits of either sign. Compute in the logits' dtype (float64 if enabled).
+
+    Example:
+        >>> loss = stablemax_cross_entropy(jnp.array([[2.0, 0.0, -1.0]]), jnp.array([0]))
+        >>> round(float(loss), 5)  # s = [3, 1, 1/2]: -log(3 / 4.5) = log 1.5
+        0.40547
+
+    Reference: Prieto, Barsbey, Mediano, Birdal, "Grokking at the Edge of Numerical
+    Stability", arXiv 2501.04697 (2025).
+    """
+    positive = logits_BxC >= 0
+    # Each branch sees only its own side, so the other branch's derivative stays finite.
+    log_s_BxC = jnp.where(
+        positive,
+        jnp.log1p(jnp.where(positive, logits_BxC, 0.0)),
+        -jnp.log1p(-jnp.where(positive, 0.0, logits_BxC)),
+    )
+    return optax.softmax_cross_entropy_with_integer_labels(log_s_BxC, labels_B).mean()
+
+
+def langevin_noise(learning_rate, temperature, key: jax.Array) -> optax.GradientTransformation:
+    """SGLD noise on the final update: u <- u + sqrt(2 lr T) xi, xi ~ N(0, 1) per parameter.
+
+    Goes last in a chain, after the learning rate has been applied, so that with plain
+    SGD the step is theta <- theta - lr g + sqrt(2 lr T) xi (stationary density
+    exp(-L / T) in the small-lr limit). The step-t noise comes from
+    `fold_in(key, t)`, so the stream does not depend on how the loop is chunked.
+
+    Args:
+        learning_rate: lr, a number or array (may be traced), or an optax schedule of
+            the step count (use the optimizer's own schedule).
+        temperature: T >= 0; T = 0 leaves the update unchanged.
+        key: the noise key, kept in the state; build the transformation from the
+            member's own key inside the vmapped `train`.
+
+    Example:
+        >>> lr, T = 1e-3, 1e-4
+        >>> tx = optax.chain(optax.sgd(lr), langevin_noise(lr, T, key=jax.random.key(0)))
+
+    Reference: Welling, Teh, "Bayesian Learning via Stochastic Gradient Langevin
+    Dynamics", ICML (2011).
+    """
+
+    def init(params) -> LangevinNoiseState:
+        del params
+        return LangevinNoiseState(jnp.zeros([], jnp.int32), key)
+
+    def update(updates, state: LangevinNoiseState, params=None):
+        del params
+        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+        std = jnp.sqrt(2.0 * lr * temperature)
+        leaves, treedef = jax.tree.flatten(updates)
+        keys = jax.random.split(jax.random.fold_in(state.key, state.count), len(leaves))
+        noisy = [
+            (u + std * jax.random.normal(k, u.shape, u.dtype)).astype(u.dtype)
+            for k, u in zip(keys, leaves, strict=True)
+        ]
+        return jax.tree.unflatten(treedef, noisy), LangevinNoiseState(state.count + 1, state.key)
+
+    return optax.GradientTransformation(init, update)
+
+
+def _unzip(like, pairs):
+    """Split a tree of (a, b) leaves, shaped like `like`, into a tree of a and a tree of b."""
+    treedef = jax.tree.structure(like)
+    pairs = treedef.flatten_up_to(pairs)
+    firsts = jax.tree.unflatten(treedef, [a for a, _ in pairs])
+    return firsts, jax.tree.unflatten(treedef, [b for _, b in pairs])
