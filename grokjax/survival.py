@@ -1,0 +1,183 @@
+"""Kaplan-Meier statistics of time-to-event steps with right censoring.
+
+A seed's memorisation or generalisation step is a time to an event; a seed that never
+reaches the threshold within its budget is *right-censored* at its last step (see
+`grokjax.summary`). When every seed shares one budget, `summary.censored_stats`
+already handles that; Kaplan-Meier also pools runs of different lengths and gives a
+survival curve S(t) = P(event later than t) with a standard error.
+
+Estimator (n_i at risk and d_i events at the i-th distinct time t_i):
+
+    S(t)        = prod_{t_i <= t} (1 - d_i / n_i)
+    Var S(t)    = S(t)^2 * sum_{t_i <= t} d_i / (n_i (n_i - d_i))      (Greenwood)
+
+At a tie, events happen before censorings: a seed censored at t_i is still at risk at
+t_i. Greenwood's variance is undefined once S reaches 0 (n_i = d_i); its standard error
+is then NaN.
+
+Median: the first time with S(t) <= 0.5 (the lower median; `summary.censored_stats`
+interpolates instead), None when S never falls to 0.5, i.e. the median is censored.
+Its confidence interval is the Brookmeyer-Crowley interval with the Greenwood variance,
+{t : |S(t) - 0.5| <= z SE(t)}, read off where the plain pointwise band S -+ z SE
+crosses 0.5 (as R's `survfit` does with `conf.type="plain"`): the lower limit is the
+first time the lower band is <= 0.5, the upper limit the first time the upper band is.
+Where the SE is undefined the band is taken as [0, 1], so it never closes the interval.
+
+Reference: Kaplan & Meier (1958), JASA 53:457; Brookmeyer & Crowley (1982),
+Biometrics 38:29.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from statistics import NormalDist
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from grokjax.checkpoint import atomic_write_with  # noqa: E402
+
+KM_COLUMNS = ("time", "at_risk", "events", "censored", "survival", "std_err")
+
+# S is a float product, so a curve that is 1/2 in exact arithmetic may land a hair
+# above it; comparisons with 0.5 allow this much.
+_HALF_TOL = 1e-9
+
+
+def from_censored_steps(
+    steps: Sequence[int | float | None], budget: int | float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Summary-style steps (None or NaN = censored) -> (times, observed), censored at `budget`.
+
+    Example: `from_censored_steps([m["generalisation_step"] for m in s["members"]],
+    s["budget_steps"])` for a `summary.json` dict `s`.
+    """
+    values = pd.Series(list(steps), dtype=float).to_numpy()
+    censored = np.isnan(values)
+    return np.where(censored, float(budget), values), ~censored
+
+
+def kaplan_meier(times: Sequence[float], observed: Sequence[bool]) -> pd.DataFrame:
+    """The Kaplan-Meier table: one row per distinct time, events or censorings.
+
+    Args:
+      times: [N] event or censoring time per subject (finite, >= 0).
+      observed: [N] true where the event happened at `times`, false where censored.
+
+    Returns:
+      A DataFrame with columns time, at_risk, events, censored (subjects censored at
+      that time), survival (S just after that time) and std_err (Greenwood), sorted by
+      time. Empty input gives an empty table.
+
+    Example:
+      >>> kaplan_meier([3, 5, 5, 8], [1, 1, 0, 1])["survival"].round(3).tolist()
+      [0.75, 0.5, 0.0]
+    """
+    times = np.asarray(times, dtype=float)
+    observed = np.asarray(observed).astype(bool)
+    if times.ndim != 1 or times.shape != observed.shape:
+        raise ValueError(
+            f"times and observed must be 1-D of one length, got {times.shape} and {observed.shape}"
+        )
+    if not np.all(np.isfinite(times)) or np.any(times < 0):
+        raise ValueError("times must be finite and non-negative")
+
+    counts = (
+        pd.DataFrame({"time": times, "event": observed})
+        .groupby("time", sort=True)["event"]
+        .agg(events="sum", subjects="size")
+    )
+    events = counts["events"].astype(int)
+    at_risk = counts["subjects"][::-1].cumsum()[::-1]
+    survival = (1.0 - events / at_risk).cumprod()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        greenwood = (events / (at_risk * (at_risk - events))).cumsum()
+        std_err = survival * np.sqrt(greenwood)
+    return pd.DataFrame(
+        {
+            "time": counts.index.to_numpy(),
+            "at_risk": at_risk.to_numpy(),
+            "events": events.to_numpy(),
+            "censored": (counts["subjects"] - events).to_numpy(),
+            "survival": survival.to_numpy(),
+            "std_err": std_err.where(survival > 0).to_numpy(),
+        },
+        columns=list(KM_COLUMNS),
+    )
+
+
+def _first_time_at_or_below_half(table: pd.DataFrame, curve: pd.Series) -> float | None:
+    hit = np.flatnonzero(curve.to_numpy() <= 0.5 + _HALF_TOL)
+    return float(table["time"].iloc[hit[0]]) if hit.size else None
+
+
+def median_survival(table: pd.DataFrame) -> float | None:
+    """The first time with S(t) <= 0.5, or None when S never gets there (censored median)."""
+    return _first_time_at_or_below_half(table, table["survival"])
+
+
+def median_survival_ci(
+    table: pd.DataFrame, confidence: float = 0.95
+) -> tuple[float | None, float | None]:
+    """Brookmeyer-Crowley interval for the median from the plain Greenwood band.
+
+    Returns (lower, upper): the first times where S - z SE and S + z SE fall to <= 0.5,
+    z the two-sided normal quantile. None for a limit the band never reaches (the
+    upper limit is then censored: beyond the data).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    half_width = z * table["std_err"]
+    lower_band = (table["survival"] - half_width).fillna(0.0)
+    upper_band = (table["survival"] + half_width).fillna(1.0)
+    return (
+        _first_time_at_or_below_half(table, lower_band),
+        _first_time_at_or_below_half(table, upper_band),
+    )
+
+
+def survival_figure(
+    groups: dict[str, tuple[Sequence[float], Sequence[bool]]],
+    path: Path,
+    title: str,
+    xlabel: str = "step",
+) -> Path:
+    """Kaplan-Meier step curves, one per group, with censoring ticks and Greenwood bands.
+
+    `groups` maps a label to (times, observed). Each curve starts at S = 1 at time 0; a
+    tick marks each time where subjects were censored; the shaded band is S -+ 1.96 SE.
+    The legend gives each group's size and median (">" the last time when censored).
+    Written atomically as PNG; returns `path`.
+    """
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, (times, observed)) in enumerate(groups.items()):
+        color = colors[i % len(colors)]
+        table = kaplan_meier(times, observed)
+        x = np.concatenate([[0.0], table["time"]])
+        s = np.concatenate([[1.0], table["survival"]])
+        se = np.concatenate([[0.0], table["std_err"].fillna(0.0)])
+        median = median_survival(table)
+        last = table["time"].iloc[-1] if len(table) else 0.0
+        med = f"{median:g}" if median is not None else f">{last:g}"
+        ax.step(
+            x, s, where="post", color=color, lw=1.6, label=f"{label} (n={len(times)}, median {med})"
+        )
+        band = np.clip(s - 1.96 * se, 0, 1), np.clip(s + 1.96 * se, 0, 1)
+        ax.fill_between(x, *band, step="post", color=color, alpha=0.1, lw=0)
+        cens = table[table["censored"] > 0]
+        ax.plot(cens["time"], cens["survival"], "|", color=color, ms=10, mew=1.5)
+    ax.axhline(0.5, color="k", lw=0.8, ls=":")
+    ax.set(xlabel=xlabel, ylabel="fraction not yet reached", ylim=(-0.02, 1.02), title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+    return path
