@@ -30,12 +30,14 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from grokjax import data as data_lib
 from grokjax.checkpoint import ChunkCheckpointer, atomic_write_json, atomic_write_with
@@ -49,6 +51,7 @@ from grokjax.optim import rescale_to_norm
 from grokjax.wlmd import Estimate, Sampler, Walker, fan_in_walls, make_sampler
 
 PROTOCOLS = ("average", "shared")
+STARTS = ("random", "descent")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -64,6 +67,17 @@ class LandscapeConfig:
     norm held at `fixed_norm` (then `wall_scale` is ignored). `walkers` walkers,
     `protocol` 'average' (every `average_every` steps) or 'shared'; `steps` per walker,
     in chunks of `chunk_steps`; positions recorded every `record_every` steps.
+
+    Windows: with `windows` W > 1 the walkers are split into W equal groups, each
+    confined to one of W
+    x-windows that overlap their neighbours by the fraction `window_overlap`; each group
+    learns S on its window only (beyond the window's edges a walker meets a soft wall of
+    `edge_strength` per unit of c), and the windows are stitched by their mean difference
+    over the bins both visited (windowed Wang-Landau, Vogel et al. 2013). A wide loss range
+    then converges in the time a narrow one takes. `start`: 'random' (the model's
+    initialisation, clipped into the walls) or 'descent' (from there, Adam on ln L_train,
+    clipped into the walls, until each walker reaches its own target, spread evenly over
+    its window; at most `descent_steps` steps).
     """
 
     model: Config
@@ -89,6 +103,12 @@ class LandscapeConfig:
     chunk_steps: int = 10_000
     record_every: int = 100
     seed: int = 0
+    windows: int = 1
+    window_overlap: float = 0.5
+    edge_strength: float = 100.0
+    start: str = "random"
+    descent_steps: int = 20_000
+    descent_rate: float = 3e-3
 
     def __post_init__(self) -> None:
         def fail(field: str, value: Any, allowed: str) -> None:
@@ -112,12 +132,40 @@ class LandscapeConfig:
                 fail(name, getattr(self, name), "a number >= 0")
         if self.fixed_norm is not None and not self.fixed_norm > 0:
             fail("fixed_norm", self.fixed_norm, "a positive number or None")
+        if self.start not in STARTS:
+            fail("start", self.start, f"one of {', '.join(STARTS)}")
+        if not 0 <= self.window_overlap < 1:
+            fail("window_overlap", self.window_overlap, "a fraction in [0, 1)")
+        for name in ("edge_strength", "descent_rate"):
+            if not getattr(self, name) > 0:
+                fail(name, getattr(self, name), "a positive number")
         if self.protocol not in PROTOCOLS:
             fail("protocol", self.protocol, f"one of {', '.join(PROTOCOLS)}")
-        for name in ("walkers", "steps", "chunk_steps", "record_every", "average_every"):
+        for name in (
+            "walkers",
+            "steps",
+            "chunk_steps",
+            "record_every",
+            "average_every",
+            "windows",
+            "descent_steps",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 fail(name, value, "a positive integer")
+        if self.walkers % self.windows:
+            fail("windows", self.windows, f"a divisor of walkers={self.walkers}")
+        if self.windows > 1:
+            starts, m = self.window_starts, self.window_bins
+            shared = min(m - (b - a) for a, b in zip(starts, starts[1:], strict=False))
+            if m < 4 or shared < 3:
+                fail(
+                    "windows",
+                    self.windows,
+                    f"few enough (or window_overlap={self.window_overlap} large enough) "
+                    f"that windows have 4 x bins and share 3 with each neighbour "
+                    f"(now {m} and {shared})",
+                )
         if self.steps % self.chunk_steps:
             fail("chunk_steps", self.chunk_steps, f"a divisor of steps={self.steps}")
         if self.chunk_steps % self.record_every:
@@ -131,6 +179,26 @@ class LandscapeConfig:
     def grids(self) -> tuple[Grid, Grid]:
         n_x = int(round((self.x_max - self.x_min) / self.x_bin))
         return Grid(self.x_min, self.x_bin, n_x), Grid(0.0, 1.0 / self.y_bins, self.y_bins)
+
+    @property
+    def window_bins(self) -> int:
+        """x bins per window: W windows of m bins, neighbours sharing `window_overlap` m."""
+        n = self.grids[0].n_bins
+        return int(np.ceil(n / (self.windows - (self.windows - 1) * self.window_overlap)))
+
+    @property
+    def window_starts(self) -> list[int]:
+        """The first global x bin of each window (the last window ends at the grid's end)."""
+        n, m = self.grids[0].n_bins, min(self.window_bins, self.grids[0].n_bins)
+        return [int(round(k * (n - m) / max(self.windows - 1, 1))) for k in range(self.windows)]
+
+    def window_grids(self) -> list[tuple[Grid, Grid]]:
+        """The (x, y) grids of each window; one window is the whole grid."""
+        x, y = self.grids
+        if self.windows == 1:
+            return [(x, y)]
+        m = self.window_bins
+        return [(Grid(x.x_min + a * x.bin_width, x.bin_width, m), y) for a in self.window_starts]
 
     def replace(self, **changes: Any) -> LandscapeConfig:
         return dataclasses.replace(self, **changes)
@@ -157,15 +225,18 @@ def collective_variables(lcfg: LandscapeConfig):
     return cv_fn, model.init
 
 
-def make_landscape_sampler(lcfg: LandscapeConfig) -> tuple[Sampler, Any]:
-    """The WLMD sampler for `lcfg` and the model's init function."""
+def make_landscape_sampler(
+    lcfg: LandscapeConfig, grids: tuple[Grid, Grid] | None = None
+) -> tuple[Sampler, Any]:
+    """The WLMD sampler for `lcfg` on `grids` (default the whole grid) and the model's
+    init function."""
     cv_fn, init_params = collective_variables(lcfg)
     walls = None
     if lcfg.fixed_norm is None:
         walls = fan_in_walls(jax.eval_shape(init_params, jax.random.key(0)), lcfg.wall_scale)
     sampler = make_sampler(
         cv_fn,
-        lcfg.grids,
+        grids or lcfg.grids,
         timestep=lcfg.timestep,
         friction=lcfg.friction,
         temperature=lcfg.temperature,
@@ -177,33 +248,74 @@ def make_landscape_sampler(lcfg: LandscapeConfig) -> tuple[Sampler, Any]:
         bias_power=lcfg.bias_power,
         walls=walls,
         fixed_norm=lcfg.fixed_norm,
+        edge_strength=lcfg.edge_strength,
     )
     return sampler, init_params
 
 
-def init_walkers(lcfg: LandscapeConfig, sampler: Sampler, init_params) -> tuple[Walker, Estimate]:
-    """Walkers from independent initialisations (one key each), inside the finite volume."""
-    keys = jax.random.split(jax.random.key(lcfg.seed), lcfg.walkers)
+def descend(lcfg: LandscapeConfig, params, target: jax.Array):
+    """Adam on ln L_train from `params`, kept inside the finite volume, until ln L_train
+    <= target or `lcfg.descent_steps` steps: a start for walkers far below chance loss."""
+    cv_fn, _ = collective_variables(lcfg)
+    optimizer = optax.adam(lcfg.descent_rate)
 
-    def one(key):
+    def confine(p):
+        if lcfg.fixed_norm is not None:
+            return rescale_to_norm(p, lcfg.fixed_norm)
+        bounds = fan_in_walls(p, lcfg.wall_scale)
+        return jax.tree.map(lambda x, b: jnp.clip(x, -b, b), p, bounds)
+
+    def above(carry):
+        p, _, n = carry
+        return (cv_fn(p)[0] > target) & (n < lcfg.descent_steps)
+
+    def body(carry):
+        p, state, n = carry
+        grad = jax.grad(lambda q: cv_fn(q)[0])(p)
+        updates, state = optimizer.update(grad, state, p)
+        return confine(optax.apply_updates(p, updates)), state, n + 1
+
+    params = confine(params)
+    params, _, _ = jax.lax.while_loop(above, body, (params, optimizer.init(params), 0))
+    return params
+
+
+def init_walkers(
+    lcfg: LandscapeConfig, sampler: Sampler, init_params, window: int = 0
+) -> tuple[Walker, Estimate]:
+    """The walkers of one window from independent initialisations (one key each), inside
+    the finite volume; with start='descent' each first descends to its own target."""
+    per_window = lcfg.walkers // lcfg.windows
+    keys = jax.random.split(jax.random.key(lcfg.seed), lcfg.walkers)
+    keys = keys[window * per_window : (window + 1) * per_window]
+    x_grid = lcfg.window_grids()[window][0]
+    targets = x_grid.x_min + x_grid.bin_width * x_grid.n_bins * (
+        (jnp.arange(per_window) + 0.5) / per_window
+    )
+
+    def one(key, target):
         param_key, walker_key = jax.random.split(key)
         params = init_params(param_key)
-        if lcfg.fixed_norm is not None:
+        if lcfg.start == "descent":
+            params = descend(lcfg, params, target)
+        elif lcfg.fixed_norm is not None:
             params = rescale_to_norm(params, lcfg.fixed_norm)
         else:
             bounds = fan_in_walls(params, lcfg.wall_scale)
             params = jax.tree.map(lambda p, b: jnp.clip(p, -b, b), params, bounds)
         return sampler.init(params, walker_key)
 
-    walkers, estimates = jax.vmap(one)(keys)
+    walkers, estimates = jax.vmap(one)(keys, targets)
     if lcfg.protocol == "shared":
         estimates = jax.tree.map(lambda x: x[0], estimates)
     return walkers, estimates
 
 
 def make_chunk(lcfg: LandscapeConfig, sampler: Sampler):
-    """chunk(walkers, estimates) -> (walkers, estimates, positions [records, walkers, 2])."""
+    """chunk(walkers, estimates) -> (walkers, estimates, positions [records, walkers, 2])
+    for the walkers of one window."""
     n_records = lcfg.chunk_steps // lcfg.record_every
+    per_window = lcfg.walkers // lcfg.windows
 
     if lcfg.protocol == "shared":
 
@@ -232,7 +344,7 @@ def make_chunk(lcfg: LandscapeConfig, sampler: Sampler):
         return carry, carry[2]
 
     def chunk(walkers, estimates):
-        c0 = jnp.zeros((lcfg.walkers, 2), jnp.float32)
+        c0 = jnp.zeros((per_window, 2), jnp.float32)
         (walkers, estimates, _), positions = jax.lax.scan(
             record, (walkers, estimates, c0), length=n_records
         )
@@ -241,41 +353,109 @@ def make_chunk(lcfg: LandscapeConfig, sampler: Sampler):
     return chunk
 
 
-def combined(
-    lcfg: LandscapeConfig, sampler: Sampler, estimates: Estimate
-) -> tuple[np.ndarray, np.ndarray]:
-    """The landscape's S/kT and histogram: the walkers' mean estimate, summed visits."""
-    if lcfg.protocol == "shared":
-        return np.asarray(sampler.entropy(estimates)), np.asarray(estimates.histogram)
-    mean = jax.tree.map(lambda x: x.mean(0), estimates)
-    return np.asarray(sampler.entropy(mean)), np.asarray(estimates.histogram.sum(0))
+def stitch(entropies, histograms, starts: list[int], n_x: int) -> tuple[np.ndarray, np.ndarray]:
+    """One S and histogram on the global grid from window estimates [W, m, n_y].
 
-
-def convergence_row(lcfg, sampler, estimates, previous: np.ndarray | None) -> dict:
-    """Change of S since the last chunk and walker disagreement, over the visited bins.
-
-    Both are root-mean-square values after removing the mean over visited bins (S is
-    defined up to a constant); walker disagreement is the spread of the walkers' own
-    estimates (average protocol only; None for a shared estimate).
+    Window k's S is shifted by the mean difference to the windows before it over the
+    bins both visited, then the shifted estimates are averaged bin by bin. The first and
+    last x column of a window (its edge bins: a soft wall pushes S up there) are left
+    out unless they are the edge of the whole grid, so neighbours must share at least 3
+    x columns; a window that shares no visited bin with those before it is not shifted.
+    Unvisited bins are NaN in S.
     """
-    entropy, histogram = combined(lcfg, sampler, estimates)
-    visited = histogram > 0
-    row: dict[str, Any] = {"visited_bins": int(visited.sum())}
+    entropies, histograms = np.asarray(entropies, np.float64), np.asarray(histograms)
+    n_windows, m, n_y = entropies.shape
+    total = np.zeros((n_x, n_y))
+    weight = np.zeros((n_x, n_y))
+    visits = np.zeros((n_x, n_y), histograms.dtype)
+    for k, a in enumerate(starts):
+        s, h = entropies[k], histograms[k]
+        visits[a : a + m] += h
+        use = h > 0
+        if n_windows > 1:
+            use[0] &= a == 0
+            use[-1] &= a + m == n_x
+        mean = np.divide(
+            total[a : a + m],
+            weight[a : a + m],
+            out=np.zeros((m, n_y)),
+            where=weight[a : a + m] > 0,
+        )
+        both = use & (weight[a : a + m] > 0)
+        shift = float(np.mean(mean[both] - s[both])) if both.any() else 0.0
+        total[a : a + m] += np.where(use, s + shift, 0.0)
+        weight[a : a + m] += use
+    out = np.full((n_x, n_y), np.nan)
+    np.divide(total, weight, out=out, where=weight > 0)
+    return out.astype(np.float32), visits
+
+
+def combined(
+    lcfg: LandscapeConfig, samplers: list[Sampler], estimates: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The landscape's S/kT, histogram and per-walker S/kT [walkers per window, ...]
+    (None for a shared estimate): the windows stitched, each the walkers' mean."""
+    n_x = lcfg.grids[0].n_bins
+    starts = lcfg.window_starts if lcfg.windows > 1 else [0]
+    if lcfg.protocol == "shared":
+        s = np.stack([np.asarray(sm.entropy(e)) for sm, e in zip(samplers, estimates, strict=True)])
+        h = np.stack([np.asarray(e.histogram) for e in estimates])
+        return (*stitch(s, h, starts, n_x), None)
+    mean = [jax.tree.map(lambda x: x.mean(0), e) for e in estimates]
+    s = np.stack([np.asarray(sm.entropy(e)) for sm, e in zip(samplers, mean, strict=True)])
+    h = np.stack([np.asarray(e.histogram.sum(0)) for e in estimates])
+    entropy, histogram = stitch(s, h, starts, n_x)
+    own = np.stack(
+        [np.asarray(jax.vmap(sm.entropy)(e)) for sm, e in zip(samplers, estimates, strict=True)]
+    )
+    per_walker = np.stack([stitch(own[:, j], h, starts, n_x)[0] for j in range(own.shape[1])])
+    return entropy, histogram, per_walker
+
+
+def convergence_row(lcfg, samplers, estimates, previous: np.ndarray | None) -> dict:
+    """How much the estimate still moves, and how far the walkers disagree.
+
+    Over the bins with an estimate (S is defined up to a constant, so values are
+    centred first): `rms_change` of S since the last chunk and `walker_spread`, the rms
+    spread of the walkers' own estimates (average protocol; walker j of every window
+    stitched into one landscape; None for a shared estimate), both with S centred over
+    the whole grid. The analysis uses S across test accuracy at fixed loss, so the same
+    two are also given with each loss column centred on its own
+    (`rms_change_in_y`, `walker_spread_in_y`), and `equilibrium_change` is the mean
+    absolute move of the equilibrium curve (test accuracy at max S per loss column)
+    since the last chunk.
+    """
+    entropy, histogram, per_walker = combined(lcfg, samplers, estimates)
+    known = np.isfinite(entropy)
+    row: dict[str, Any] = {"visited_bins": int((histogram > 0).sum())}
+    if previous is not None:
+        known = known & np.isfinite(previous)
 
     def centred(s):
-        return s[visited] - s[visited].mean()
+        return s[known] - s[known].mean()
 
-    row["rms_change"] = (
-        None
-        if previous is None or not visited.any()
-        else float(np.sqrt(np.mean((centred(entropy) - centred(previous)) ** 2)))
-    )
-    if lcfg.protocol == "average" and visited.any():
-        per_walker = np.asarray(jax.vmap(sampler.entropy)(estimates))
-        spread = np.stack([centred(s) for s in per_walker]).std(0)
-        row["walker_spread"] = float(np.sqrt(np.mean(spread**2)))
-    else:
-        row["walker_spread"] = None
+    def in_y(s):
+        masked = np.where(known, s, np.nan)
+        with warnings.catch_warnings():  # columns without an estimate stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return (masked - np.nanmean(masked, axis=1, keepdims=True))[known]
+
+    def rms(a):
+        return float(np.sqrt(np.mean(a**2)))
+
+    row["rms_change"] = row["rms_change_in_y"] = row["equilibrium_change"] = None
+    if previous is not None and known.any():
+        row["rms_change"] = rms(centred(entropy) - centred(previous))
+        row["rms_change_in_y"] = rms(in_y(entropy) - in_y(previous))
+        y = np.asarray(lcfg.grids[1].centres)
+        now = np.where(known, entropy, -np.inf).argmax(1)
+        before = np.where(known, previous, -np.inf).argmax(1)
+        cols = known.any(1)
+        row["equilibrium_change"] = float(np.mean(np.abs(y[now] - y[before])[cols]))
+    row["walker_spread"] = row["walker_spread_in_y"] = None
+    if per_walker is not None and known.any() and np.isfinite(per_walker[:, known]).all():
+        row["walker_spread"] = rms(np.stack([centred(s) for s in per_walker]).std(0))
+        row["walker_spread_in_y"] = rms(np.stack([in_y(s) for s in per_walker]).std(0))
     return row, entropy
 
 
@@ -297,9 +477,16 @@ def run_landscape(
     prepare_out_dir(
         out_dir, lcfg.to_dict(), resume, overwrite, settings="landscape.json", normalise=dict
     )
-    sampler, init_params = make_landscape_sampler(lcfg)
-    walkers, estimates = jax.jit(lambda: init_walkers(lcfg, sampler, init_params))()
-    chunk = jax.jit(make_chunk(lcfg, sampler))
+    built = [make_landscape_sampler(lcfg, g) for g in lcfg.window_grids()]
+    samplers = [sm for sm, _ in built]
+    init_params = built[0][1]
+    states = [
+        jax.jit(lambda sm=sm, k=k: init_walkers(lcfg, sm, init_params, k))()
+        for k, sm in enumerate(samplers)
+    ]
+    walkers = tuple(w for w, _ in states)
+    estimates = tuple(e for _, e in states)
+    chunks = [jax.jit(make_chunk(lcfg, sm)) for sm in samplers]
     n_chunks = lcfg.steps // lcfg.chunk_steps
     n_records = lcfg.chunk_steps // lcfg.record_every
     positions = np.full((n_chunks * n_records, lcfg.walkers, 2), np.nan, np.float32)
@@ -316,7 +503,7 @@ def run_landscape(
             "previous": np.zeros(tuple(g.n_bins for g in lcfg.grids), np.float32),
         }
         restored = checkpointer.restore(latest, template)
-        walkers, estimates = restored["walkers"], restored["estimates"]
+        walkers, estimates = tuple(restored["walkers"]), tuple(restored["estimates"])
         positions = np.asarray(restored["positions"])
         previous = np.asarray(restored["previous"])
         rows = json.loads((out_dir / "convergence.json").read_text())[: latest + 1]
@@ -333,9 +520,12 @@ def run_landscape(
         )
     for c in range(start, n_chunks):
         t0 = time.perf_counter()
-        walkers, estimates, pos = chunk(walkers, estimates)
-        positions[c * n_records : (c + 1) * n_records] = np.asarray(pos)
-        row, previous = convergence_row(lcfg, sampler, estimates, previous)
+        stepped = [ch(w, e) for ch, w, e in zip(chunks, walkers, estimates, strict=True)]
+        walkers = tuple(w for w, _, _ in stepped)
+        estimates = tuple(e for _, e, _ in stepped)
+        pos = np.concatenate([np.asarray(p) for _, _, p in stepped], axis=1)
+        positions[c * n_records : (c + 1) * n_records] = pos
+        row, previous = convergence_row(lcfg, samplers, estimates, previous)
         row = {
             "chunk": c,
             "step": (c + 1) * lcfg.chunk_steps,
@@ -361,11 +551,11 @@ def run_landscape(
     if bar is not None:
         bar.close()
     checkpointer.close()
-    entropy, histogram = combined(lcfg, sampler, estimates)
+    entropy, histogram, per_walker = combined(lcfg, samplers, estimates)
     x, y = (np.asarray(g.centres) for g in lcfg.grids)
     arrays = {"entropy": entropy, "histogram": histogram, "x": x, "y": y}
-    if lcfg.protocol == "average":
-        arrays["walker_entropy"] = np.asarray(jax.vmap(sampler.entropy)(estimates))
+    if per_walker is not None:
+        arrays["walker_entropy"] = per_walker
     atomic_write_with(out_dir / "landscape.npz", lambda tmp: np.savez(tmp, **arrays))
     atomic_write_with(out_dir / "trajectories.npz", lambda tmp: np.savez(tmp, positions=positions))
     return {**arrays, "convergence": rows, "positions": positions}

@@ -27,9 +27,14 @@ import numpy as np  # noqa: E402
 from grokjax.checkpoint import atomic_write_with  # noqa: E402
 
 
+def known(entropy, histogram) -> np.ndarray:
+    """The bins with an estimate: visited, and not left out (NaN) by window stitching."""
+    return (np.asarray(histogram) > 0) & np.isfinite(entropy)
+
+
 def equilibrium_curve(entropy, histogram, y) -> tuple[np.ndarray, np.ndarray]:
-    """(y_eq, S_eq) per x column: argmax of S over the visited y bins (NaN if none)."""
-    visited = np.asarray(histogram) > 0
+    """(y_eq, S_eq) per x column: argmax of S over the known y bins (NaN if none)."""
+    visited = known(entropy, histogram)
     masked = np.where(visited, entropy, -np.inf)
     best = masked.argmax(axis=1)
     has = visited.any(axis=1)
@@ -48,7 +53,7 @@ def barrier(entropy, histogram, x, y, x_band: tuple[float, float]) -> dict:
     """
     x = np.asarray(x)
     cols = (x >= x_band[0]) & (x < x_band[1])
-    visited = np.asarray(histogram)[cols] > 0
+    visited = known(entropy, histogram)[cols]
     if not visited.any():
         return {"dip": None, "profile": None, "y_memorising": None, "y_generalising": None}
     band = np.where(visited, np.asarray(entropy)[cols], np.nan)
@@ -94,7 +99,7 @@ def high_entropy_advantage(entropy, histogram, x, y, traj_x, traj_y) -> dict:
     j = np.floor((np.asarray(traj_y) - (y[0] - dy / 2)) / dy).astype(int)
     inside = (i >= 0) & (i < x.size) & (j >= 0) & (j < y.size)
     i, j = i[inside], j[inside]
-    on = np.asarray(histogram)[i, j] > 0
+    on = known(entropy, histogram)[i, j]
     i, j = i[on], j[on]
     d_s = s_eq[i] - np.asarray(entropy)[i, j]
     d_y = y_eq[i] - np.asarray(traj_y)[inside][on]
@@ -115,7 +120,7 @@ def landscape_figure(
     entropy, hist = landscape["entropy"], landscape["histogram"]
     x, y = landscape["x"], landscape["y"]
     y_eq, s_eq = equilibrium_curve(entropy, hist, y)
-    shown = np.where(hist > 0, entropy - s_eq[:, None], np.nan)
+    shown = np.where(known(entropy, hist), entropy - s_eq[:, None], np.nan)
     fig, ax = plt.subplots(figsize=(7, 4.8))
     low = float(np.nanpercentile(shown, 5)) if np.isfinite(shown).any() else -1.0
     mesh = ax.pcolormesh(x, y, shown.T, shading="nearest", cmap="viridis", vmin=low, vmax=0.0)

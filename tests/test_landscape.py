@@ -144,3 +144,19 @@ def test_cli_landscape_writes_the_analysis(tmp_path, capsys):
     assert main([*args[:-3], "--set", "wall_scale=-1", "--out", str(tmp_path / "m")]) == 2
     assert "wall_scale" in capsys.readouterr().err
     assert main([*args[:-3], "--trajectory", "x=/nope", "--out", str(tmp_path / "n")]) == 2
+
+
+def test_windows_with_descent_starts_run_and_stitch(tmp_path):
+    lcfg = TINY.replace(windows=2, start="descent", descent_steps=300, walkers=4, steps=200)
+    assert lcfg.window_starts == [0, 60] and lcfg.window_bins == 120
+    out = run_landscape(lcfg, tmp_path / "w", progress=False)
+    grids = lcfg.window_grids()
+    assert [g.x_min for g, _ in grids] == pytest.approx([-6.0, -3.0])
+    assert out["histogram"].sum() == 4 * 200 and out["walker_entropy"].shape == (2, 180, 50)
+    assert np.isfinite(out["entropy"]).sum() > 0
+    with pytest.raises(ConfigError, match="windows"):
+        TINY.replace(windows=3)
+    with pytest.raises(ConfigError, match="windows"):
+        TINY.replace(windows=2, window_overlap=0.0)
+    with pytest.raises(ConfigError, match="start"):
+        TINY.replace(start="trained")

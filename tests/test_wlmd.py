@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from grokjax.entropy import Grid
+from grokjax.landscape import stitch
 from grokjax.wlmd import fan_in_walls, make_sampler, reflect
 
 WALKERS = 16
@@ -199,3 +200,44 @@ def test_a_linear_prior_is_part_of_the_estimate():
     _, estimate = run_shared(sampler, {"q": jnp.full(d, np.sqrt(2 * np.exp(-0.5) / d))}, 100_000)
     (slope,) = fitted_slopes(sampler.entropy(estimate), [grid], margin=0.5)
     assert slope == pytest.approx(d / 2, rel=0.03)
+
+
+def test_windows_stitch_into_the_well_slope():
+    """The d = 4 well on [-4, 1] as two overlapping windows (soft edges, walls in
+    parameter space at each window's top): the stitched estimate has slope d / 2
+    within 3 %."""
+    d, width = 4, 0.05
+    windows = [Grid(-4.0, width, 60), Grid(-2.0, width, 60)]
+    entropies, histograms = [], []
+    for k, grid in enumerate(windows):
+        sampler = make_sampler(
+            lambda p: log_energy(p["q"])[None],
+            [grid],
+            timestep=0.005,
+            friction=0.01,
+            deposit=0.1,
+            t_wl=60.0,
+            sigma_bins=2.0,
+            walls={"q": jnp.float32(1.05 * np.sqrt(2 * np.exp(grid.x_max)))},
+        )
+        centre = grid.x_min + grid.bin_width * grid.n_bins / 2
+        start = {"q": jnp.full(d, np.sqrt(2 * np.exp(centre) / d), jnp.float32)}
+        _, estimate = run_shared(sampler, start, 200_000, seed=k)
+        assert float(estimate.histogram[0]) > 0 and float(estimate.histogram[-1]) > 0
+        entropies.append(np.asarray(sampler.entropy(estimate))[:, None])
+        histograms.append(np.asarray(estimate.histogram)[:, None])
+    whole = Grid(-4.0, width, 100)
+    entropy, histogram = stitch(np.stack(entropies), np.stack(histograms), [0, 40], 100)
+    assert np.isfinite(entropy).all() and histogram.sum() == 2 * WALKERS * 200_000
+    (slope,) = fitted_slopes(entropy[:, 0], [whole], margin=0.5)
+    assert slope == pytest.approx(d / 2, rel=0.03)
+
+
+def test_stitch_undoes_window_offsets():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(20, 3)).cumsum(0)
+    starts, m = [0, 5, 10], 10
+    pieces = np.stack([truth[a : a + m] + rng.normal() * 50 for a in starts])
+    entropy, histogram = stitch(pieces, np.ones_like(pieces), starts, 20)
+    np.testing.assert_allclose(entropy - entropy[0, 0], truth - truth[0, 0], atol=1e-4)
+    assert histogram.sum() == pieces.size
