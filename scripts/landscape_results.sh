@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Reproduce the CPU entropy landscape of docs/results.md ("Entropy landscapes"): AdamW
 # and WanD training runs of the landscape-cpu network (x+y mod 23, 70 % train, the
-# 4,032-parameter MLP; 4 seeds each), then the landscape-cpu WLMD run with both median
-# paths drawn on it. About 30 minutes on a 2-core CPU.
+# width-32 transformer; 4 seeds each), then the landscape-cpu WLMD run with both median
+# paths drawn on it. About 35 minutes on a 2-core CPU.
 # Usage: bash scripts/landscape_results.sh [OUT_DIR]
 set -euo pipefail
 out=${1:-runs/landscape-cpu}
 mkdir -p "$out"
-model=(--set model=mlp --set modulus=23 --set train_fraction=0.7 --set d_model=16 --set d_mlp=64)
-grokjax run "${model[@]}" --set learning_rate=3e-3 --steps 5000 --seeds 4 \
-  --out "$out/adamw" --no-progress | tee "$out/adamw.txt"
+model=(--set modulus=23 --set train_fraction=0.7 --set d_model=32 --set d_mlp=128)
+grokjax run "${model[@]}" --steps 3000 --seeds 4 --out "$out/adamw" --no-progress \
+  | tee "$out/adamw.txt"
 grokjax run --preset wand-capped-add "${model[@]}" --steps 3000 --seeds 4 \
   --out "$out/wand" --no-progress | tee "$out/wand.txt"
 grokjax landscape --preset landscape-cpu --out "$out/landscape" --no-progress \
