@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 
 from grokjax.checkpoint import atomic_write_with
-from grokjax.metrics import weight_norm
+from grokjax.metrics import last_layer_norm, saturated_fraction, weight_norm
 
 __all__ = [
     "AgeingState",
@@ -113,12 +113,17 @@ def ageing_init(params: Any, waiting_times: Sequence[int]) -> AgeingState:
         params: the parameter pytree at step 0 (sets N; a waiting time 0 is recorded
             from it straight away, so the usual integration, init here and then
             `ageing_update` after every update, misses no waiting time).
-        waiting_times: static, distinct non-negative ints (sorted here); W of them.
+        waiting_times: static, distinct non-negative ints (sorted here); W of them
+            (none gives an empty recorder).
     Returns:
         `AgeingState` with snapshots float32 [W, N]. Memory is W * N * 4 bytes per member.
     """
     tws = tuple(int(t) for t in waiting_times)
-    if not tws or len(set(tws)) != len(tws) or min(tws) < 0:
+    if not tws:  # nothing to record: an empty state, so a TrainState always has one
+        return AgeingState(
+            jnp.zeros(0, jnp.int32), jnp.zeros((0, 0), jnp.float32), jnp.zeros(0, bool)
+        )
+    if len(set(tws)) != len(tws) or min(tws) < 0:
         raise ValueError(f"waiting_times must be distinct non-negative ints, got {tws}")
     tws = tuple(sorted(tws))
     flat_N = flatten(params)
@@ -163,44 +168,6 @@ def observables(state: AgeingState, params: Any) -> dict[str, jax.Array]:
         "msd": jnp.where(state.taken, msd_W, nan),
         "overlap": jnp.where(state.taken, dot_W / norms_W, nan),
     }
-
-
-def last_layer_norm(params: Any, name: str = "unembed") -> jax.Array:
-    """L2 norm of the leaves with a key equal to `name` on their path (jointly, if several).
-
-    Matching is per path component (a dict key, attribute name or index), so "embed"
-    does not select "unembed"; a flax module named `name` contributes its kernel and
-    bias together. Raises KeyError when nothing matches.
-    """
-    matched = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        keys = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
-        if name in keys:
-            matched.append(leaf)
-    if not matched:
-        paths = [
-            jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]
-        ]
-        raise KeyError(f"no parameter leaf has {name!r} on its path; leaves: {paths}")
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in matched))
-
-
-def saturated_fraction(logits_BxC: jax.Array, threshold: float = 0.0) -> jax.Array:
-    """Share of the B * C softmax probabilities that are float32-saturated.
-
-    The probabilities are p = `jax.nn.softmax(logits.astype(float32))` over the last
-    axis, and an entry counts when p <= threshold or p >= 1 - threshold (both evaluated
-    in float32). With the default threshold 0 that is exactly p == 0.0 (exp underflowed:
-    a logit gap beyond about 87-104, depending on whether the backend flushes denormals)
-    or p == 1.0 (the other terms of the normaliser vanish against 1 in float32: gap
-    beyond about 17). Saturation at 1 is Prieto et al.'s softmax collapse: the
-    example's gradient through that class is exactly zero. Every class of every row
-    counts, whether or not it is the label; the result is a float32 scalar in [0, 1].
-    """
-    p_BxC = jax.nn.softmax(logits_BxC.astype(jnp.float32), axis=-1)
-    thr = jnp.float32(threshold)
-    saturated = (p_BxC <= thr) | (p_BxC >= jnp.float32(1.0) - thr)
-    return jnp.mean(saturated.astype(jnp.float32))
 
 
 # Host side.

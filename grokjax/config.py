@@ -19,7 +19,9 @@ from grokjax.errors import ConfigError
 from grokjax.tasks import TASKS, canonical_task, needs_prime
 
 MODELS = ("transformer", "mlp")
-OPTIMIZERS = ("adamw", "adam", "sgd", "wand", "wand-adamw")
+OPTIMIZERS = ("adamw", "adam", "sgd", "sgld", "wand", "wand-adamw")
+GRADIENT_FILTERS = ("none", "grokfast-ema", "grokfast-ma", "orthogonal")
+LOSSES = ("cross_entropy", "stablemax")
 WAND_FORCES = ("entropy", "loss")
 BLEND_SIGNALS = ("train_loss", "train_accuracy")
 
@@ -27,14 +29,17 @@ BLEND_SIGNALS = ("train_loss", "train_accuracy")
 class Hparams(NamedTuple):
     """Numbers a vmapped sweep may vary per member (scalars or arrays with a leading axis).
 
-    `temperature` (kT) and `friction` (c_f) are WanD's; other optimizers ignore them.
-    WanD ignores `weight_decay` (it has none, as in the paper).
+    `temperature` (kT) is WanD's and SGLD's; `friction` (c_f) is WanD's; other
+    optimizers ignore them. WanD ignores `weight_decay` (it has none, as in the paper).
+    `init_scale` multiplies every initial parameter (Liu et al. 2022's alpha; 1 = the
+    model's own initialisation).
     """
 
     learning_rate: Any = 1e-3
     weight_decay: Any = 1.0
     temperature: Any = 0.5
     friction: Any = 0.5
+    init_scale: Any = 1.0
 
     def axes(self) -> Hparams:
         """vmap `in_axes` for these numbers: 0 for a field with one value per member, else None.
@@ -62,7 +67,9 @@ class Config:
     replaced by a wrong label).
     Model: `model` ('transformer' or 'mlp'), `n_layers`, `d_model`, `n_heads`, `d_mlp`,
     `layer_norm`.
-    Optimisation: `optimizer` ('adamw', 'adam', 'sgd' with momentum, 'wand', and
+    Optimisation: `optimizer` ('adamw', 'adam' (no weight decay), 'sgd' with momentum
+    and coupled weight decay, 'sgld' (plain gradient steps, coupled weight decay, and
+    Langevin noise sqrt(2 lr kT) xi added after the learning-rate scaling), 'wand', and
     'wand-adamw', the blend of the two; see below), `beta1`,
     `beta2`, `momentum`, `warmup_steps` (linear warm-up from 0; not used by WanD),
     `fixed_norm` (rescale all parameters to this global norm after init and after every
@@ -80,11 +87,21 @@ class Config:
     'train_accuracy'), smoothed by an EMA of decay `blend_smoothing`, and ramped
     linearly from 0 at `blend_low` to 1 at `blend_high` (for accuracy, low > high hands
     over to AdamW as accuracy rises).
+    Baselines (`grokjax.baselines`): `gradient_filter` before any optimizer ('none';
+    'grokfast-ema' with `grokfast_alpha` and `grokfast_lamb`; 'grokfast-ma' with
+    `grokfast_window` and `grokfast_lamb`; 'orthogonal', the gradient with its component
+    along the weights removed), `grokfast_equal_lr` (divide the filtered gradient by
+    1 + lamb, so a constant gradient takes the step it takes without the filter: the
+    comparison at equal effective learning rate); `loss` ('cross_entropy' or
+    'stablemax', the training loss; evaluation metrics stay the softmax ones).
     Evaluation: `eval_every` (steps between evaluations, 0 = none), `eval_log_points`
     (extra log-spaced evaluation steps, 0 = none), `chunk_evals` (evaluations per
     compiled chunk; checkpoints and progress updates happen between chunks),
     `memorise_threshold` / `generalise_threshold` (accuracy that marks memorisation
-    and generalisation), `smooth_slope` (sigmoid slope of the smoothed accuracy).
+    and generalisation), `smooth_slope` (sigmoid slope of the smoothed accuracy),
+    `waiting_times` (evaluation steps t_w at which the parameters are kept, so every
+    later evaluation records the mean-squared displacement and overlap since each t_w;
+    `grokjax.ageing`).
     """
 
     task: str = "x+y"
@@ -122,6 +139,12 @@ class Config:
     blend_low: float = -3.0
     blend_high: float = 0.0
     blend_smoothing: float = 0.9
+    gradient_filter: str = "none"
+    grokfast_alpha: float = 0.98
+    grokfast_lamb: float = 2.0
+    grokfast_window: int = 100
+    grokfast_equal_lr: bool = False
+    loss: str = "cross_entropy"
 
     steps: int = 10_000
     batch_size: int | None = None
@@ -132,6 +155,7 @@ class Config:
     memorise_threshold: float = 0.99
     generalise_threshold: float = 0.99
     smooth_slope: float = 7.0
+    waiting_times: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", canonical_task(self.task))
@@ -198,6 +222,16 @@ class Config:
             _fail("blend_high", self.blend_high, f"a number other than blend_low={self.blend_low}")
         if not 0.0 <= self.blend_smoothing < 1.0:
             _fail("blend_smoothing", self.blend_smoothing, "a decay in [0, 1)")
+        if self.gradient_filter not in GRADIENT_FILTERS:
+            _fail("gradient_filter", self.gradient_filter, f"one of {', '.join(GRADIENT_FILTERS)}")
+        if not 0.0 <= self.grokfast_alpha < 1.0:
+            _fail("grokfast_alpha", self.grokfast_alpha, "a decay in [0, 1)")
+        if self.grokfast_lamb < 0:
+            _fail("grokfast_lamb", self.grokfast_lamb, "a number >= 0")
+        if not isinstance(self.grokfast_window, int) or self.grokfast_window < 1:
+            _fail("grokfast_window", self.grokfast_window, "a positive integer")
+        if self.loss not in LOSSES:
+            _fail("loss", self.loss, f"one of {', '.join(LOSSES)}")
         if not isinstance(self.steps, int) or self.steps < 1:
             _fail("steps", self.steps, "a positive integer")
         if self.batch_size is not None and not 1 <= self.batch_size <= n_train:
@@ -215,6 +249,15 @@ class Config:
                 _fail(name, getattr(self, name), "an accuracy in (0, 1]")
         if not self.smooth_slope > 0:
             _fail("smooth_slope", self.smooth_slope, "a positive number")
+        waiting = tuple(int(t) for t in self.waiting_times)
+        object.__setattr__(self, "waiting_times", waiting)
+        missing = sorted(set(waiting) - set(self.eval_steps.tolist()))
+        if missing or len(set(waiting)) != len(waiting):
+            _fail(
+                "waiting_times",
+                self.waiting_times,
+                f"distinct evaluation steps (not evaluated: {missing}; see eval_every)",
+            )
 
     @property
     def n_examples(self) -> int:
@@ -258,7 +301,9 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["waiting_times"] = list(self.waiting_times)
+        return out
 
 
 def field_names() -> list[str]:

@@ -1,4 +1,5 @@
-"""Metrics computed on device: losses, accuracies, the smoothed accuracy, weight norm.
+"""Metrics computed on device: losses, accuracies, the smoothed accuracy, weight norms,
+and the share of float-saturated softmax outputs on the training set.
 
 Shapes: B examples, C classes. Smoothed accuracy (paper section 3): for each example
     A_i = sigmoid(s * (logit[correct] - max over wrong classes of logit)),   s = 7,
@@ -8,6 +9,7 @@ and A = mean_i A_i. Unlike the 0/1 accuracy it is differentiable.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +23,8 @@ METRIC_NAMES = (
     "test_acc",
     "smoothed_test_acc",
     "weight_norm",
+    "last_layer_norm",
+    "saturated_fraction",
 )
 
 
@@ -72,4 +76,44 @@ def evaluate(
         "test_acc": accuracy(test_logits, test_labels),
         "smoothed_test_acc": smoothed_accuracy(test_logits, test_labels, smooth_slope),
         "weight_norm": weight_norm(params),
+        "last_layer_norm": last_layer_norm(params),
+        "saturated_fraction": saturated_fraction(train_logits),
     }
+
+
+def last_layer_norm(params: Any, name: str = "unembed") -> jax.Array:
+    """L2 norm of the leaves with a key equal to `name` on their path (jointly, if several).
+
+    Matching is per path component (a dict key, attribute name or index), so "embed"
+    does not select "unembed"; a flax module named `name` contributes its kernel and
+    bias together. Raises KeyError when nothing matches.
+    """
+    matched = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        keys = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
+        if name in keys:
+            matched.append(leaf)
+    if not matched:
+        paths = [
+            jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]
+        ]
+        raise KeyError(f"no parameter leaf has {name!r} on its path; leaves: {paths}")
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in matched))
+
+
+def saturated_fraction(logits_BxC: jax.Array, threshold: float = 0.0) -> jax.Array:
+    """Share of the B * C softmax probabilities that are float32-saturated.
+
+    The probabilities are p = `jax.nn.softmax(logits.astype(float32))` over the last
+    axis, and an entry counts when p <= threshold or p >= 1 - threshold (both evaluated
+    in float32). With the default threshold 0 that is exactly p == 0.0 (exp underflowed:
+    a logit gap beyond about 87-104, depending on whether the backend flushes denormals)
+    or p == 1.0 (the other terms of the normaliser vanish against 1 in float32: gap
+    beyond about 17). Saturation at 1 is Prieto et al.'s softmax collapse: the
+    example's gradient through that class is exactly zero. Every class of every row
+    counts, whether or not it is the label; the result is a float32 scalar in [0, 1].
+    """
+    p_BxC = jax.nn.softmax(logits_BxC.astype(jnp.float32), axis=-1)
+    thr = jnp.float32(threshold)
+    saturated = (p_BxC <= thr) | (p_BxC >= jnp.float32(1.0) - thr)
+    return jnp.mean(saturated.astype(jnp.float32))

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from grokjax.baselines import grokfast_ema, grokfast_ma, langevin_noise, orthogonal_gradient
 from grokjax.blend import blend, ramp_weight
 from grokjax.config import Config, Hparams
 from grokjax.entropy import Grid
@@ -77,8 +78,30 @@ def _wand(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.GradientTransf
     )
 
 
+def gradient_filter(cfg: Config) -> optax.GradientTransformation | None:
+    """The transformation `cfg.gradient_filter` puts before the optimizer, or None.
+
+    With `cfg.grokfast_equal_lr` a Grokfast filter's output is divided by 1 + lamb, so a
+    constant gradient gives the step it gives without the filter (the fair comparison
+    at equal effective learning rate); otherwise Grokfast's own amplification stays.
+    """
+    name = cfg.gradient_filter
+    if name == "none":
+        return None
+    if name == "orthogonal":
+        return orthogonal_gradient()
+    if name == "grokfast-ema":
+        tx = grokfast_ema(cfg.grokfast_alpha, cfg.grokfast_lamb)
+    else:
+        tx = grokfast_ma(cfg.grokfast_window, cfg.grokfast_lamb)
+    if cfg.grokfast_equal_lr:
+        tx = optax.chain(tx, optax.scale(1.0 / (1.0 + cfg.grokfast_lamb)))
+    return tx
+
+
 def make_optimizer(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.GradientTransformation:
-    """The optax transformation for `cfg.optimizer` with the (possibly traced) `hparams`.
+    """The optax transformation for `cfg.optimizer` with the (possibly traced) `hparams`,
+    after `cfg.gradient_filter` when there is one.
 
     Built inside the vmapped training function so each member gets its own numbers
     (and, for stochastic optimizers, its own key). The fixed-norm projection is added
@@ -86,6 +109,12 @@ def make_optimizer(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.Gradi
     AdamW above (same learning rate and weight decay), its weight read from the
     training-side signal `cfg.blend_signal` (`grokjax.blend`).
     """
+    tx = _optimizer(cfg, hparams, key)
+    before = gradient_filter(cfg)
+    return tx if before is None else optax.chain(before, tx)
+
+
+def _optimizer(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.GradientTransformation:
     if cfg.optimizer == "wand":
         return _wand(cfg, hparams, key)
     schedule = warmup(hparams.learning_rate, cfg.warmup_steps)
@@ -104,6 +133,12 @@ def make_optimizer(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.Gradi
         )
     if cfg.optimizer == "adam":
         return optax.adam(schedule, b1=cfg.beta1, b2=cfg.beta2)
+    if cfg.optimizer == "sgld":
+        return optax.chain(
+            optax.add_decayed_weights(hparams.weight_decay),
+            optax.sgd(schedule),
+            langevin_noise(schedule, hparams.temperature, key),
+        )
     # "sgd": heavy-ball momentum with coupled L2 weight decay
     return optax.chain(
         optax.add_decayed_weights(hparams.weight_decay),
@@ -118,6 +153,7 @@ def validate_hparams(hparams: Hparams) -> None:
         "weight_decay": (lambda v: v >= 0, ">= 0"),
         "temperature": (lambda v: v >= 0, ">= 0"),
         "friction": (lambda v: (v > 0) & (v <= 1), "in (0, 1]"),
+        "init_scale": (lambda v: v > 0, "positive"),
     }
     for name, (ok, allowed) in checks.items():
         value = getattr(hparams, name)

@@ -38,14 +38,17 @@ import numpy as np
 import optax
 
 from grokjax import data as data_lib
+from grokjax.ageing import AgeingState, ageing_init, ageing_update, observables
+from grokjax.baselines import stablemax_cross_entropy
 from grokjax.config import Config, Hparams
-from grokjax.metrics import accuracy, cross_entropy, evaluate
+from grokjax.metrics import METRIC_NAMES, accuracy, cross_entropy, evaluate
 from grokjax.models import make_model
 from grokjax.optim import make_optimizer, project_to_global_norm, rescale_to_norm
 
 
 class TrainState(NamedTuple):
-    """One member's run: parameters, optimizer state, updates taken, and its keys."""
+    """One member's run: parameters, optimizer state, updates taken, its keys, and the
+    parameters kept at the waiting times (`grokjax.ageing`; None without them)."""
 
     params: Any
     opt_state: Any
@@ -53,6 +56,14 @@ class TrainState(NamedTuple):
     opt_key: jax.Array
     loop_key: jax.Array
     data_key: jax.Array
+    ageing: AgeingState | None
+
+
+def metric_names(cfg: Config) -> tuple[str, ...]:
+    """Every metric a run of `cfg` records: `METRIC_NAMES`, then for each waiting time
+    t_w the mean-squared displacement `msd@t_w` and the overlap `overlap@t_w`."""
+    extra = [f"{kind}@{t}" for t in sorted(cfg.waiting_times) for kind in ("msd", "overlap")]
+    return METRIC_NAMES + tuple(extra)
 
 
 class Trainer(NamedTuple):
@@ -120,9 +131,11 @@ def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Traine
     def dataset(state: TrainState) -> data_lib.Dataset:
         return fixed_split if fixed_split is not None else data_lib.make(state.data_key, cfg)
 
+    train_loss = stablemax_cross_entropy if cfg.loss == "stablemax" else cross_entropy
+
     def loss_fn(params, inputs_BxT, labels_B):
         logits_BxC = model.apply(params, inputs_BxT)
-        return cross_entropy(logits_BxC, labels_B), logits_BxC
+        return train_loss(logits_BxC, labels_B), logits_BxC
 
     def batch(ds: data_lib.Dataset, state: TrainState) -> tuple[jax.Array, jax.Array]:
         if cfg.batch_size is None:
@@ -136,12 +149,18 @@ def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Traine
 
     def init(key: jax.Array, hparams: Hparams) -> TrainState:
         init_key, opt_key, loop_key, member_data_key = jax.random.split(key, 4)
-        params = model.init(init_key)
+        params = jax.tree.map(lambda p: p * hparams.init_scale, model.init(init_key))
         if cfg.fixed_norm is not None:
             params = rescale_to_norm(params, cfg.fixed_norm)
         tx = transform(hparams, opt_key)
         return TrainState(
-            params, tx.init(params), jnp.zeros((), jnp.int32), opt_key, loop_key, member_data_key
+            params,
+            tx.init(params),
+            jnp.zeros((), jnp.int32),
+            opt_key,
+            loop_key,
+            member_data_key,
+            ageing_init(params, cfg.waiting_times) if cfg.waiting_times else None,
         )
 
     def update(state: TrainState, hparams: Hparams, ds: data_lib.Dataset) -> TrainState:
@@ -178,6 +197,13 @@ def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Traine
                 ds.test_labels,
                 cfg.smooth_slope,
             )
+            if cfg.waiting_times:
+                ageing = ageing_update(state.ageing, state.params, state.step)
+                state = state._replace(ageing=ageing)
+                seen = observables(ageing, state.params)
+                for k, t in enumerate(sorted(cfg.waiting_times)):
+                    metrics[f"msd@{t}"] = seen["msd"][k]
+                    metrics[f"overlap@{t}"] = seen["overlap"][k]
             return state, metrics
 
         return jax.lax.scan(segment, state, segments_E)

@@ -6,6 +6,7 @@ import optax
 import pytest
 
 from grokjax.config import Config, Hparams
+from grokjax.errors import ConfigError
 from grokjax.experiment import member_keys
 from grokjax.optim import warmup
 from grokjax.summary import ensemble_summary
@@ -32,7 +33,7 @@ def test_seed_by_hparam_grid_with_nested_vmaps_equals_each_cell(tiny_cfg):
     grid = Hparams(
         learning_rate=jnp.array([1e-3, 3e-3, 1e-2]), weight_decay=jnp.array([0.0, 1.0, 0.1])
     )
-    assert grid.axes() == Hparams(0, 0, None, None)
+    assert grid.axes() == Hparams(0, 0, None, None, None)
     over_seeds = jax.vmap(trainer.train, in_axes=(0, None))
     over_grid = jax.vmap(over_seeds, in_axes=(None, grid.axes()))
     _, metrics = jax.jit(over_grid)(keys, grid)
@@ -80,6 +81,11 @@ def test_chunked_run_equals_one_call(tiny_cfg):
         dict(batch_size=32),
         dict(optimizer="adam"),
         dict(optimizer="sgd"),
+        dict(optimizer="sgld"),
+        dict(gradient_filter="grokfast-ema"),
+        dict(gradient_filter="grokfast-ma", grokfast_window=5),
+        dict(gradient_filter="orthogonal"),
+        dict(loss="stablemax"),
         dict(split_seed=None),
         dict(label_noise=0.1),
         dict(model="mlp"),
@@ -88,7 +94,8 @@ def test_chunked_run_equals_one_call(tiny_cfg):
 )
 def test_modes_train_and_lower_the_loss(tiny_cfg, overrides):
     cfg = tiny_cfg.replace(steps=40, **overrides)
-    _, m = jax.jit(make_train(cfg).train)(jax.random.key(0), Hparams(1e-2, 0.1))
+    hp = Hparams(1e-2, 0.1, temperature=1e-6)  # SGLD: kT per parameter, small
+    _, m = jax.jit(make_train(cfg).train)(jax.random.key(0), hp)
     chex.assert_tree_all_finite(m)
     assert m["train_loss"][-1] < m["train_loss"][0]
 
@@ -184,3 +191,36 @@ def test_blend_reads_the_train_accuracy_the_trainer_passes(tiny_cfg):
     assert accuracy * cfg.n_train == pytest.approx(round(accuracy * cfg.n_train), abs=1e-3)
     np.testing.assert_allclose(float(state.opt_state.weight), 1.0 - accuracy, rtol=1e-5)
     chex.assert_tree_all_finite(m)
+
+
+def test_init_scale_multiplies_the_initial_parameters(tiny_cfg):
+    trainer = make_train(tiny_cfg)
+    one = jax.jit(trainer.init)(jax.random.key(0), HP)
+    three = jax.jit(trainer.init)(jax.random.key(0), HP._replace(init_scale=3.0))
+    chex.assert_trees_all_close(three.params, jax.tree.map(lambda p: 3 * p, one.params))
+
+
+def test_waiting_times_record_displacement_and_overlap(tiny_cfg):
+    cfg = tiny_cfg.replace(steps=30, eval_every=10, waiting_times=(0, 10))
+    _, m = jax.jit(make_train(cfg).train)(jax.random.key(0), HP)
+    # evaluations at 0, 10, 20, 30: MSD since t_w is 0 at t_w, NaN before, then grows.
+    assert float(m["msd@0"][0]) == 0.0 and float(m["overlap@0"][0]) == pytest.approx(1.0)
+    assert np.isnan(m["msd@10"][0]) and float(m["msd@10"][1]) == 0.0
+    assert 0 < m["msd@10"][2] < m["msd@10"][3] and m["msd@0"][3] > m["msd@10"][3]
+    assert (m["overlap@0"][1:] < 1).all()
+    assert 0 <= float(m["saturated_fraction"][-1]) <= 1 and (m["last_layer_norm"] > 0).all()
+    with pytest.raises(ConfigError, match="waiting_times"):
+        cfg.replace(waiting_times=(5,))
+
+
+def test_grokfast_equal_lr_divides_the_filtered_gradient(tiny_cfg):
+    from grokjax.optim import gradient_filter
+
+    grads = {"w": jnp.array([1.0, -2.0])}
+    for equal, factor in ((False, 3.0), (True, 1.0)):
+        cfg = tiny_cfg.replace(
+            gradient_filter="grokfast-ema", grokfast_lamb=2.0, grokfast_equal_lr=equal
+        )
+        tx = gradient_filter(cfg)
+        out, _ = tx.update(grads, tx.init(grads))  # first step: (1 + lamb) g, then / (1 + lamb)
+        np.testing.assert_allclose(out["w"], factor * grads["w"], rtol=1e-6)
