@@ -15,6 +15,13 @@ if "xla_cpu_experimental_ynn_fusion_type" not in _os.environ.get("XLA_FLAGS", ""
         _os.environ.get("XLA_FLAGS", "") + " --xla_cpu_experimental_ynn_fusion_type="
     ).strip()
 
+from grokjax.baselines import (  # noqa: E402
+    grokfast_ema,
+    grokfast_ma,
+    langevin_noise,
+    orthogonal_gradient,
+    stablemax_cross_entropy,
+)
 from grokjax.blend import blend, paper_weight, ramp_weight  # noqa: E402
 from grokjax.config import Config, Hparams  # noqa: E402
 from grokjax.data import Dataset, make  # noqa: E402
@@ -25,6 +32,8 @@ from grokjax.models import Model, count_params, make_model  # noqa: E402
 from grokjax.optim import make_optimizer, project_to_global_norm, warmup  # noqa: E402
 from grokjax.presets import PRESETS, get_preset  # noqa: E402
 from grokjax.summary import ensemble_summary  # noqa: E402
+from grokjax.survival import kaplan_meier  # noqa: E402
+from grokjax.sweep import run_sweep  # noqa: E402
 from grokjax.tasks import TASKS  # noqa: E402
 from grokjax.train import Trainer, TrainState, make_train  # noqa: E402
 from grokjax.wand import WandState, scale_by_wand, wand  # noqa: E402
@@ -48,6 +57,13 @@ __all__ = [
     "count_params",
     "ensemble_summary",
     "get_preset",
+    "grokfast_ema",
+    "grokfast_ma",
+    "kaplan_meier",
+    "langevin_noise",
+    "orthogonal_gradient",
+    "run_sweep",
+    "stablemax_cross_entropy",
     "make",
     "make_model",
     "make_optimizer",

@@ -21,6 +21,8 @@ def _parse_value(field: str, text: str, kind: str):
             if lowered not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError
             return lowered in ("true", "1", "yes")
+        if kind.startswith("tuple"):
+            return tuple(int(part) for part in text.split(",") if part.strip())
         if kind.startswith("int"):
             return int(text)
         if kind.startswith("float") or kind == "Any":
@@ -91,6 +93,36 @@ def _add_ensemble_args(parser: argparse.ArgumentParser, out_default: str) -> Non
     parser.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
 
 
+def _add_device_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--devices",
+        default="auto",
+        help="shard members over this many devices: an integer or 'auto' (all, when several)",
+    )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize() first (multi-host; its environment "
+        "variables or cluster auto-detection say where the coordinator is)",
+    )
+    parser.add_argument("--profile", metavar="DIR", help="JAX profiler trace of the first chunks")
+
+
+def _devices(args) -> int | str | None:
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()
+    if args.devices == "auto":
+        return "auto"
+    try:
+        return int(args.devices)
+    except ValueError:
+        raise ConfigError(
+            f"devices={args.devices!r} is not allowed: 'auto' or a positive integer"
+        ) from None
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grokjax", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +135,7 @@ def _build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="members vmapped together: an integer, 'all', or 'auto' (1 on CPU, all elsewhere)",
     )
+    _add_device_args(run)
 
     cmp = sub.add_parser(
         "compare", help="run several presets on the same seeds; one table and one figure"
@@ -135,6 +168,33 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="NAME=RUN_DIR",
         help="overlay a grokjax run directory's median (ln L_train, A_test) path (repeat)",
     )
+
+    sweep = sub.add_parser(
+        "sweep", help="train a grid of settings with seeds on every cell; phases and survival"
+    )
+    sweep.add_argument("--preset", default="optimizer-batch-lr", help="a sweep preset")
+    _add_run_args(
+        sweep,
+        "override a base config field or hparam (e.g. steps=1000)",
+        "runs/<preset>-<time>",
+    )
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FIELD=V1,V2,...",
+        help="an axis of the grid (repeat); replaces the preset's axis of that name; "
+        "'--grid none' drops every preset axis first",
+    )
+    sweep.add_argument("--seeds", type=int, help="seeds per cell (default: the preset's)")
+    sweep.add_argument("--axes", help="X,Y: the two axes of the phase diagram")
+    sweep.add_argument("--group", help="the axis whose cells get one survival curve each")
+    sweep.add_argument(
+        "--member-batch",
+        default="auto",
+        help="members vmapped together: an integer, 'all', or 'auto' (1 on CPU, all elsewhere)",
+    )
+    _add_device_args(sweep)
 
     sub.add_parser("presets", help="list the presets")
     return parser
@@ -249,6 +309,68 @@ def _compare(args) -> int:
     return 0
 
 
+def parse_grid(cfg, grid: list[str], axes: dict) -> dict:
+    """`FIELD=V1,V2` strings onto `axes` (values typed as the field; 'none' = None)."""
+    axes = dict(axes)
+    kinds = field_types()
+    for item in grid:
+        if item.strip().lower() == "none":
+            axes = {}
+            continue
+        field, sep, text = item.partition("=")
+        if not sep or not text:
+            raise ConfigError(f"--grid {item!r} is not allowed: FIELD=V1,V2,...")
+        kind = "float" if field in Hparams._fields else kinds.get(field)
+        if kind is None:
+            allowed = ", ".join([*Hparams._fields, *sorted(kinds)])
+            raise ConfigError(f"grid axis {field!r} is unknown; allowed: {allowed}")
+        axes[field] = tuple(_parse_value(field, v, kind) for v in text.split(","))
+    return axes
+
+
+def _sweep(args) -> int:
+    from grokjax.presets import get_sweep
+    from grokjax.sweep import run_sweep
+
+    preset = get_sweep(args.preset)
+    assignments = list(args.assignments)
+    if args.steps is not None:
+        assignments.append(f"steps={args.steps}")
+    cfg, hparams = apply_overrides(preset.config, preset.hparams, assignments)
+    axes = parse_grid(cfg, args.grid, preset.axes)
+    seeds = preset.seeds if args.seeds is None else args.seeds
+    diagram = None
+    if args.axes:
+        diagram = tuple(args.axes.split(","))
+        if len(diagram) != 2:
+            raise ConfigError(f"axes={args.axes!r} is not allowed: two axis names, X,Y")
+    out = args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_sweep(
+        cfg,
+        hparams,
+        axes,
+        seeds,
+        Path(out),
+        preset=args.preset,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        member_batch=_member_batch(args.member_batch),
+        diagram_axes=diagram,
+        group=args.group,
+        devices=_devices(args),
+    )
+    import pandas as pd
+
+    cells = pd.read_csv(Path(out) / "cells.csv")
+    shown = [*axes, "phase", "generalisation_step_median", "generalisation_step_censored"]
+    shown += ["delay_median", "seeds"]
+    with pd.option_context("display.width", 160, "display.max_rows", 500):
+        print(cells[shown].to_string(index=False))
+    print(f"\nwrote {out}/: cells.csv, seeds.parquet, phases.png, survival.png, one run per cell")
+    return 0
+
+
 def _check_seeds(args) -> None:
     if args.seeds < 1:
         raise ConfigError(f"seeds={args.seeds} is not allowed: at least 1")
@@ -259,16 +381,19 @@ def _check_seeds(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "presets":
-        from grokjax.presets import LANDSCAPES
+        from grokjax.presets import LANDSCAPES, SWEEPS
 
         for name, preset in PRESETS.items():
             print(f"{name:24s} {preset.description}")
         for name, (description, _) in LANDSCAPES.items():
             print(f"{name:24s} {description}")
+        for name, sweep in SWEEPS.items():
+            print(f"{name:24s} {sweep.description}")
         return 0
-    if args.command in ("compare", "landscape"):
+    if args.command in ("compare", "landscape", "sweep"):
+        commands = {"compare": _compare, "landscape": _landscape, "sweep": _sweep}
         try:
-            return _compare(args) if args.command == "compare" else _landscape(args)
+            return commands[args.command](args)
         except ConfigError as err:
             print(f"grokjax: error: {err}", file=sys.stderr)
             return 2
@@ -293,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
             member_batch=member_batch,
+            devices=_devices(args),
+            profile_dir=args.profile,
         )
     except ConfigError as err:
         print(f"grokjax: error: {err}", file=sys.stderr)

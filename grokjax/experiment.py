@@ -25,15 +25,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from grokjax.checkpoint import ChunkCheckpointer, atomic_write_json, atomic_write_with
 from grokjax.config import Config, Hparams
 from grokjax.errors import ConfigError
-from grokjax.metrics import METRIC_NAMES
 from grokjax.optim import validate_hparams
 from grokjax.plots import ensemble_figures
 from grokjax.summary import ensemble_summary, format_table
-from grokjax.train import chunk_schedule, make_train
+from grokjax.train import chunk_schedule, make_train, metric_names
 
 OUTPUT_FILES = (
     "config.json",
@@ -92,6 +92,54 @@ def over_members(fn: Callable, member_batch: int | None) -> Callable:
     if member_batch is None:
         return jax.vmap(fn)
     return lambda *args: jax.lax.map(lambda a: fn(*a), args, batch_size=member_batch)
+
+
+def member_mesh(devices: int | None | str = "auto") -> Mesh | None:
+    """A 1-D mesh over the member axis, or None for one device.
+
+    `devices`: "auto" (every device JAX sees, when there are several: the local ones, or
+    all hosts' after `jax.distributed.initialize()`), an int (the first n), or None/1
+    (no sharding).
+    """
+    available = jax.devices()
+    if devices == "auto":
+        devices = len(available)
+    if devices is None or devices == 1:
+        return None
+    if not isinstance(devices, int) or not 1 <= devices <= len(available):
+        raise ConfigError(
+            f"devices={devices!r} is not allowed: 'auto' or an int in 1..{len(available)}"
+        )
+    return Mesh(np.asarray(available[:devices]), ("members",))
+
+
+def padded_members(seeds: list[int], hp: Hparams, n_devices: int) -> tuple[list[int], Hparams]:
+    """Members padded to a multiple of the device count by repeating the last member
+    (its results are computed and dropped), so every device holds as many members."""
+    extra = -len(seeds) % n_devices
+    if not extra:
+        return seeds, hp
+    seeds = seeds + [seeds[-1]] * extra
+    hp = Hparams(*(jnp.concatenate([v, jnp.repeat(v[-1:], extra)]) for v in hp))
+    return seeds, hp
+
+
+def over_devices(fn: Callable, mesh: Mesh | None) -> Callable:
+    """`fn` over the member axis split across the mesh: each device runs its own members
+    (with `over_members` inside), nothing is communicated until the results are read."""
+    if mesh is None:
+        return fn
+    spec = PartitionSpec("members")
+    return jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec)
+
+
+def _host(tree):
+    """Device arrays to host numpy; across hosts, gathered from every process."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
 
 
 def check_out_dir(
@@ -174,6 +222,8 @@ def run_ensemble(
     progress: bool = True,
     on_chunk: Callable[[int], None] | None = None,
     member_batch: int | None | str = "auto",
+    devices: int | None | str = "auto",
+    profile_dir: str | os.PathLike | None = None,
 ) -> RunResult:
     """Train one member per seed (vmapped, jitted) and write the run directory.
 
@@ -189,14 +239,17 @@ def run_ensemble(
         on_chunk: called with the chunk index after each chunk is checkpointed.
         member_batch: members vmapped together ("auto": `default_member_batch()`;
             None: all). Groups run in sequence; it changes speed, not the maths.
+        devices: shard the members over this many devices (`member_mesh`; "auto": all
+            of them when there are several). Members are padded to a multiple of the
+            device count by repeating the last one, whose copies are dropped.
+        profile_dir: write a JAX profiler trace of the first two chunks (the first
+            includes compilation) there, for TensorBoard or Perfetto.
     Returns:
         A `RunResult`; the same numbers are in the files.
     """
     seeds = [int(s) for s in seeds]
     if len(seeds) < 1:
         raise ConfigError("seeds=0 is not allowed: at least 1 seed")
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"seeds={seeds} is not allowed: seeds must be distinct")
     validate_hparams(hparams)
     if member_batch == "auto":
         member_batch = default_member_batch()
@@ -204,31 +257,45 @@ def run_ensemble(
         raise ConfigError(f"member_batch={member_batch!r} is not allowed: None or an int >= 1")
     n_members = len(seeds)
     hp = member_hparams(hparams, n_members)
+    pairs = list(zip(seeds, *(np.asarray(v).tolist() for v in hp), strict=True))
+    if len(set(pairs)) != n_members:
+        raise ConfigError(
+            f"seeds={seeds} is not allowed: members with the same hparams need distinct seeds"
+        )
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume, overwrite)
     prepare_out_dir(out_dir, _record(cfg, hp, seeds, preset), resume, overwrite)
 
     trainer = make_train(cfg)
-    init_fn = jax.jit(jax.vmap(trainer.init))
+    names = metric_names(cfg)
+    mesh = member_mesh(devices)
+    run_seeds, run_hp = seeds, hp
+    if mesh is not None:
+        run_seeds, run_hp = padded_members(seeds, hp, mesh.size)
+        run_hp = jax.device_put(run_hp, NamedSharding(mesh, PartitionSpec("members")))
+    init_fn = jax.jit(over_devices(jax.vmap(trainer.init), mesh))
     run_fn = jax.jit(
-        lambda state, hp, segs: over_members(lambda s, h: trainer.run(s, h, segs), member_batch)(
-            state, hp
-        )
+        lambda state, hp, segs: over_devices(
+            lambda s, h: over_members(lambda a, b: trainer.run(a, b, segs), member_batch)(s, h),
+            mesh,
+        )(state, hp)
     )
 
     steps_E = cfg.eval_steps
     chunks = chunk_schedule(cfg)
     n_chunks, per_chunk = chunks.shape
 
-    state = init_fn(member_keys(seeds), hp)
-    histories = {k: np.full((n_members, steps_E.size), np.nan, np.float32) for k in METRIC_NAMES}
+    state = init_fn(member_keys(run_seeds), run_hp)
+    histories = {k: np.full((n_members, steps_E.size), np.nan, np.float32) for k in names}
     checkpointer = ChunkCheckpointer(out_dir / "checkpoints")
     start = 0
     latest = checkpointer.latest() if resume else None
     if latest is not None:
         restored = checkpointer.restore(latest, {"state": state, "histories": histories})
         state = restored["state"]
-        histories = {k: np.asarray(restored["histories"][k]) for k in METRIC_NAMES}
+        if mesh is not None:
+            state = jax.device_put(state, NamedSharding(mesh, PartitionSpec("members")))
+        histories = {k: np.asarray(restored["histories"][k]) for k in names}
         start = latest + 1
 
     bar = None
@@ -239,12 +306,17 @@ def run_ensemble(
         bar = tqdm(total=cfg.steps, initial=done, unit="step", desc=f"{n_members} members")
     t0 = time.perf_counter()
     for c in range(start, n_chunks):
-        state, metrics = run_fn(state, hp, jnp.asarray(chunks[c]))
-        metrics = jax.device_get(metrics)
+        if profile_dir is not None and c == start:
+            jax.profiler.start_trace(str(profile_dir))
+        state, metrics = run_fn(state, run_hp, jnp.asarray(chunks[c]))
+        if profile_dir is not None and c == min(start + 1, n_chunks - 1):
+            jax.block_until_ready(state)
+            jax.profiler.stop_trace()
+        metrics = _host(metrics)
         lo = c * per_chunk
         hi = min(lo + per_chunk, steps_E.size)
-        for k in METRIC_NAMES:
-            histories[k][:, lo:hi] = metrics[k][:, : hi - lo]
+        for k in names:
+            histories[k][:, lo:hi] = metrics[k][:n_members, : hi - lo]
         checkpointer.save(c, {"state": state, "histories": histories})
         if bar is not None:
             bar.update(int(chunks[c].sum()))
@@ -262,6 +334,7 @@ def run_ensemble(
     atomic_write_json(out_dir / "summary.json", summary)
     title = preset or f"{cfg.task} mod {cfg.modulus}"
     ensemble_figures(histories, steps_E, out_dir, title)
+    state = jax.tree.map(lambda x: x[:n_members], state)  # drop padding members
     return RunResult(out_dir, summary, histories, steps_E, state)
 
 

@@ -194,6 +194,46 @@ def _cell_edges(centres: np.ndarray, log: bool) -> np.ndarray:
     return 10**edges if log else edges
 
 
+class _Axis(NamedTuple):
+    size: int
+    index: np.ndarray  # each cell's column on the axis
+    position: np.ndarray  # each cell's coordinate
+    edges: np.ndarray
+    ticks: np.ndarray
+    labels: list[str]
+    log: bool
+
+
+def _axis(column: pd.Series) -> _Axis:
+    """A numeric axis (log when it spans a decade) or, for any other values (optimizer
+    names, 'full' batches), a categorical one in order of first appearance."""
+    numeric = pd.to_numeric(column, errors="coerce")
+    if numeric.notna().all():
+        values = np.sort(numeric.unique())
+        log = _spans_a_decade(values)
+        index = np.searchsorted(values, numeric)
+        return _Axis(
+            values.size,
+            index,
+            numeric.to_numpy(float),
+            _cell_edges(values, log),
+            values,
+            [f"{v:g}" for v in values],
+            log,
+        )
+    labels = [str(v) for v in pd.unique(column.astype(str))]
+    index = np.array([labels.index(str(v)) for v in column])
+    return _Axis(
+        len(labels),
+        index,
+        index.astype(float),
+        np.arange(len(labels) + 1) - 0.5,
+        np.arange(len(labels)),
+        labels,
+        False,
+    )
+
+
 def phase_diagram(
     frame: pd.DataFrame,
     x: str,
@@ -223,27 +263,25 @@ def phase_diagram(
             frame, memorise_threshold=memorise_threshold, generalise_threshold=generalise_threshold
         )
     cells = phase_table(frame, x, y, min_delay=min_delay, delay_fraction=delay_fraction)
-    xs, ys = np.sort(cells[x].unique()), np.sort(cells[y].unique())
-    x_log, y_log = _spans_a_decade(xs), _spans_a_decade(ys)
-    grid_YX = np.full((ys.size, xs.size), np.nan)
-    ix, iy = np.searchsorted(xs, cells[x]), np.searchsorted(ys, cells[y])
-    grid_YX[iy, ix] = [PHASES.index(p) for p in cells["phase"]]
+    x_axis, y_axis = _axis(cells[x]), _axis(cells[y])
+    grid_YX = np.full((y_axis.size, x_axis.size), np.nan)
+    grid_YX[y_axis.index, x_axis.index] = [PHASES.index(p) for p in cells["phase"]]
 
-    fig, ax = plt.subplots(figsize=(1.2 * xs.size + 3.5, 0.8 * ys.size + 2.2))
+    fig, ax = plt.subplots(figsize=(1.2 * x_axis.size + 3.5, 0.8 * y_axis.size + 2.2))
     ax.pcolormesh(
-        _cell_edges(xs, x_log),
-        _cell_edges(ys, y_log),
+        x_axis.edges,
+        y_axis.edges,
         np.ma.masked_invalid(grid_YX),
         cmap=ListedColormap(PHASE_COLORS),
         norm=BoundaryNorm(np.arange(len(PHASES) + 1) - 0.5, len(PHASES)),
         edgecolors="white",
         linewidth=1.0,
     )
-    for x_value, y_value, fraction in cells[[x, y, "fraction"]].itertuples(index=False):
-        ax.text(x_value, y_value, f"{fraction:.2f}", ha="center", va="center", fontsize=9)
-    ax.set(xscale="log" if x_log else "linear", yscale="log" if y_log else "linear")
-    ax.set_xticks(xs, [f"{v:g}" for v in xs], minor=False)
-    ax.set_yticks(ys, [f"{v:g}" for v in ys], minor=False)
+    for px, py, fraction in zip(x_axis.position, y_axis.position, cells["fraction"], strict=True):
+        ax.text(px, py, f"{fraction:.2f}", ha="center", va="center", fontsize=9)
+    ax.set(xscale="log" if x_axis.log else "linear", yscale="log" if y_axis.log else "linear")
+    ax.set_xticks(x_axis.ticks, x_axis.labels, minor=False)
+    ax.set_yticks(y_axis.ticks, y_axis.labels, minor=False)
     ax.minorticks_off()
     ax.set(xlabel=x, ylabel=y, title=title)
     handles = [Patch(color=c, label=p) for p, c in zip(PHASES, PHASE_COLORS, strict=True)]

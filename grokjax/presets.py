@@ -212,3 +212,61 @@ def get_landscape(name: str) -> tuple[str, LandscapeConfig]:
     if name not in LANDSCAPES:
         raise ConfigError(f"preset={name!r} is not allowed: one of {', '.join(LANDSCAPES)}")
     return LANDSCAPES[name]
+
+
+class SweepPreset(NamedTuple):
+    description: str
+    config: Config
+    hparams: Hparams
+    axes: dict[str, tuple]
+    seeds: int
+
+
+_SWEEP_BASE = Config(
+    task="x+y",
+    modulus=67,
+    train_fraction=0.5,
+    steps=3_000,
+    eval_every=10,
+    wand_force_cap=1.2e5,
+)
+_SWEEP_HP = Hparams(learning_rate=1e-3, weight_decay=1.0, temperature=0.5, friction=0.5)
+
+# `grokjax sweep`: the paper's advice (check the optimizer, the batch size and the
+# learning rate first) as grids. Weight decay is 1 for every optimizer that has one,
+# always scaled by the learning rate (AdamW's decoupled decay; SGD's coupled decay goes
+# through the same learning rate); Adam has none; WanD none, with kT 0.5, c_f 0.5 and
+# the force cap of wand-capped-add.
+SWEEPS: dict[str, SweepPreset] = {
+    "optimizer-batch-lr": SweepPreset(
+        "x+y mod 67, 50 % train, paper transformer, 3,000 steps: AdamW, Adam, SGD with "
+        "momentum and capped WanD x full batch and batch 512 x learning rate 1e-3, 3e-3, "
+        "1e-2, 2 seeds per cell (48 members); sized for two CPU cores within an hour.",
+        _SWEEP_BASE,
+        _SWEEP_HP,
+        {
+            "optimizer": ("adamw", "adam", "sgd", "wand"),
+            "batch_size": (None, 512),
+            "learning_rate": (1e-3, 3e-3, 1e-2),
+        },
+        2,
+    ),
+    "optimizer-batch-lr-large": SweepPreset(
+        "As optimizer-batch-lr with 10,000 steps, batch sizes full, 512, 128 and 32, "
+        "learning rates 3e-4 to 3e-2 and 8 seeds per cell (for accelerators).",
+        _SWEEP_BASE.replace(steps=10_000),
+        _SWEEP_HP,
+        {
+            "optimizer": ("adamw", "adam", "sgd", "wand"),
+            "batch_size": (None, 512, 128, 32),
+            "learning_rate": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
+        },
+        8,
+    ),
+}
+
+
+def get_sweep(name: str) -> SweepPreset:
+    if name not in SWEEPS:
+        raise ConfigError(f"preset={name!r} is not allowed: one of {', '.join(SWEEPS)}")
+    return SWEEPS[name]

@@ -15,6 +15,9 @@ import pytest
         "grokjax.wand",
         "grokjax.blend",
         "grokjax.wlmd",
+        "grokjax.ageing",
+        "grokjax.phases",
+        "grokjax.survival",
     ],
 )
 def test_docstring_examples(module):

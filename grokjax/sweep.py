@@ -1,0 +1,221 @@
+"""Sweeps: a grid of settings, seeds on every cell, the phase of each cell.
+
+`run_sweep(cfg, hparams, axes, n_seeds, out_dir)` trains every cell of the grid `axes`
+(an ordered mapping of field name to values). Numbers of `Hparams` (learning rate,
+weight decay, temperature, friction, init scale) vary inside one compiled program: the
+cells that differ only in them, times the seeds, are the members of one vmapped
+ensemble. Every other field (batch size, widths, optimizer, task, train fraction, ...)
+changes the program, so each of its values is an outer cell with its own compile and
+its own run directory `out_dir/<field=value,...>`, resumable like any run.
+
+Outputs in `out_dir`:
+
+    sweep.json     the base settings, the axes and the seeds
+    seeds.parquet  one row per (cell, seed): the axis values, memorisation and
+                   generalisation steps (NaN = censored: not reached within the
+                   budget), delay, and the seed's phase (`grokjax.phases`)
+    cells.csv      one row per cell: median and quartiles of the three steps over
+                   seeds with the count censored (a censored median is empty), the
+                   cell's phase and the fraction of seeds in each phase
+    phases.png     the phase diagram over two axes (the first two by default)
+    survival.png   Kaplan-Meier curves of the generalisation step, one per cell of
+                   the `group` axis (`grokjax.survival`): runs that never generalise
+                   count as censored, not as numbers
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from grokjax.checkpoint import atomic_write_json, atomic_write_with
+from grokjax.config import Config, Hparams
+from grokjax.errors import ConfigError
+from grokjax.experiment import check_out_dir, run_ensemble
+from grokjax.optim import validate_hparams
+from grokjax.phases import PHASES, classify_cell, classify_seed, phase_diagram, seed_steps
+from grokjax.summary import censored_stats
+from grokjax.survival import from_censored_steps, survival_figure
+
+STEPS = ("memorisation_step", "generalisation_step", "delay")
+
+
+def split_axes(axes: Mapping[str, Sequence[Any]]) -> tuple[dict, dict]:
+    """(numeric axes over `Hparams`, shape axes over `Config`); unknown names refused."""
+    config_fields = set(Config().to_dict())
+    numeric, shape = {}, {}
+    for name, values in axes.items():
+        if not values:
+            raise ConfigError(f"grid axis {name!r} has no values")
+        if name in Hparams._fields:
+            numeric[name] = [float(v) for v in values]
+        elif name in config_fields:
+            shape[name] = list(values)
+        else:
+            allowed = ", ".join([*Hparams._fields, *sorted(config_fields)])
+            raise ConfigError(f"grid axis {name!r} is unknown; allowed: {allowed}")
+    return numeric, shape
+
+
+def _label(name: str, value: Any) -> str:
+    if value is None:
+        return "full" if name == "batch_size" else "none"
+    return str(value)
+
+
+def cell_name(cell: Mapping[str, Any]) -> str:
+    """A directory name for an outer cell: field=value pairs, filesystem-safe."""
+    if not cell:
+        return "all"
+    text = ",".join(f"{k}={_label(k, v)}" for k, v in cell.items())
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", text)
+
+
+def _members(numeric: dict, base: Hparams, n_seeds: int) -> tuple[Hparams, list[int]]:
+    """Every numeric cell times every seed: one member each, seeds innermost."""
+    names = list(numeric)
+    cells = list(itertools.product(*numeric.values())) or [()]
+    columns: dict[str, list[float]] = {n: [] for n in Hparams._fields}
+    seeds = []
+    for values in cells:
+        row = base._replace(**dict(zip(names, values, strict=True)))
+        for _ in range(n_seeds):
+            for n in Hparams._fields:
+                columns[n].append(float(np.asarray(getattr(row, n))))
+        seeds.extend(range(n_seeds))
+    return Hparams(**{n: np.asarray(v, np.float32) for n, v in columns.items()}), seeds
+
+
+def run_sweep(
+    cfg: Config,
+    hparams: Hparams,
+    axes: Mapping[str, Sequence[Any]],
+    n_seeds: int,
+    out_dir: str | Path,
+    *,
+    preset: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    member_batch: int | None | str = "auto",
+    diagram_axes: tuple[str, str] | None = None,
+    group: str | None = None,
+    devices: int | None | str = "auto",
+) -> pd.DataFrame:
+    """Train every cell of `axes` with `n_seeds` seeds and write the sweep directory.
+
+    Every config and hyperparameter of the grid is built and checked before any
+    compute. Returns the per-seed table (seeds.parquet).
+    """
+    if not isinstance(n_seeds, int) or n_seeds < 1:
+        raise ConfigError(f"seeds={n_seeds!r} is not allowed: a positive integer")
+    numeric, shape = split_axes(axes)
+    names = list(axes)
+    for pair in [diagram_axes] if diagram_axes else []:
+        for name in pair:
+            if name not in names:
+                raise ConfigError(f"diagram axis {name!r} is not a grid axis: {names}")
+    if group is not None and group not in names:
+        raise ConfigError(f"group={group!r} is not a grid axis: {names}")
+    outer = [dict(zip(shape, v, strict=True)) for v in itertools.product(*shape.values())]
+    configs = [cfg.replace(**cell) for cell in outer]  # every config validated up front
+    members_hp, member_seeds = _members(numeric, hparams, n_seeds)
+    validate_hparams(members_hp)
+
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir, resume, overwrite, settings="sweep.json")
+    record = {
+        "preset": preset,
+        "config": cfg.to_dict(),
+        "hparams": {k: np.asarray(v).tolist() for k, v in hparams._asdict().items()},
+        "axes": {k: list(v) for k, v in axes.items()},
+        "seeds": n_seeds,
+    }
+    if resume:
+        saved = json.loads((out_dir / "sweep.json").read_text())
+        if json.loads(json.dumps(record)) != saved:
+            raise ConfigError(
+                f"out={str(out_dir)!r} holds a sweep with other settings; resume needs the same"
+            )
+    else:
+        if overwrite and out_dir.exists():
+            import shutil
+
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / "sweep.json", record)
+
+    frames = []
+    for k, (cell, cell_cfg) in enumerate(zip(outer, configs, strict=True)):
+        run_dir = out_dir / cell_name(cell)
+        if progress:
+            print(f"cell {k + 1}/{len(outer)}: {cell_name(cell)}")
+        if not (run_dir / "summary.json").exists():
+            run_ensemble(
+                cell_cfg,
+                members_hp,
+                member_seeds,
+                run_dir,
+                preset=preset,
+                resume=(run_dir / "config.json").exists(),
+                progress=progress,
+                member_batch=member_batch,
+                devices=devices,
+            )
+        steps = seed_steps(
+            pd.read_parquet(run_dir / "metrics.parquet"),
+            memorise_threshold=cell_cfg.memorise_threshold,
+            generalise_threshold=cell_cfg.generalise_threshold,
+        )
+        for name, value in cell.items():  # text, so mixed values ('full', 512) fit a column
+            steps[name] = _label(name, value)
+        frames.append(steps)
+    seeds = pd.concat(frames, ignore_index=True)
+    seeds = seeds[[*names, *(c for c in seeds.columns if c not in names)]]
+    seeds["delay"] = seeds["generalisation_step"] - seeds["memorisation_step"]
+    seeds["phase"] = [
+        classify_seed(m, g)
+        for m, g in zip(seeds["memorisation_step"], seeds["generalisation_step"], strict=True)
+    ]
+    atomic_write_with(out_dir / "seeds.parquet", lambda tmp: seeds.to_parquet(tmp, index=False))
+    cells = cell_table(seeds, names)
+    atomic_write_with(out_dir / "cells.csv", lambda tmp: cells.to_csv(tmp, index=False))
+    title = preset or f"{cfg.task} mod {cfg.modulus}"
+    if len(names) >= 2:
+        x, y = diagram_axes or (names[0], names[1])
+        phase_diagram(seeds, x, y, out_dir / "phases.png", f"{title}: phases")
+    group = group or names[0]
+    curves = {
+        f"{group}={value}": from_censored_steps(
+            [None if np.isnan(g) else g for g in part["generalisation_step"]],
+            int(part["budget_steps"].max()),
+        )
+        for value, part in seeds.groupby(group, sort=False)
+    }
+    survival_figure(curves, out_dir / "survival.png", f"{title}: time to generalise")
+    return seeds
+
+
+def cell_table(seeds: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
+    """One row per cell: censored medians and quartiles of the steps, phase, fractions."""
+    rows = []
+    for values, part in seeds.groupby(list(axes), sort=False):
+        values = values if isinstance(values, tuple) else (values,)
+        row: dict[str, Any] = dict(zip(axes, values, strict=True))
+        for name in STEPS:
+            stats = censored_stats([None if np.isnan(v) else v for v in part[name]])
+            row.update({f"{name}_{k}": stats[k] for k in ("median", "q25", "q75")})
+            row[f"{name}_censored"] = stats["n_censored"]
+        phase = classify_cell(part["memorisation_step"], part["generalisation_step"])
+        row["phase"] = phase.phase
+        row.update({f"fraction_{p}": phase.fractions[p] for p in PHASES})
+        row["seeds"] = phase.n_seeds
+        rows.append(row)
+    return pd.DataFrame(rows)

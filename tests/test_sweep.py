@@ -1,0 +1,90 @@
+"""The sweep runner: numeric axes as members of one ensemble, shape axes as outer cells."""
+
+import json
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+from grokjax.cli import main
+from grokjax.config import Hparams
+from grokjax.errors import ConfigError
+from grokjax.experiment import member_keys
+from grokjax.sweep import run_sweep
+from grokjax.train import make_train
+
+
+def test_sweep_cells_equal_separate_runs_and_tables_are_written(tiny_cfg, tmp_path):
+    cfg = tiny_cfg.replace(steps=40, eval_every=10)
+    hp = Hparams(learning_rate=3e-3, weight_decay=1.0)
+    axes = {"optimizer": ("adamw", "sgd"), "learning_rate": (1e-3, 1e-2)}
+    seeds = run_sweep(cfg, hp, axes, 2, tmp_path / "s", progress=False)
+    assert len(seeds) == 2 * 2 * 2 and set(seeds["phase"]) <= {
+        "comprehension",
+        "grokking",
+        "memorisation",
+        "confusion",
+    }
+    # Each (optimizer, lr, seed) member equals a separate single-cell run.
+    metrics = pd.read_parquet(tmp_path / "s" / "optimizer=sgd" / "metrics.parquet")
+    trainer = make_train(cfg.replace(optimizer="sgd"))
+    _, single = jax.jit(trainer.train)(member_keys([1])[0], hp._replace(learning_rate=1e-2))
+    member = metrics[(metrics.learning_rate == np.float32(1e-2)) & (metrics.seed == 1)]
+    np.testing.assert_allclose(member["train_loss"], single["train_loss"], rtol=1e-5)
+    cells = pd.read_csv(tmp_path / "s" / "cells.csv")
+    assert len(cells) == 4 and (cells["seeds"] == 2).all()
+    assert {"generalisation_step_median", "generalisation_step_censored", "phase"} <= set(cells)
+    for name in ("phases.png", "survival.png", "seeds.parquet", "sweep.json"):
+        assert (tmp_path / "s" / name).stat().st_size > 500
+    # Resume reads the finished cells back instead of training them again.
+    again = run_sweep(cfg, hp, axes, 2, tmp_path / "s", progress=False, resume=True)
+    pd.testing.assert_frame_equal(again, seeds)
+    with pytest.raises(ConfigError, match="another|other settings"):
+        run_sweep(cfg, hp, {"learning_rate": (1e-3,)}, 2, tmp_path / "s", resume=True)
+
+
+def test_bad_grids_are_refused_before_compute(tiny_cfg, tmp_path):
+    hp = Hparams()
+    with pytest.raises(ConfigError, match="unknown"):
+        run_sweep(tiny_cfg, hp, {"lr": (1e-3,)}, 2, tmp_path / "a")
+    with pytest.raises(ConfigError, match="optimizer"):
+        run_sweep(tiny_cfg, hp, {"optimizer": ("adamw", "rmsprop")}, 2, tmp_path / "b")
+    with pytest.raises(ConfigError, match="learning_rate"):
+        run_sweep(tiny_cfg, hp, {"learning_rate": (1e-3, -1.0)}, 2, tmp_path / "c")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_cli_sweep_prints_the_cell_table(tmp_path, capsys):
+    code = main(
+        [
+            "sweep",
+            "--preset",
+            "optimizer-batch-lr",
+            "--grid",
+            "none",
+            "--grid",
+            "learning_rate=1e-3,1e-2",
+            "--grid",
+            "batch_size=none,16",
+            "--set",
+            "modulus=11",
+            "--set",
+            "d_model=32",
+            "--set",
+            "d_mlp=64",
+            "--steps",
+            "20",
+            "--seeds",
+            "2",
+            "--out",
+            str(tmp_path / "cli"),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "phase" in out and "cells.csv" in out
+    saved = json.loads((tmp_path / "cli" / "sweep.json").read_text())
+    assert saved["axes"] == {"learning_rate": [1e-3, 1e-2], "batch_size": [None, 16]}
+    assert main(["sweep", "--grid", "width=1,2", "--out", str(tmp_path / "x")]) == 2
