@@ -82,6 +82,14 @@ def _add_run_args(parser: argparse.ArgumentParser, set_help: str, out_default: s
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_command(sub, name: str, help: str, preset: str, set_help: str):
+    """A subcommand with a preset of its own kind and the run arguments."""
+    parser = sub.add_parser(name, help=help)
+    parser.add_argument("--preset", default=preset, help=f"a {name} preset")
+    _add_run_args(parser, set_help, "runs/<preset>-<time>")
+    return parser
+
+
 def _add_ensemble_args(parser: argparse.ArgumentParser, out_default: str) -> None:
     """Arguments shared by `run` and `compare`: overrides, seeds, directory, progress."""
     _add_run_args(
@@ -94,6 +102,12 @@ def _add_ensemble_args(parser: argparse.ArgumentParser, out_default: str) -> Non
 
 
 def _add_device_args(parser: argparse.ArgumentParser) -> None:
+    """How the members map onto the hardware: vmapped groups, devices, hosts, profiling."""
+    parser.add_argument(
+        "--member-batch",
+        default="auto",
+        help="members vmapped together: an integer, 'all', or 'auto' (1 on CPU, all elsewhere)",
+    )
     parser.add_argument(
         "--devices",
         default="auto",
@@ -130,11 +144,6 @@ def _build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train a seed ensemble and write a run directory")
     run.add_argument("--preset", default="default", help="named experiment (see `grokjax presets`)")
     _add_ensemble_args(run, "runs/<preset>-<time>")
-    run.add_argument(
-        "--member-batch",
-        default="auto",
-        help="members vmapped together: an integer, 'all', or 'auto' (1 on CPU, all elsewhere)",
-    )
     _add_device_args(run)
 
     cmp = sub.add_parser(
@@ -152,14 +161,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_ensemble_args(cmp, "runs/compare-<time>")
 
-    land = sub.add_parser(
-        "landscape", help="measure an entropy landscape S(ln L_train, A_test) with WLMD"
-    )
-    land.add_argument("--preset", default="landscape-cpu", help="a landscape preset")
-    _add_run_args(
-        land,
+    land = _add_command(
+        sub,
+        "landscape",
+        "measure an entropy landscape S(ln L_train, A_test) with WLMD",
+        "landscape-cpu",
         "override a landscape field (e.g. steps=50000) or a model field (model.modulus=31)",
-        "runs/<preset>-<time>",
     )
     land.add_argument(
         "--trajectory",
@@ -169,14 +176,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="overlay a grokjax run directory's median (ln L_train, A_test) path (repeat)",
     )
 
-    sweep = sub.add_parser(
-        "sweep", help="train a grid of settings with seeds on every cell; phases and survival"
-    )
-    sweep.add_argument("--preset", default="optimizer-batch-lr", help="a sweep preset")
-    _add_run_args(
-        sweep,
+    sweep = _add_command(
+        sub,
+        "sweep",
+        "train a grid of settings with seeds on every cell; phases and survival",
+        "optimizer-batch-lr",
         "override a base config field or hparam (e.g. steps=1000)",
-        "runs/<preset>-<time>",
     )
     sweep.add_argument(
         "--grid",
@@ -189,11 +194,6 @@ def _build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=int, help="seeds per cell (default: the preset's)")
     sweep.add_argument("--axes", help="X,Y: the two axes of the phase diagram")
     sweep.add_argument("--group", help="the axis whose cells get one survival curve each")
-    sweep.add_argument(
-        "--member-batch",
-        default="auto",
-        help="members vmapped together: an integer, 'all', or 'auto' (1 on CPU, all elsewhere)",
-    )
     _add_device_args(sweep)
 
     sub.add_parser("presets", help="list the presets")
@@ -339,7 +339,7 @@ def _sweep(args) -> int:
     cfg, hparams = apply_overrides(preset.config, preset.hparams, assignments)
     axes = parse_grid(cfg, args.grid, preset.axes)
     seeds = preset.seeds if args.seeds is None else args.seeds
-    diagram = None
+    diagram = preset.diagram if preset.diagram and set(preset.diagram) <= set(axes) else None
     if args.axes:
         diagram = tuple(args.axes.split(","))
         if len(diagram) != 2:

@@ -178,7 +178,7 @@ def phase_table(
 
 
 def _spans_a_decade(values: np.ndarray) -> bool:
-    return bool(np.all(values > 0) and values.max() > 10 * values.min())
+    return bool(np.all(values > 0) and values.max() >= 9.99 * values.min())
 
 
 def _cell_edges(centres: np.ndarray, log: bool) -> np.ndarray:
@@ -250,7 +250,7 @@ def phase_diagram(
 
     `frame` is either metrics.parquet rows (they have a train_acc column; reduced per
     seed with `seed_steps` at the given thresholds) or a per-seed table as `seed_steps`
-    returns it. An axis is logarithmic when its values are positive and span more than
+    returns it. An axis is logarithmic when its values are positive and span at least
     10x. Each cell is coloured by its phase and labelled with the fraction of seeds in
     that phase; cells with no seeds stay blank. Written atomically as PNG.
 

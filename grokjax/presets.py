@@ -179,6 +179,38 @@ LANDSCAPES: dict[str, tuple[str, LandscapeConfig]] = {
             record_every=500,
         ),
     ),
+    "landscape-cpu-windows": (
+        "x+y mod 23, 70 % train, an MLP of embedding 16 and width 64 (4,032 parameters; "
+        "AdamW groks it in 2,000-5,000 steps), walls at 4 / sqrt(fan-in); ln L_train in "
+        "[-7, 1.5] as 4 overlapping windows of 2 walkers each, started by descent, soft "
+        "window edges of 20,000 per unit of ln L, a linear prior of slope 4,500; 600,000 "
+        "steps (about 25 minutes on two CPU cores).",
+        LandscapeConfig(
+            model=Config(model="mlp", modulus=23, train_fraction=0.7, d_model=16, d_mlp=64),
+            x_min=-7.0,
+            x_max=1.5,
+            x_bin=0.25,
+            y_bins=12,
+            timestep=5e-3,
+            friction=0.01,
+            deposit=10.0,
+            t_wl=100_000.0,
+            sigma_bins=1.0,
+            bias_strength=4500.0,
+            bias_floor=-20.0,
+            bias_power=1.0,
+            wall_scale=4.0,
+            walkers=8,
+            windows=4,
+            window_overlap=0.5,
+            edge_strength=20_000.0,
+            start="descent",
+            average_every=5_000,
+            steps=600_000,
+            chunk_steps=30_000,
+            record_every=1_000,
+        ),
+    ),
     **{
         f"landscape-{short}": (
             f"Paper-sized: {task} mod 67, 50 % train, the paper transformer; 8 walkers, "
@@ -220,6 +252,7 @@ class SweepPreset(NamedTuple):
     hparams: Hparams
     axes: dict[str, tuple]
     seeds: int
+    diagram: tuple[str, str] | None = None  # phase-diagram axes (x, y); None: the first two
 
 
 _SWEEP_BASE = Config(
@@ -250,6 +283,7 @@ SWEEPS: dict[str, SweepPreset] = {
             "learning_rate": (1e-3, 3e-3, 1e-2),
         },
         2,
+        ("learning_rate", "optimizer"),
     ),
     "optimizer-batch-lr-large": SweepPreset(
         "As optimizer-batch-lr with 10,000 steps, batch sizes full, 512, 128 and 32, "
@@ -262,6 +296,7 @@ SWEEPS: dict[str, SweepPreset] = {
             "learning_rate": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
         },
         8,
+        ("learning_rate", "optimizer"),
     ),
 }
 

@@ -17,7 +17,9 @@ Outputs in `out_dir`:
     cells.csv      one row per cell: median and quartiles of the three steps over
                    seeds with the count censored (a censored median is empty), the
                    cell's phase and the fraction of seeds in each phase
-    phases.png     the phase diagram over two axes (the first two by default)
+    phases.png     the phase diagram over two axes (the first two by default), pooling
+                   the seeds of the other axes; phases-<axis=value,...>.png, one per
+                   value of the other axes
     survival.png   Kaplan-Meier curves of the generalisation step, one per cell of
                    the `group` axis (`grokjax.survival`): runs that never generalise
                    count as censored, not as numbers
@@ -190,7 +192,15 @@ def run_sweep(
     title = preset or f"{cfg.task} mod {cfg.modulus}"
     if len(names) >= 2:
         x, y = diagram_axes or (names[0], names[1])
-        phase_diagram(seeds, x, y, out_dir / "phases.png", f"{title}: phases")
+        others = [n for n in names if n not in (x, y)]
+        pooled = f" (pooled over {', '.join(others)})" if others else ""
+        phase_diagram(seeds, x, y, out_dir / "phases.png", f"{title}: phases{pooled}")
+        for values, part in seeds.groupby(others, sort=False) if others else []:
+            cell = dict(
+                zip(others, values if isinstance(values, tuple) else (values,), strict=True)
+            )
+            name = cell_name(cell)
+            phase_diagram(part, x, y, out_dir / f"phases-{name}.png", f"{title}: phases, {name}")
     group = group or names[0]
     curves = {
         f"{group}={value}": from_censored_steps(
