@@ -9,6 +9,11 @@ relative to one AdamW step.
     python benchmarks/ensemble_throughput.py                 # sizes 1 and 8
     python benchmarks/ensemble_throughput.py --members 1 2 4 8 16 --steps 200
     python benchmarks/ensemble_throughput.py --json out.json
+    python benchmarks/ensemble_throughput.py --torch     # and the PyTorch eager reference
+
+Also printed: peak memory per member (XLA's memory analysis of the compiled chunk:
+arguments, temporaries and outputs not aliased to inputs) and the speed-up of the
+largest ensemble over one member.
 """
 
 from __future__ import annotations
@@ -130,7 +135,13 @@ def bench_members(
         times.append(time.perf_counter() - t)
     best = min(times)
     flops = step_flops(trainer, state, hp)
+    memory = compiled.memory_analysis()
+    per_member = None
+    if memory is not None:
+        total = memory.argument_size_in_bytes + memory.temp_size_in_bytes
+        per_member = (total + memory.output_size_in_bytes - memory.alias_size_in_bytes) / n_members
     return {
+        "bytes_per_member": per_member,
         "members": n_members,
         "member_batch": "all" if member_batch is None else member_batch,
         "compile_s": compile_s,
@@ -141,6 +152,18 @@ def bench_members(
     }
 
 
+def _load_reference():
+    """benchmarks/pytorch_reference.py as a module, wherever this script runs from."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).with_name("pytorch_reference.py")
+    spec = importlib.util.spec_from_file_location("pytorch_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, nargs="+", default=[1, 8])
@@ -148,6 +171,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modulus", type=int, default=67)
     parser.add_argument("--json", help="also write the record to this file")
+    parser.add_argument(
+        "--torch",
+        action="store_true",
+        help="also time the PyTorch eager reference (benchmarks/pytorch_reference.py), "
+        "one seed after another, as many seeds as the largest ensemble",
+    )
     args = parser.parse_args()
 
     cfg = Config(modulus=args.modulus, train_fraction=0.5, steps=args.steps, eval_every=args.steps)
@@ -179,7 +208,7 @@ def main() -> None:
         f"{args.steps} steps per call, best of {args.repeats}"
     )
     head = f"{'members':>7} {'vmapped':>7} {'compile s':>9} {'member-steps/s':>14} "
-    head += f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'% of peak':>9}"
+    head += f"{'GFLOP/step':>10} {'GFLOP/s':>8} {'% of peak':>9} {'MB/member':>9}"
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -187,8 +216,35 @@ def main() -> None:
         print(
             f"{r['members']:>7} {str(r['member_batch']):>7} {r['compile_s']:>9.2f} "
             f"{r['member_steps_per_s']:>14.1f} {r['flops_per_step'] / 1e9:>10.2f} "
-            f"{r['flops_per_s'] / 1e9:>8.1f} {100 * r['fraction_of_peak']:>8.1f}%"
+            f"{r['flops_per_s'] / 1e9:>8.1f} {100 * r['fraction_of_peak']:>8.1f}% "
+            f"{(r['bytes_per_member'] or float('nan')) / 2**20:>9.1f}"
         )
+    one = [r for r in rows if r["members"] == 1]
+    if one:
+        for r in rows:
+            r["speedup_over_one"] = r["member_steps_per_s"] / one[0]["member_steps_per_s"]
+        largest = max(rows, key=lambda r: (r["members"], r["member_steps_per_s"]))
+        print(
+            f"{largest['members']} members against 1: "
+            f"{largest['speedup_over_one']:.1f}x the member-steps per second"
+        )
+    reference = None
+    if args.torch:
+        ref = _load_reference()
+
+        if not ref.available():
+            print("PyTorch reference: skipped, torch is not installed (pip install torch==2.13.0)")
+        else:
+            n = max(args.members)
+            reference = ref.member_steps_per_second(cfg.modulus, args.steps, n)
+            ours = max(r["member_steps_per_s"] for r in rows if r["members"] == n)
+            reference["grokjax_over_torch"] = ours / reference["member_steps_per_s"]
+            print(
+                f"PyTorch {reference['torch']} eager reference ({reference['threads']} threads), "
+                f"{n} seeds one after another: {reference['member_steps_per_s']:.1f} "
+                f"member-steps/s; grokjax {n}-member ensemble / PyTorch = "
+                f"{reference['grokjax_over_torch']:.2f}"
+            )
     # WanD against AdamW: one member, same model and data, side by side in this process.
     costs = {}
     for name in ("adamw", "wand"):
@@ -209,6 +265,7 @@ def main() -> None:
             "rows": rows,
             "step_seconds": costs,
             "wand_over_adamw": ratio,
+            "pytorch_reference": reference,
         }
         with open(args.json, "w") as f:
             json.dump(record, f, indent=2)

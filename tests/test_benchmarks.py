@@ -23,11 +23,14 @@ def test_throughput_benchmark_reports_its_figures(tmp_path, monkeypatch, capsys)
         "2",
         "--json",
         str(out),
+        "--torch",
     ]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(BENCH), run_name="__main__")
     text = capsys.readouterr().out
     assert "matmul peak" in text and "matmul ceiling" in text and "WanD/AdamW" in text
+    assert "MB/member" in text and "2 members against 1" in text
+    assert "PyTorch reference: skipped" in text or "/ PyTorch =" in text
     record = json.loads(out.read_text())
     assert [(r["members"], r["member_batch"]) for r in record["rows"]] == [
         (1, "all"),
@@ -38,6 +41,9 @@ def test_throughput_benchmark_reports_its_figures(tmp_path, monkeypatch, capsys)
         assert row["member_steps_per_s"] > 0 and row["flops_per_step"] > 0
         assert 0 < row["fraction_of_peak"]
     assert record["wand_over_adamw"] > 0
+    torch_row = record["pytorch_reference"]
+    if torch_row is not None:  # torch is an optional benchmark dependency
+        assert torch_row["member_steps_per_s"] > 0 and torch_row["grokjax_over_torch"] > 0
 
 
 def test_wlmd_cost_benchmark_reports_its_figures(tmp_path, monkeypatch, capsys):
