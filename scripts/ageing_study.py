@@ -1,0 +1,128 @@
+"""Is the memorisation plateau of AdamW on x+y mod 67 a glass? Ageing before and after.
+
+Trains the paper's AdamW set-up (preset paper-adamw-add) with the parameters kept at
+waiting times t_w inside the memorisation plateau and after generalisation, then reports
+per group of t_w: the ageing index (how much MSD(t_w, t_w + tau) depends on t_w at equal
+tau; 0 without ageing) and the relaxation times of the overlap. Plateau curves are cut
+at the first step any seed generalises, so they describe the plateau only. Writes
+ageing.json, ageing-plateau.png, ageing-after.png and indicators.png (weight norm,
+last-layer norm, saturated softmax share and the MSD rate against steps from each
+seed's generalisation) into --out, and prints a summary.
+
+Usage: python scripts/ageing_study.py [--out runs/ageing] [--seeds 4] [--steps 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from grokjax.ageing import ageing_figure, ageing_index, relaxation_times  # noqa: E402
+from grokjax.checkpoint import atomic_write_json, atomic_write_with  # noqa: E402
+from grokjax.experiment import run_ensemble  # noqa: E402
+from grokjax.presets import get_preset  # noqa: E402
+
+PLATEAU = (50, 100, 150, 200, 300)
+AFTER = (1000, 1500, 2000)
+
+
+def long_table(metrics: pd.DataFrame, waiting: tuple[int, ...]) -> pd.DataFrame:
+    """metrics.parquet rows -> member, step, t_w, msd, overlap (rows before t_w dropped)."""
+    parts = []
+    for t_w in waiting:
+        part = metrics[["member", "step", f"msd@{t_w}", f"overlap@{t_w}"]].copy()
+        part.columns = ["member", "step", "msd", "overlap"]
+        part["t_w"] = t_w
+        parts.append(part[np.isfinite(part["msd"])])
+    return pd.concat(parts, ignore_index=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/ageing")
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=4000)
+    args = parser.parse_args()
+    out = Path(args.out)
+    preset = get_preset("paper-adamw-add")
+    cfg = preset.config.replace(steps=args.steps, waiting_times=PLATEAU + AFTER)
+    run_dir = out / "run"
+    result = run_ensemble(
+        cfg,
+        preset.hparams,
+        range(args.seeds),
+        run_dir,
+        preset="paper-adamw-add",
+        resume=(run_dir / "config.json").exists(),
+        progress=False,
+    )
+    metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    per_seed = result.summary["members"]
+    gen = [m["generalisation_step"] for m in per_seed]
+    mem = [m["memorisation_step"] for m in per_seed]
+    first_gen = min(g for g in gen if g is not None) if any(g is not None for g in gen) else None
+    table = long_table(metrics, PLATEAU + AFTER)
+    plateau = table[table["t_w"].isin(PLATEAU)]
+    if first_gen is not None:
+        plateau = plateau[plateau["step"] < first_gen]
+    after = table[table["t_w"].isin(AFTER)]
+    ageing_figure(plateau, out / "ageing-plateau.png")
+    ageing_figure(after, out / "ageing-after.png")
+
+    def times(t):
+        return {int(k): (None if np.isnan(v) else float(v)) for k, v in relaxation_times(t).items()}
+
+    report = {
+        "preset": "paper-adamw-add",
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "memorisation_steps": mem,
+        "generalisation_steps": gen,
+        "plateau_cut_at_step": first_gen,
+        "plateau": {
+            "t_w": PLATEAU,
+            "ageing_index": ageing_index(plateau),
+            "tau_rel": times(plateau),
+        },
+        "after": {"t_w": AFTER, "ageing_index": ageing_index(after), "tau_rel": times(after)},
+    }
+    atomic_write_json(out / "ageing.json", report)
+    indicator_figure(metrics, gen, out / "indicators.png")
+    print(json.dumps(report, indent=1))
+
+
+def indicator_figure(metrics: pd.DataFrame, gen: list, path: Path) -> None:
+    """Candidate early warnings against steps from each seed's generalisation step."""
+    names = ("weight_norm", "last_layer_norm", "saturated_fraction", "msd rate")
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    for member, g in enumerate(gen):
+        if g is None:
+            continue
+        run = metrics[metrics["member"] == member].sort_values("step")
+        t = run["step"].to_numpy() - g
+        msd0 = run[f"msd@{PLATEAU[0]}"].to_numpy()
+        rate = np.gradient(msd0, run["step"].to_numpy())
+        for ax, name in zip(axes, names, strict=True):
+            values = rate if name == "msd rate" else run[name].to_numpy()
+            ax.plot(t, values, lw=1, label=f"seed {member}")
+    for ax, name in zip(axes, names, strict=True):
+        ax.axvline(0, color="k", lw=0.8, ls="--")
+        ax.set(xlabel="step - generalisation step", title=name)
+        if name == "msd rate":
+            ax.set(yscale="log", title=f"d MSD(t_w={PLATEAU[0]}) / dt")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
