@@ -102,7 +102,7 @@ def train_seconds(p: int, steps: int, seed: int, lr: float = 3e-3) -> tuple[floa
         loss = step()
     with torch.no_grad():
         (model(x_te).argmax(-1) == y_te).float().mean().item()
-    return time.perf_counter() - t, float(loss)
+    return time.perf_counter() - t, float(loss.detach())
 
 
 def member_steps_per_second(p: int, steps: int, seeds: int, threads: int | None = None) -> dict:

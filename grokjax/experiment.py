@@ -262,13 +262,13 @@ def run_ensemble(
         raise ConfigError(
             f"seeds={seeds} is not allowed: members with the same hparams need distinct seeds"
         )
+    mesh = member_mesh(devices)
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume, overwrite)
     prepare_out_dir(out_dir, _record(cfg, hp, seeds, preset), resume, overwrite)
 
     trainer = make_train(cfg)
     names = metric_names(cfg)
-    mesh = member_mesh(devices)
     run_seeds, run_hp = seeds, hp
     if mesh is not None:
         run_seeds, run_hp = padded_members(seeds, hp, mesh.size)

@@ -63,10 +63,10 @@ def test_resume_accepts_a_run_written_before_a_config_field_existed(tmp_path, ti
 
 def test_cli_writes_every_output_file(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(
-        ["run", "--steps", "20", "--seeds", "2", "--out", str(out), "--no-progress", *SMALL]
-    )
-    assert code == 0
+    argv = ["run", "--steps", "20", "--seeds", "2", "--out", str(out), "--no-progress", *SMALL]
+    argv += ["--set", "waiting_times=0,10", "--profile", str(tmp_path / "trace")]
+    assert main(argv) == 0
+    assert any(p.is_file() for p in (tmp_path / "trace").rglob("*"))  # a profiler trace
     for name in OUTPUT_FILES:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert any((out / "checkpoints").iterdir())
@@ -75,6 +75,8 @@ def test_cli_writes_every_output_file(tmp_path, capsys):
     frame = pd.read_parquet(out / "metrics.parquet")
     assert len(frame) == 2 * 3  # members x evaluations (steps 0, 10, 20)
     assert set(frame.columns) >= {"seed", "step", "test_acc", "ln_train_loss", "weight_norm"}
+    assert {"msd@0", "overlap@10", "last_layer_norm", "saturated_fraction"} <= set(frame.columns)
+    assert frame.loc[frame.step == 10, "msd@10"].eq(0).all()
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["members"]) == 2
     assert "median" in capsys.readouterr().out
@@ -113,6 +115,12 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, capsys):
         (["--set", "blend_signal=test_accuracy"], "blend_signal"),
         (["--set", "blend_smoothing=1"], "blend_smoothing"),
         (["--set", "blend_low=0", "--set", "blend_high=0"], "blend_high"),
+        (["--set", "gradient_filter=lookahead"], "gradient_filter"),
+        (["--set", "loss=mse"], "loss"),
+        (["--set", "waiting_times=15"], "waiting_times"),
+        (["--set", "init_scale=0"], "init_scale"),
+        (["--devices", "99"], "devices"),
+        (["--devices", "many"], "devices"),
     ],
 )
 def test_bad_input_names_the_field_before_compute(tmp_path, capsys, args, field):
