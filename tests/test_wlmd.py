@@ -49,21 +49,32 @@ def fitted_slopes(entropy, grids, margin):
     return coef[:-1]
 
 
-@pytest.mark.parametrize(("d", "x_min", "x_max"), [(4, -4.0, 1.0), (64, -1.5, 1.5)])
-def test_quadratic_well_entropy_slope_is_half_the_dimension(d, x_min, x_max):
-    grid = Grid(x_min, 0.05, int(round((x_max - x_min) / 0.05)))
+def well_run(d, grid, *, deposit, t_wl, steps, seed=0, **extra):
+    """Walkers sharing one estimate in a d-dimensional well on `grid`, started at its
+    centre, walls just above its top: (sampler, estimate)."""
     sampler = make_sampler(
         lambda p: log_energy(p["q"])[None],
         [grid],
         timestep=0.005,
         friction=0.01,
-        deposit=1.0 if d > 8 else 0.1,
-        t_wl=100.0 if d > 8 else 60.0,
+        deposit=deposit,
+        t_wl=t_wl,
         sigma_bins=2.0,
-        walls={"q": jnp.float32(1.05 * np.sqrt(2 * np.exp(x_max)))},
+        walls={"q": jnp.float32(1.05 * np.sqrt(2 * np.exp(grid.x_max)))},
+        **extra,
     )
-    start = {"q": jnp.full(d, np.sqrt(2 * np.exp(0.5 * (x_min + x_max)) / d), jnp.float32)}
-    _, estimate = run_shared(sampler, start, 200_000)
+    centre = grid.x_min + grid.bin_width * grid.n_bins / 2
+    start = {"q": jnp.full(d, np.sqrt(2 * np.exp(centre) / d), jnp.float32)}
+    _, estimate = run_shared(sampler, start, steps, seed=seed)
+    return sampler, estimate
+
+
+@pytest.mark.parametrize(("d", "x_min", "x_max"), [(4, -4.0, 1.0), (64, -1.5, 1.5)])
+def test_quadratic_well_entropy_slope_is_half_the_dimension(d, x_min, x_max):
+    grid = Grid(x_min, 0.05, int(round((x_max - x_min) / 0.05)))
+    sampler, estimate = well_run(
+        d, grid, deposit=1.0 if d > 8 else 0.1, t_wl=100.0 if d > 8 else 60.0, steps=200_000
+    )
     (slope,) = fitted_slopes(sampler.entropy(estimate), [grid], margin=0.5)
     assert slope == pytest.approx(d / 2, rel=0.03)
 
@@ -184,20 +195,16 @@ def test_bad_settings_are_refused():
 def test_a_linear_prior_is_part_of_the_estimate():
     """A linear bias (power 1) with a wrong slope: the deposits make up the difference."""
     d, grid = 16, Grid(-2.0, 0.05, 60)
-    sampler = make_sampler(
-        lambda p: log_energy(p["q"])[None],
-        [grid],
-        timestep=0.005,
-        friction=0.01,
+    sampler, estimate = well_run(
+        d,
+        grid,
         deposit=0.3,
         t_wl=100.0,
-        sigma_bins=2.0,
+        steps=100_000,
         bias_strength=d / 2 - 2.0,
         bias_floor=-5.0,
         bias_power=1.0,
-        walls={"q": jnp.float32(1.05 * np.sqrt(2 * np.e))},
     )
-    _, estimate = run_shared(sampler, {"q": jnp.full(d, np.sqrt(2 * np.exp(-0.5) / d))}, 100_000)
     (slope,) = fitted_slopes(sampler.entropy(estimate), [grid], margin=0.5)
     assert slope == pytest.approx(d / 2, rel=0.03)
 
@@ -210,19 +217,7 @@ def test_windows_stitch_into_the_well_slope():
     windows = [Grid(-4.0, width, 60), Grid(-2.0, width, 60)]
     entropies, histograms = [], []
     for k, grid in enumerate(windows):
-        sampler = make_sampler(
-            lambda p: log_energy(p["q"])[None],
-            [grid],
-            timestep=0.005,
-            friction=0.01,
-            deposit=0.1,
-            t_wl=60.0,
-            sigma_bins=2.0,
-            walls={"q": jnp.float32(1.05 * np.sqrt(2 * np.exp(grid.x_max)))},
-        )
-        centre = grid.x_min + grid.bin_width * grid.n_bins / 2
-        start = {"q": jnp.full(d, np.sqrt(2 * np.exp(centre) / d), jnp.float32)}
-        _, estimate = run_shared(sampler, start, 200_000, seed=k)
+        sampler, estimate = well_run(d, grid, deposit=0.1, t_wl=60.0, steps=200_000, seed=k)
         assert float(estimate.histogram[0]) > 0 and float(estimate.histogram[-1]) > 0
         entropies.append(np.asarray(sampler.entropy(estimate))[:, None])
         histograms.append(np.asarray(estimate.histogram)[:, None])
