@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from grokjax.checkpoint import atomic_write_json, atomic_write_with
+from grokjax.checkpoint import atomic_write_with
 from grokjax.config import Config, Hparams
 from grokjax.errors import ConfigError
-from grokjax.experiment import check_out_dir, run_ensemble
+from grokjax.experiment import check_out_dir, prepare_out_dir, run_ensemble
 from grokjax.optim import validate_hparams
 from grokjax.phases import PHASES, classify_cell, classify_seed, phase_diagram, seed_steps
 from grokjax.summary import censored_stats
@@ -140,19 +140,9 @@ def run_sweep(
         "axes": {k: list(v) for k, v in axes.items()},
         "seeds": n_seeds,
     }
-    if resume:
-        saved = json.loads((out_dir / "sweep.json").read_text())
-        if json.loads(json.dumps(record)) != saved:
-            raise ConfigError(
-                f"out={str(out_dir)!r} holds a sweep with other settings; resume needs the same"
-            )
-    else:
-        if overwrite and out_dir.exists():
-            import shutil
-
-            shutil.rmtree(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out_dir / "sweep.json", record)
+    # The comparison on resume is with the saved JSON, so compare JSON with JSON.
+    record = json.loads(json.dumps(record))
+    prepare_out_dir(out_dir, record, resume, overwrite, settings="sweep.json")
 
     frames = []
     for k, (cell, cell_cfg) in enumerate(zip(outer, configs, strict=True)):
