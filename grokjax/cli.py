@@ -246,6 +246,8 @@ def _landscape(args) -> int:
     )
     result = analyse(out, trajectories, title=args.preset)
     barrier = result["barrier"]
+    verdict = result.get("convergence", {})
+    print(f"converged: {verdict.get('converged')} ({verdict.get('reason')})")
     print(
         f"visited bins {result['visited_bins']}; barrier dip {barrier['dip']} "
         f"(ln L band {result['x_band'][0]:.2f} to {result['x_band'][1]:.2f})"

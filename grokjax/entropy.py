@@ -5,8 +5,9 @@ the test accuracy y). An estimate is an array of values on the bins of its axes:
 
     S <- S + f(t) G,   f(t) = F min(t / t_WL, t_WL / t)      (the 1/t Wang-Landau rate)
 
-with G a Gaussian kernel around the current bin (cut at 4 sigma, normalised to sum 1),
-and the force on a walker reads the central finite difference of S at its bin. The
+with G a Gaussian kernel around the current bin (cut at 4 sigma, normalised to sum 1;
+the WLMD sampler folds it back at the grid's edges), and the force on a walker reads
+the central finite difference of S at its bin. The
 initial quadratic bias S_bias(x) = beta (x - L0)^2 for x > L0 (0 below) pushes walkers
 toward low loss along the first axis; it is evaluated from its formula rather than
 stored, so small deposits are not lost to float32 round-off against a large bias.
@@ -73,18 +74,33 @@ def wang_landau_rate(t, deposit, t_wl) -> jax.Array:
     return deposit * jnp.minimum(t / t_wl, t_wl / t)
 
 
-def gaussian_kernel(grid: Grid, centre: jax.Array, sigma_bins: float) -> jax.Array:
-    """A Gaussian over the bins around bin `centre`, cut at 4 sigma, normalised to sum 1."""
-    d = (jnp.arange(grid.n_bins) - centre) / sigma_bins
-    kernel = jnp.where(jnp.abs(d) <= 4.0, jnp.exp(-0.5 * d**2), 0.0)
+def gaussian_kernel(grid: Grid, centre: jax.Array, sigma_bins: float, mirror: bool = False):
+    """A Gaussian over the bins around bin `centre`, cut at 4 sigma, normalised to sum 1.
+
+    With `mirror` the parts that fall off the grid are folded back in, reflected at the
+    grid's outer edges (the reflecting boundary of metadynamics): a flat histogram then
+    deposits evenly up to the edge bins, so they are estimates like the rest. Without
+    it the cut Gaussian is renormalised (bins near an edge get less in total).
+    """
+    j = jnp.arange(grid.n_bins)
+
+    def bump(d):
+        d = d / sigma_bins
+        return jnp.where(jnp.abs(d) <= 4.0, jnp.exp(-0.5 * d**2), 0.0)
+
+    kernel = bump(j - centre)
+    if mirror:
+        kernel = kernel + bump(-1 - j - centre) + bump(2 * grid.n_bins - 1 - j - centre)
     return kernel / kernel.sum()
 
 
-def kernel(grids: Sequence[Grid], index: jax.Array, sigma_bins: float) -> jax.Array:
+def kernel(
+    grids: Sequence[Grid], index: jax.Array, sigma_bins: float, mirror: bool = False
+) -> jax.Array:
     """The product of per-axis Gaussians around the bin `index` ([n_axes]); sums to 1."""
-    out = gaussian_kernel(grids[0], index[0], sigma_bins)
+    out = gaussian_kernel(grids[0], index[0], sigma_bins, mirror)
     for axis, grid in enumerate(grids[1:], start=1):
-        along = gaussian_kernel(grid, index[axis], sigma_bins)
+        along = gaussian_kernel(grid, index[axis], sigma_bins, mirror)
         out = out[..., None] * along.reshape((1,) * out.ndim + along.shape)
     return out
 

@@ -421,9 +421,10 @@ def convergence_row(lcfg, samplers, estimates, previous: np.ndarray | None) -> d
     stitched into one landscape; None for a shared estimate), both with S centred over
     the whole grid. The analysis uses S across test accuracy at fixed loss, so the same
     two are also given with each loss column centred on its own
-    (`rms_change_in_y`, `walker_spread_in_y`), and `equilibrium_change` is the mean
-    absolute move of the equilibrium curve (test accuracy at max S per loss column)
-    since the last chunk.
+    (`rms_change_in_y`, `walker_spread_in_y`); `structure_in_y` is the rms of S itself
+    so centred (what the analysis reads) and `relative_change_in_y` the change over it.
+    `equilibrium_change` is the mean absolute move of the equilibrium curve (test
+    accuracy at max S per loss column) since the last chunk.
     """
     entropy, histogram, per_walker = combined(lcfg, samplers, estimates)
     known = np.isfinite(entropy)
@@ -444,9 +445,13 @@ def convergence_row(lcfg, samplers, estimates, previous: np.ndarray | None) -> d
         return float(np.sqrt(np.mean(a**2)))
 
     row["rms_change"] = row["rms_change_in_y"] = row["equilibrium_change"] = None
+    row["relative_change_in_y"] = None
+    row["structure_in_y"] = rms(in_y(entropy)) if known.any() else None
     if previous is not None and known.any():
         row["rms_change"] = rms(centred(entropy) - centred(previous))
         row["rms_change_in_y"] = rms(in_y(entropy) - in_y(previous))
+        if row["structure_in_y"] > 0:
+            row["relative_change_in_y"] = row["rms_change_in_y"] / row["structure_in_y"]
         y = np.asarray(lcfg.grids[1].centres)
         now = np.where(known, entropy, -np.inf).argmax(1)
         before = np.where(known, previous, -np.inf).argmax(1)

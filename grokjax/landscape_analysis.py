@@ -11,10 +11,12 @@ All functions take the grid arrays of `landscape.npz` (`entropy` [n_x, n_y] as S
 * `high_entropy_advantage`: for the points of a training trajectory (x(t), y(t)), how
   much entropy and test accuracy the equilibrium state at the same loss has over them.
 * `landscape_figure`: the heat map with the equilibrium curve and trajectories.
+* `convergence_verdict`: whether the run's convergence rows say S stopped moving.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -143,6 +145,48 @@ def landscape_figure(
     plt.close(fig)
 
 
+def convergence_verdict(
+    rows: list[dict], y_bin: float, *, last: int = 3, tolerance: float = 0.05
+) -> dict:
+    """Whether the landscape stopped moving, from the convergence rows of a run.
+
+    Converged when, in each of the last `last` chunks, (1) no bin was visited for the
+    first time, (2) S across test accuracy changed by at most `tolerance` of its own
+    structure (`relative_change_in_y`), (3) the walkers' own estimates disagreed by at
+    most `tolerance` of that structure, and (4) the equilibrium curve moved on average
+    by at most half a y bin. Returns the verdict and the worst value of each measure.
+    """
+    tail = rows[-last:]
+    if len(rows) < last + 1 or any(r.get("relative_change_in_y") is None for r in tail):
+        return {"converged": False, "reason": f"fewer than {last + 1} chunks to compare"}
+    structure = [r["structure_in_y"] for r in tail]
+    spreads = [
+        r["walker_spread_in_y"] / s
+        for r, s in zip(tail, structure, strict=True)
+        if r.get("walker_spread_in_y") is not None and s
+    ]
+    worst = {
+        "new_bins": rows[-1]["visited_bins"] - rows[-last - 1]["visited_bins"],
+        "relative_change_in_y": max(r["relative_change_in_y"] for r in tail),
+        "relative_walker_spread_in_y": max(spreads) if spreads else None,
+        "equilibrium_change_in_bins": max(r["equilibrium_change"] for r in tail) / y_bin,
+    }
+    passed = {
+        "new_bins": worst["new_bins"] == 0,
+        "relative_change_in_y": worst["relative_change_in_y"] <= tolerance,
+        "relative_walker_spread_in_y": spreads == [] or max(spreads) <= tolerance,
+        "equilibrium_change_in_bins": worst["equilibrium_change_in_bins"] <= 0.5,
+    }
+    failed = [k for k, ok in passed.items() if not ok]
+    return {
+        "converged": not failed,
+        "reason": "all criteria met" if not failed else "not met: " + ", ".join(failed),
+        "last_chunks": last,
+        "tolerance": tolerance,
+        **worst,
+    }
+
+
 def run_trajectory(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(x(t), y(t)) of a grokjax run directory: the median over its members per step."""
     import pandas as pd
@@ -188,6 +232,10 @@ def analyse(
         },
         "trajectories": {},
     }
+    rows_path = out_dir / "convergence.json"
+    if rows_path.is_file():
+        y_bin = float(landscape["y"][1] - landscape["y"][0])
+        result["convergence"] = convergence_verdict(json.loads(rows_path.read_text()), y_bin)
     curves = {}
     for name, run_dir in (trajectories or {}).items():
         tx, ty = run_trajectory(run_dir)

@@ -183,8 +183,9 @@ LANDSCAPES: dict[str, tuple[str, LandscapeConfig]] = {
         "x+y mod 23, 70 % train, an MLP of embedding 16 and width 64 (4,032 parameters; "
         "AdamW groks it in 2,000-5,000 steps), walls at 4 / sqrt(fan-in); ln L_train in "
         "[-7, 1.5] as 4 overlapping windows of 2 walkers each, started by descent, soft "
-        "window edges of 20,000 per unit of ln L, a linear prior of slope 4,500; 600,000 "
-        "steps (about 25 minutes on two CPU cores).",
+        "window edges of 20,000 per unit of ln L, a linear prior of slope 650 (the mean "
+        "slope of ln Omega over ln L measured by a first pass), Wang-Landau F 4 and t_WL "
+        "10,000; 690,000 steps (about 27 minutes on two CPU cores).",
         LandscapeConfig(
             model=Config(model="mlp", modulus=23, train_fraction=0.7, d_model=16, d_mlp=64),
             x_min=-7.0,
@@ -193,10 +194,10 @@ LANDSCAPES: dict[str, tuple[str, LandscapeConfig]] = {
             y_bins=12,
             timestep=5e-3,
             friction=0.01,
-            deposit=10.0,
-            t_wl=100_000.0,
+            deposit=4.0,
+            t_wl=10_000.0,
             sigma_bins=1.0,
-            bias_strength=4500.0,
+            bias_strength=650.0,
             bias_floor=-20.0,
             bias_power=1.0,
             wall_scale=4.0,
@@ -205,8 +206,8 @@ LANDSCAPES: dict[str, tuple[str, LandscapeConfig]] = {
             window_overlap=0.5,
             edge_strength=20_000.0,
             start="descent",
-            average_every=5_000,
-            steps=600_000,
+            average_every=1_000,
+            steps=690_000,
             chunk_steps=30_000,
             record_every=1_000,
         ),

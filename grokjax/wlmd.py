@@ -13,7 +13,8 @@ converges to kT times the log density of states. Per step t of a walker:
     theta <- theta + v dt,  then the finite volume: per-tensor reflective walls
              (theta > b: theta <- 2b - theta, v <- -v; the lower wall alike) or a fixed
              global norm
-    S <- S + f(t) G(i),   f(t) = F min(t / t_WL, t_WL / t)
+    S <- S + f(t) G(i),   f(t) = F min(t / t_WL, t_WL / t)   (only while c is on the
+                         grid, t counting deposits; G mirrored at the grid's edges)
 
 S is the quadratic bias on the first axis plus the deposits (`grokjax.entropy`). At a
 flat histogram the walkers' density over c is exp(-S / kT) times the density of states
@@ -187,26 +188,31 @@ def make_sampler(
             params = jax.tree.map(lambda p: p * fixed_norm / optax.tree.norm(params), params)
         return walker._replace(params=params, velocity=velocity, step=walker.step + 1), c, i
 
-    def deposited(estimate: Estimate, i: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """What one visit to bin i (clipped onto the grid) adds to the deposits and the
-        histogram."""
-        rate = wang_landau_rate(estimate.count + 1, deposit, t_wl)
-        visit = jnp.zeros(shape, jnp.float32).at[tuple(i)].set(1.0)
-        return rate * kernel(grids, i, sigma_bins), visit
+    def deposited(estimate: Estimate, c: jax.Array, i: jax.Array):
+        """What a walker at c (bin i) adds to the deposits and the histogram, and whether
+        it was on the grid: off it, nothing (the soft wall alone brings it back)."""
+        inside = jnp.all((c >= lo) & (c < hi))
+        rate = jnp.where(inside, wang_landau_rate(estimate.count + 1, deposit, t_wl), 0.0)
+        visit = jnp.zeros(shape, jnp.float32).at[tuple(i)].set(inside.astype(jnp.float32))
+        return rate * kernel(grids, i, sigma_bins, mirror=True), visit, inside
 
     def step(walker: Walker, estimate: Estimate):
         """One step of one walker with its own estimate: (walker, estimate, c)."""
         walker, c, i = move(walker, estimate)
-        add, visit = deposited(estimate, i)
-        estimate = Estimate(estimate.deposits + add, estimate.histogram + visit, estimate.count + 1)
+        add, visit, inside = deposited(estimate, c, i)
+        estimate = Estimate(
+            estimate.deposits + add, estimate.histogram + visit, estimate.count + inside
+        )
         return walker, estimate, c
 
     def step_shared(walkers: Walker, estimate: Estimate):
         """One step of all walkers (leading axis) depositing into one shared estimate."""
         walkers, c, i = jax.vmap(move, in_axes=(0, None))(walkers, estimate)
-        add, visit = jax.vmap(deposited, in_axes=(None, 0))(estimate, i)
+        add, visit, inside = jax.vmap(deposited, in_axes=(None, 0, 0))(estimate, c, i)
         estimate = Estimate(
-            estimate.deposits + add.sum(0), estimate.histogram + visit.sum(0), estimate.count + 1
+            estimate.deposits + add.sum(0),
+            estimate.histogram + visit.sum(0),
+            estimate.count + jnp.any(inside),
         )
         return walkers, estimate, c
 

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # Reproduce the CPU entropy landscape of docs/results.md ("Entropy landscapes"): AdamW
-# and WanD training runs of the landscape-cpu network (x+y mod 23, 70 % train, the
-# width-32 transformer; 4 seeds each), then the landscape-cpu WLMD run with both median
-# paths drawn on it. About 35 minutes on a 2-core CPU.
-# Usage: bash scripts/landscape_results.sh [OUT_DIR]
+# and WanD training runs of the landscape-cpu-windows network (x+y mod 23, 70 % train,
+# an MLP of embedding 16 and width 64; 4 seeds each, 6,000 steps), then the
+# landscape-cpu-windows WLMD run (seed 0, or SEED) with both median paths drawn on it.
+# About 28 minutes on a 2-core CPU.
+# Usage: bash scripts/landscape_results.sh [OUT_DIR] [SEED]
 set -euo pipefail
-out=${1:-runs/landscape-cpu}
+out=${1:-runs/landscape-cpu-windows}
+seed=${2:-0}
 mkdir -p "$out"
-model=(--set modulus=23 --set train_fraction=0.7 --set d_model=32 --set d_mlp=128)
-grokjax run "${model[@]}" --steps 3000 --seeds 4 --out "$out/adamw" --no-progress \
-  | tee "$out/adamw.txt"
-grokjax run --preset wand-capped-add "${model[@]}" --steps 3000 --seeds 4 \
-  --out "$out/wand" --no-progress | tee "$out/wand.txt"
-grokjax landscape --preset landscape-cpu --out "$out/landscape" --no-progress \
-  --trajectory AdamW="$out/adamw" --trajectory WanD="$out/wand" | tee "$out/landscape.txt"
+model=(--set model=mlp --set modulus=23 --set train_fraction=0.7 --set d_model=16
+  --set d_mlp=64 --set steps=6000)
+if [ ! -f "$out/adamw/summary.json" ]; then
+  grokjax run "${model[@]}" --set learning_rate=3e-3 --seeds 4 --out "$out/adamw" \
+    --overwrite --no-progress | tee "$out/adamw.txt"
+fi
+if [ ! -f "$out/wand/summary.json" ]; then
+  grokjax run --preset wand-capped-add "${model[@]}" --seeds 4 --out "$out/wand" \
+    --overwrite --no-progress | tee "$out/wand.txt"
+fi
+grokjax landscape --preset landscape-cpu-windows --set seed="$seed" \
+  --out "$out/landscape-seed$seed" --no-progress \
+  --trajectory AdamW="$out/adamw" --trajectory WanD="$out/wand" | tee "$out/landscape-seed$seed.txt"

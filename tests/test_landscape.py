@@ -11,6 +11,7 @@ from grokjax.errors import ConfigError
 from grokjax.landscape import LandscapeConfig, run_landscape
 from grokjax.landscape_analysis import (
     barrier,
+    convergence_verdict,
     equilibrium_curve,
     high_entropy_advantage,
     landscape_figure,
@@ -50,7 +51,8 @@ def test_resumed_landscape_equals_uninterrupted(tmp_path):
     assert [r["chunk"] for r in rows] == [0, 1, 2]
     assert rows[-1]["rms_change"] is not None and rows[-1]["walker_spread"] > 0
     with np.load(tmp_path / "cut" / "landscape.npz") as npz:
-        assert npz["entropy"].shape == (180, 50) and npz["histogram"].sum() == 2 * 300
+        # The histogram counts the steps each walker spent on the grid.
+        assert npz["entropy"].shape == (180, 50) and 0 < npz["histogram"].sum() <= 2 * 300
     assert np.isfinite(resumed["positions"]).all()
 
 
@@ -112,6 +114,37 @@ def test_high_entropy_advantage_and_figure(tmp_path):
     assert (tmp_path / "map.png").stat().st_size > 1000
 
 
+def _rows(changes, spreads, moves, visited):
+    return [
+        {
+            "visited_bins": v,
+            "structure_in_y": 100.0,
+            "relative_change_in_y": None if c is None else c / 100.0,
+            "walker_spread_in_y": s,
+            "equilibrium_change": m,
+        }
+        for c, s, m, v in zip(changes, spreads, moves, visited, strict=True)
+    ]
+
+
+def test_convergence_verdict_needs_every_criterion_in_the_last_chunks():
+    still = _rows([None, 30, 4, 3, 2], [9, 8, 4, 3, 2], [None, 0.2, 0.05, 0.0, 0.04], [50] * 5)
+    verdict = convergence_verdict(still, y_bin=0.1)
+    assert verdict["converged"] and verdict["relative_change_in_y"] == pytest.approx(0.04)
+    assert verdict["equilibrium_change_in_bins"] == pytest.approx(0.5)
+    moving = _rows([None, 30, 4, 9, 2], [9, 8, 4, 3, 2], [None, 0.2, 0.05, 0.0, 0.04], [50] * 5)
+    assert convergence_verdict(moving, 0.1)["reason"] == "not met: relative_change_in_y"
+    flat = [None, 0.0, 0.0, 0.0, 0.0]
+    growing = _rows([None, 3, 4, 3, 2], [9, 8, 4, 3, 2], flat, [40] + [50] * 4)
+    assert convergence_verdict(growing, 0.1)["converged"]  # new bins before the last three
+    growing[-1]["visited_bins"] = 51
+    assert convergence_verdict(growing, 0.1)["reason"] == "not met: new_bins"
+    wandering = _rows([None, 3, 4, 3, 2], [9, 8, 4, 6, 2], [None, 0.0, 0.1, 0.0, 0.0], [50] * 5)
+    failed = convergence_verdict(wandering, 0.1)["reason"]
+    assert failed == "not met: relative_walker_spread_in_y, equilibrium_change_in_bins"
+    assert not convergence_verdict(still[:3], 0.1)["converged"]
+
+
 def test_cli_landscape_writes_the_analysis(tmp_path, capsys):
     from grokjax.cli import main
 
@@ -140,6 +173,8 @@ def test_cli_landscape_writes_the_analysis(tmp_path, capsys):
     assert main(args) == 0
     analysis = json.loads((tmp_path / "l" / "analysis.json").read_text())
     assert analysis["visited_bins"] > 0 and "dip" in analysis["barrier"]
+    assert analysis["convergence"]["converged"] is False  # one chunk cannot show it
+    assert "converged: False" in capsys.readouterr().out
     assert (tmp_path / "l" / "landscape.png").stat().st_size > 1000
     assert main([*args[:-3], "--set", "wall_scale=-1", "--out", str(tmp_path / "m")]) == 2
     assert "wall_scale" in capsys.readouterr().err
@@ -152,7 +187,7 @@ def test_windows_with_descent_starts_run_and_stitch(tmp_path):
     out = run_landscape(lcfg, tmp_path / "w", progress=False)
     grids = lcfg.window_grids()
     assert [g.x_min for g, _ in grids] == pytest.approx([-6.0, -3.0])
-    assert out["histogram"].sum() == 4 * 200 and out["walker_entropy"].shape == (2, 180, 50)
+    assert 0 < out["histogram"].sum() <= 4 * 200 and out["walker_entropy"].shape == (2, 180, 50)
     assert np.isfinite(out["entropy"]).sum() > 0
     with pytest.raises(ConfigError, match="windows"):
         TINY.replace(windows=3)
