@@ -7,10 +7,10 @@ the test accuracy y). An estimate is an array of values on the bins of its axes:
 
 with G a Gaussian kernel around the current bin (cut at 4 sigma, normalised to sum 1;
 the WLMD sampler folds it back at the grid's edges), and the force on a walker reads
-the central finite difference of S at its bin. The
-initial quadratic bias S_bias(x) = beta (x - L0)^2 for x > L0 (0 below) pushes walkers
-toward low loss along the first axis; it is evaluated from its formula rather than
-stored, so small deposits are not lost to float32 round-off against a large bias.
+the central finite difference of S at its bin. The initial quadratic bias
+S_bias(x) = beta (x - L0)^2 for x > L0 (0 below) pushes walkers toward low loss along
+the first axis; it is evaluated from its formula rather than stored, so small deposits
+are not lost to float32 round-off against a large bias.
 (Zhang et al. 2025, section 4 of docs/paper-notes.)
 """
 

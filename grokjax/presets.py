@@ -185,7 +185,7 @@ LANDSCAPES: dict[str, tuple[str, LandscapeConfig]] = {
         "[-7, 1.5] as 4 overlapping windows of 2 walkers each, started by descent, soft "
         "window edges of 20,000 per unit of ln L, a linear prior of slope 650 (the mean "
         "slope of ln Omega over ln L measured by a first pass), Wang-Landau F 4 and t_WL "
-        "10,000; 690,000 steps (about 27 minutes on two CPU cores).",
+        "10,000; 690,000 steps (about 29 minutes on two CPU cores).",
         LandscapeConfig(
             model=Config(model="mlp", modulus=23, train_fraction=0.7, d_model=16, d_mlp=64),
             x_min=-7.0,
