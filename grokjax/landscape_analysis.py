@@ -159,22 +159,22 @@ def convergence_verdict(
     tail = rows[-last:]
     if len(rows) < last + 1 or any(r.get("relative_change_in_y") is None for r in tail):
         return {"converged": False, "reason": f"fewer than {last + 1} chunks to compare"}
-    structure = [r["structure_in_y"] for r in tail]
     spreads = [
-        r["walker_spread_in_y"] / s
-        for r, s in zip(tail, structure, strict=True)
-        if r.get("walker_spread_in_y") is not None and s
+        r["walker_spread_in_y"] / r["structure_in_y"]
+        for r in tail
+        if r.get("walker_spread_in_y") is not None and r["structure_in_y"]
     ]
     worst = {
         "new_bins": rows[-1]["visited_bins"] - rows[-last - 1]["visited_bins"],
         "relative_change_in_y": max(r["relative_change_in_y"] for r in tail),
-        "relative_walker_spread_in_y": max(spreads) if spreads else None,
+        "relative_walker_spread_in_y": max(spreads, default=None),
         "equilibrium_change_in_bins": max(r["equilibrium_change"] for r in tail) / y_bin,
     }
+    spread = worst["relative_walker_spread_in_y"]
     passed = {
         "new_bins": worst["new_bins"] == 0,
         "relative_change_in_y": worst["relative_change_in_y"] <= tolerance,
-        "relative_walker_spread_in_y": spreads == [] or max(spreads) <= tolerance,
+        "relative_walker_spread_in_y": spread is None or spread <= tolerance,
         "equilibrium_change_in_bins": worst["equilibrium_change_in_bins"] <= 0.5,
     }
     failed = [k for k, ok in passed.items() if not ok]

@@ -3,7 +3,7 @@
 # and WanD training runs of the landscape-cpu-windows network (x+y mod 23, 70 % train,
 # an MLP of embedding 16 and width 64; 4 seeds each, 6,000 steps), then the
 # landscape-cpu-windows WLMD run (seed 0, or SEED) with both median paths drawn on it.
-# About 28 minutes on a 2-core CPU.
+# About 30 minutes on a 2-core CPU (the landscape alone 29).
 # Usage: bash scripts/landscape_results.sh [OUT_DIR] [SEED]
 set -euo pipefail
 out=${1:-runs/landscape-cpu-windows}
