@@ -65,7 +65,6 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from grokjax.checkpoint import atomic_write_with
 from grokjax.metrics import last_layer_norm, saturated_fraction, weight_norm
 
 __all__ = [
@@ -298,12 +297,12 @@ def ageing_figure(table: pd.DataFrame, path: Path | str) -> Path:
     """
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from grokjax.plots import figure, save_png
 
     curves = _curves(table)
-    colors = plt.cm.viridis(np.linspace(0.0, 0.9, max(len(curves), 1)))
-    fig, (ax_msd, ax_c) = plt.subplots(1, 2, figsize=(10, 4.2))
+    colors = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, max(len(curves), 1)))
+    fig = figure(figsize=(10, 4.2))
+    ax_msd, ax_c = fig.subplots(1, 2)
     for color, (t_w, c) in zip(colors, curves.items(), strict=True):
         c = c[c["tau"] > 0]
         ax_msd.plot(c["tau"], c["msd"], color=color, lw=1.4, label=f"t_w = {t_w}")
@@ -325,7 +324,4 @@ def ageing_figure(table: pd.DataFrame, path: Path | str) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
-    return path
+    return save_png(fig, Path(path))

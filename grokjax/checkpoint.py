@@ -1,9 +1,22 @@
-"""Atomic file writes and chunk checkpoints (orbax) for resumable runs."""
+"""Atomic file writes, strict JSON, and verified chunk checkpoints (orbax) for resumable runs.
+
+Every file is written to a temporary `.<name>.<random>.tmp<suffix>` beside it and renamed
+into place, so a reader (or a resumed run) sees the old file or the new one, never half
+of one; `remove_temporaries` clears what a killed writer left. JSON is strict (no NaN or
+Infinity tokens: `to_json` writes NaN as null and infinities as "inf" / "-inf", which
+`Config`-style readers turn back into floats). Each checkpoint carries a manifest of
+SHA-256 checksums written after orbax finished it; `ChunkCheckpointer.restore_latest`
+restores the newest checkpoint whose files match their checksums and says which ones
+it skipped.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +30,20 @@ def _default_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}(\.tmp(\.\w+)?|\.\w+)$")  # ours, and older ones
+
+
+def remove_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporaries an interrupted atomic write left in `directory`; return them."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.iterdir() if p.is_file() and _TEMPORARY.match(p.name)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -35,14 +62,54 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def json_safe(obj: Any) -> Any:
+    """`obj` with NaN as None and +-inf as "inf" / "-inf", numpy numbers as Python ones,
+    tuples as lists: what strict JSON can hold."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    return obj
+
+
+def to_json(obj: Any) -> str:
+    """Strict JSON text of `obj` (see `json_safe`); refuses anything else non-finite."""
+    return json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n"
+
+
+def read_json(path: Path, what: str = "file") -> Any:
+    """Parse a JSON file grokjax wrote, or raise a one-line ConfigError naming it."""
+    from grokjax.errors import ConfigError
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{what} {str(path)!r} cannot be read as JSON: {err}") from None
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    atomic_write_bytes(path, to_json(obj).encode())
 
 
 def atomic_write_with(path: Path, writer) -> None:
     """Call `writer(tmp_path)` and move the finished file into place."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+    )
     os.close(fd)
     try:
         writer(tmp)
@@ -71,27 +138,76 @@ def from_saveable(tree: Any, template: Any) -> Any:
     )
 
 
+MANIFEST = "grokjax-manifest.json"
+
+
+def _checksums(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file under `directory` but the manifest, by relative path."""
+    sums = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            sums[path.relative_to(directory).as_posix()] = hashlib.sha256(
+                path.read_bytes()
+            ).hexdigest()
+    return sums
+
+
+class CheckpointCorrupt(Exception):
+    """A checkpoint whose files do not match the checksums written when it was saved."""
+
+
 class ChunkCheckpointer:
-    """Saves `{state, history, ...}` after each finished chunk; restores the latest one.
+    """Saves `{state, history, ...}` after each finished chunk; restores the newest good one.
 
     orbax writes each checkpoint to a temporary directory and renames it when
-    complete, so an interrupted save never replaces a good checkpoint.
+    complete, so an interrupted save never replaces a good checkpoint. After orbax has
+    finished, a manifest of the checkpoint's SHA-256 checksums is written into it;
+    `restore_latest` restores the newest checkpoint that matches its manifest (a
+    checkpoint without one was interrupted before it was verified) and falls back to
+    the older one orbax keeps.
     """
 
     def __init__(self, directory: Path, max_to_keep: int = 2):
+        self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True
         )
-        self._manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest(self) -> int | None:
         return self._manager.latest_step()
 
+    def steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
     def save(self, chunk: int, item: dict) -> None:
         self._manager.save(chunk, args=ocp.args.StandardSave(to_saveable(item)))
         self._manager.wait_until_finished()
+        if jax.process_index() == 0:
+            step_dir = self.directory / str(chunk)
+            atomic_write_json(step_dir / MANIFEST, {"sha256": _checksums(step_dir)})
+
+    def verify(self, chunk: int) -> None:
+        """Raise CheckpointCorrupt unless checkpoint `chunk` matches its manifest."""
+        step_dir = self.directory / str(chunk)
+        manifest = step_dir / MANIFEST
+        if not manifest.is_file():
+            raise CheckpointCorrupt(f"checkpoint {chunk} has no manifest (save interrupted)")
+        try:
+            expected = json.loads(manifest.read_text())["sha256"]
+        except (ValueError, KeyError, UnicodeDecodeError) as err:
+            raise CheckpointCorrupt(f"checkpoint {chunk}: unreadable manifest ({err})") from None
+        found = _checksums(step_dir)
+        bad = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+        if bad:
+            raise CheckpointCorrupt(
+                f"checkpoint {chunk}: {len(bad)} file(s) differ from their checksums "
+                f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
+            )
 
     def restore(self, chunk: int, template: dict) -> dict:
+        """Restore checkpoint `chunk` (verified first) with the shapes of `template`."""
+        self.verify(chunk)
         abstract = jax.tree.map(
             lambda x: (
                 jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype)
@@ -100,8 +216,58 @@ class ChunkCheckpointer:
             ),
             to_saveable(template),
         )
-        restored = self._manager.restore(chunk, args=ocp.args.StandardRestore(abstract))
+        try:
+            restored = self._manager.restore(chunk, args=ocp.args.StandardRestore(abstract))
+        except Exception as err:  # orbax raises many kinds on a damaged checkpoint
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+            raise CheckpointCorrupt(
+                f"checkpoint {chunk} cannot be restored ({type(err).__name__}: {first})"
+            ) from None
         return from_saveable(restored, template)
+
+    def restore_latest(self, template: dict) -> tuple[int | None, dict | None, list[str]]:
+        """(chunk, restored, notes): the newest checkpoint that verifies and restores.
+
+        Newer checkpoints that fail are deleted (their chunks are recomputed, with the
+        same numbers) and described in `notes`. (None, None, []) when there is no
+        checkpoint; raises CheckpointCorrupt when there are some and none is good.
+        """
+        notes: list[str] = []
+        steps = self.steps()
+        for chunk in reversed(steps):
+            try:
+                restored = self.restore(chunk, template)
+            except CheckpointCorrupt as err:
+                notes.append(str(err))
+                continue
+            for newer in (s for s in steps if s > chunk):
+                self._manager.delete(newer)
+            return chunk, restored, notes
+        if steps:
+            raise CheckpointCorrupt("; ".join(notes))
+        return None, None, notes
 
     def close(self) -> None:
         self._manager.close()
+
+
+def resume_point(checkpointer: ChunkCheckpointer, template: dict, out_dir: Path):
+    """(first chunk to run, restored item or None) for resuming the run in `out_dir`.
+
+    A damaged newest checkpoint is skipped for the older one (said on stderr); when
+    every checkpoint is damaged the resume is refused with a one-line ConfigError.
+    """
+    import sys
+
+    from grokjax.errors import ConfigError
+
+    try:
+        chunk, restored, notes = checkpointer.restore_latest(template)
+    except CheckpointCorrupt as err:
+        raise ConfigError(
+            f"out={str(out_dir)!r}: no intact checkpoint to resume from ({err}); "
+            "pass overwrite to start the run again"
+        ) from None
+    for note in notes:
+        print(f"grokjax: {note}; resuming from checkpoint {chunk}", file=sys.stderr)
+    return (0 if chunk is None else chunk + 1), restored

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from grokjax.config import Config, Hparams, field_types
 from grokjax.errors import ConfigError
 from grokjax.presets import PRESETS, get_preset
+from grokjax.xla_flags import use_recommended_cpu_flags
 
 
 def _parse_value(field: str, text: str, kind: str):
@@ -241,7 +243,7 @@ def _landscape(args) -> int:
             )
         trajectories[name] = Path(run_dir)
     out = Path(args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_landscape(
+    landscape = run_landscape(
         lcfg, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress
     )
     result = analyse(out, trajectories, title=args.preset)
@@ -258,10 +260,8 @@ def _landscape(args) -> int:
             f"median A_eq - A = {row['median_accuracy_gap']} "
             f"over {row['points_on_grid']} points"
         )
-    print(
-        f"wrote {out}/: landscape.npz, trajectories.npz, convergence.json, analysis.json, "
-        "landscape.png"
-    )
+    files = [*landscape["files"], "analysis.json", "landscape.png"]
+    print(f"wrote {out}/: {', '.join(files)}")
     return 0
 
 
@@ -283,7 +283,7 @@ def _compare(args) -> int:
         arms = [a._replace(hparams=a.hparams._replace(learning_rate=lr)) for a in arms]
     _check_seeds(args)
     out = args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    table = compare_presets(
+    table, files = compare_presets(
         arms,
         range(args.seed_start, args.seed_start + args.seeds),
         Path(out),
@@ -307,7 +307,7 @@ def _compare(args) -> int:
             f"{fmt(gen['median']):>15s} {fmt(ens['grokking_delay']['median']):>12s} "
             f"{fmt(ens['weight_norm_at_generalisation']['median']):>17s}"
         )
-    print(f"\nwrote {out}/comparison.json, {out}/comparison.png and one run directory per preset")
+    print(f"\nwrote {out}/: {', '.join(files)}")
     return 0
 
 
@@ -347,7 +347,7 @@ def _sweep(args) -> int:
         if len(diagram) != 2:
             raise ConfigError(f"axes={args.axes!r} is not allowed: two axis names, X,Y")
     out = args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_sweep(
+    result = run_sweep(
         cfg,
         hparams,
         axes,
@@ -364,12 +364,11 @@ def _sweep(args) -> int:
     )
     import pandas as pd
 
-    cells = pd.read_csv(Path(out) / "cells.csv")
     shown = [*axes, "phase", "generalisation_step_median", "generalisation_step_censored"]
-    shown += ["delay_median", "seeds"]
+    shown += ["delay_median", "diverged", "seeds"]
     with pd.option_context("display.width", 160, "display.max_rows", 500):
-        print(cells[shown].to_string(index=False))
-    print(f"\nwrote {out}/: cells.csv, seeds.parquet, phases.png, survival.png, one run per cell")
+        print(result.cells[shown].to_string(index=False))
+    print(f"\nwrote {out}/: {', '.join(result.files)}")
     return 0
 
 
@@ -380,57 +379,88 @@ def _check_seeds(args) -> None:
         raise ConfigError(f"seed_start={args.seed_start} is not allowed: >= 0")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    if args.command == "presets":
-        from grokjax.presets import LANDSCAPES, SWEEPS
+def _presets(args) -> int:
+    from grokjax.presets import LANDSCAPES, SWEEPS
 
-        for name, preset in PRESETS.items():
-            print(f"{name:24s} {preset.description}")
-        for name, (description, _) in LANDSCAPES.items():
-            print(f"{name:24s} {description}")
-        for name, sweep in SWEEPS.items():
-            print(f"{name:24s} {sweep.description}")
-        return 0
-    if args.command in ("compare", "landscape", "sweep"):
-        commands = {"compare": _compare, "landscape": _landscape, "sweep": _sweep}
-        try:
-            return commands[args.command](args)
-        except ConfigError as err:
-            print(f"grokjax: error: {err}", file=sys.stderr)
-            return 2
-    try:
-        preset = get_preset(args.preset)
-        assignments = list(args.assignments)
-        if args.steps is not None:
-            assignments.append(f"steps={args.steps}")
-        cfg, hparams = apply_overrides(preset.config, preset.hparams, assignments)
-        _check_seeds(args)
-        member_batch = _member_batch(args.member_batch)
-        out = args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-        from grokjax.experiment import print_summary, run_ensemble
-
-        result = run_ensemble(
-            cfg,
-            hparams,
-            range(args.seed_start, args.seed_start + args.seeds),
-            Path(out),
-            preset=args.preset,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            progress=not args.no_progress,
-            member_batch=member_batch,
-            devices=_devices(args),
-            profile_dir=args.profile,
-        )
-    except ConfigError as err:
-        print(f"grokjax: error: {err}", file=sys.stderr)
-        return 2
-    print_summary(result)
-    print(
-        f"\nwrote {result.out_dir}/: " + ", ".join(sorted(p.name for p in result.out_dir.iterdir()))
-    )
+    for name, preset in PRESETS.items():
+        print(f"{name:24s} {preset.description}")
+    for name, (description, _) in LANDSCAPES.items():
+        print(f"{name:24s} {description}")
+    for name, sweep in SWEEPS.items():
+        print(f"{name:24s} {sweep.description}")
     return 0
+
+
+def _run(args) -> int:
+    from grokjax.experiment import print_summary, run_ensemble
+
+    preset = get_preset(args.preset)
+    assignments = list(args.assignments)
+    if args.steps is not None:
+        assignments.append(f"steps={args.steps}")
+    cfg, hparams = apply_overrides(preset.config, preset.hparams, assignments)
+    _check_seeds(args)
+    member_batch = _member_batch(args.member_batch)
+    out = args.out or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = run_ensemble(
+        cfg,
+        hparams,
+        range(args.seed_start, args.seed_start + args.seeds),
+        Path(out),
+        preset=args.preset,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        member_batch=member_batch,
+        devices=_devices(args),
+        profile_dir=args.profile,
+    )
+    print_summary(result)
+    return 0
+
+
+COMMANDS = {
+    "run": _run,
+    "compare": _compare,
+    "landscape": _landscape,
+    "sweep": _sweep,
+    "presets": _presets,
+}
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments and run the command; every error ends as one line, status 2.
+
+    A `ConfigError` (bad input, found before any compute) and an `OSError` (a file or
+    directory the command cannot use) are reported as they are; anything else is
+    reported as an internal error, with the traceback only when GROKJAX_TRACEBACK=1.
+    """
+    use_recommended_cpu_flags()  # before JAX starts its backend; the user's flags win
+    args = _build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as err:
+        print(f"grokjax: error: {_one_line(err)}", file=sys.stderr)
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"grokjax: error: {where}{err.strerror or _one_line(err)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("grokjax: interrupted; finished chunks are checkpointed (--resume)", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if os.environ.get("GROKJAX_TRACEBACK") == "1":
+            raise
+        print(
+            f"grokjax: internal error: {type(err).__name__}: {_one_line(err)} "
+            "(GROKJAX_TRACEBACK=1 shows the traceback)",
+            file=sys.stderr,
+        )
+    return 2
 
 
 if __name__ == "__main__":

@@ -11,19 +11,19 @@ run directory under `out_dir`, then writes
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from grokjax.checkpoint import atomic_write_json, atomic_write_with  # noqa: E402
-from grokjax.config import Config, Hparams  # noqa: E402
-from grokjax.experiment import RunResult, run_ensemble  # noqa: E402
+from grokjax.checkpoint import atomic_write_json
+from grokjax.config import Config, Hparams
+from grokjax.errors import ConfigError
+from grokjax.experiment import RunResult, run_ensemble
+from grokjax.plots import colour_cycle, figure, save_png
+from grokjax.summary import diverged_mask
 
 COLUMNS = (
     "generalisation_step",
@@ -42,6 +42,11 @@ class Arm(NamedTuple):
     hparams: Hparams
 
 
+class Comparison(NamedTuple):
+    table: dict  # preset -> per-seed columns and their censored statistics
+    files: tuple[str, ...]  # written in out_dir: the two files and one directory per arm
+
+
 def compare_presets(
     arms: Sequence[Arm],
     seeds: Sequence[int],
@@ -50,12 +55,12 @@ def compare_presets(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-) -> dict:
+) -> Comparison:
     """Run every arm on the same seeds; write and return the comparison."""
     out_dir = Path(out_dir)
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
-        raise ValueError(f"arm names must differ: {names}")
+        raise ConfigError(f"preset={names} is not allowed: name each preset once")
     results: dict[str, RunResult] = {}
     for arm in arms:
         results[arm.name] = run_ensemble(
@@ -72,6 +77,7 @@ def compare_presets(
         name: {
             "seeds": [m["seed"] for m in r.summary["members"]],
             **{c: [m[c] for m in r.summary["members"]] for c in COLUMNS},
+            "diverged_step": [m["diverged_step"] for m in r.summary["members"]],
             "ensemble": {
                 c: r.summary["ensemble"][c] for c in COLUMNS if c in r.summary["ensemble"]
             },
@@ -80,23 +86,30 @@ def compare_presets(
     }
     atomic_write_json(out_dir / "comparison.json", table)
     comparison_figure(results, out_dir / "comparison.png")
-    return table
+    return Comparison(table, ("comparison.json", "comparison.png", *(f"{n}/" for n in names)))
+
+
+def _quartiles(values_ME: np.ndarray):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a step where every member diverged
+        return np.nanquantile(values_ME, [0.25, 0.5, 0.75], axis=0)
 
 
 def comparison_figure(results: dict[str, RunResult], path: Path) -> None:
     """Accuracies and weight norm against step (log axis), one colour per arm."""
-    fig, (ax_acc, ax_norm) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = figure(figsize=(11, 4.2))
+    ax_acc, ax_norm = fig.subplots(1, 2)
+    colours = colour_cycle()
     for colour, (name, r) in zip(colours, results.items(), strict=False):
         keep = r.steps > 0
         steps = r.steps[keep]
+        diverged = diverged_mask(r.histories, r.summary["thresholds"]["divergence_train_loss"])
+        shown = {k: np.where(diverged, np.nan, v) for k, v in r.histories.items()}
         for metric, style in (("train_acc", ":"), ("test_acc", "-")):
-            values = r.histories[metric][:, keep]
-            lo, med, hi = np.nanquantile(values, [0.25, 0.5, 0.75], axis=0)
+            lo, med, hi = _quartiles(shown[metric][:, keep])
             ax_acc.fill_between(steps, lo, hi, color=colour, alpha=0.2, lw=0)
             ax_acc.plot(steps, med, color=colour, ls=style, label=f"{name} {metric[:-4]}")
-        norms = r.histories["weight_norm"][:, keep]
-        lo, med, hi = np.nanquantile(norms, [0.25, 0.5, 0.75], axis=0)
+        lo, med, hi = _quartiles(shown["weight_norm"][:, keep])
         ax_norm.fill_between(steps, lo, hi, color=colour, alpha=0.2, lw=0)
         ax_norm.plot(steps, med, color=colour, label=name)
     n = next(iter(results.values())).histories["test_acc"].shape[0]
@@ -112,5 +125,4 @@ def comparison_figure(results: dict[str, RunResult], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
+    save_png(fig, path)

@@ -24,6 +24,7 @@ GRADIENT_FILTERS = ("none", "grokfast-ema", "grokfast-ma", "orthogonal")
 LOSSES = ("cross_entropy", "stablemax")
 WAND_FORCES = ("entropy", "loss")
 BLEND_SIGNALS = ("train_loss", "train_accuracy")
+UNBOUNDED_FIELDS = ("wand_slope_cap", "wand_force_cap")  # inf = no cap (the paper's)
 
 
 class Hparams(NamedTuple):
@@ -55,6 +56,18 @@ def _is_prime(n: int) -> bool:
 
 def _fail(field: str, value: Any, allowed: str) -> None:
     raise ConfigError(f"{field}={value!r} is not allowed: {allowed}")
+
+
+def check_finite(obj: Any, allow_inf: tuple[str, ...] = ()) -> None:
+    """Refuse NaN in any number field of the dataclass `obj`, and infinities except in
+    the fields `allow_inf` (where inf means "no bound"), naming the field."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            continue
+        if math.isnan(value) or (math.isinf(value) and f.name not in allow_inf):
+            allowed = "a number or inf (no bound)" if f.name in allow_inf else "a finite number"
+            _fail(f.name, value, allowed)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -99,6 +112,8 @@ class Config:
     compiled chunk; checkpoints and progress updates happen between chunks),
     `memorise_threshold` / `generalise_threshold` (accuracy that marks memorisation
     and generalisation), `smooth_slope` (sigmoid slope of the smoothed accuracy),
+    `divergence_loss` (a member whose train loss exceeds it, or whose loss or weight
+    norm is not finite, is marked diverged from that evaluation on; `grokjax.summary`),
     `waiting_times` (evaluation steps t_w at which the parameters are kept, so every
     later evaluation records the mean-squared displacement and overlap since each t_w;
     `grokjax.ageing`).
@@ -155,9 +170,11 @@ class Config:
     memorise_threshold: float = 0.99
     generalise_threshold: float = 0.99
     smooth_slope: float = 7.0
+    divergence_loss: float = 100.0
     waiting_times: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        check_finite(self, allow_inf=UNBOUNDED_FIELDS)
         object.__setattr__(self, "task", canonical_task(self.task))
         p = self.modulus
         if not isinstance(p, int) or p < 2:
@@ -249,6 +266,8 @@ class Config:
                 _fail(name, getattr(self, name), "an accuracy in (0, 1]")
         if not self.smooth_slope > 0:
             _fail("smooth_slope", self.smooth_slope, "a positive number")
+        if not self.divergence_loss > 0:
+            _fail("divergence_loss", self.divergence_loss, "a positive train loss")
         waiting = tuple(int(t) for t in self.waiting_times)
         object.__setattr__(self, "waiting_times", waiting)
         missing = sorted(set(waiting) - set(self.eval_steps.tolist()))

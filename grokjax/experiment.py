@@ -2,7 +2,8 @@
 
 A run directory holds
     config.json      the resolved Config, Hparams per member, seeds, preset, versions
-    metrics.parquet  one row per (member, evaluation step): every metric
+    metrics.parquet  one row per (member, evaluation step): every metric, and whether
+                     the member has diverged by then (`grokjax.summary`)
     summary.json     per-member threshold steps (None = censored) and ensemble statistics
     accuracy.png, loss.png, weight_norm.png
     checkpoints/     orbax checkpoints of the ensemble state after each chunk
@@ -13,9 +14,9 @@ and finishes with the numbers the uninterrupted run would have had.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,12 +28,20 @@ import numpy as np
 import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from grokjax.checkpoint import ChunkCheckpointer, atomic_write_json, atomic_write_with
+from grokjax.checkpoint import (
+    ChunkCheckpointer,
+    atomic_write_json,
+    atomic_write_with,
+    json_safe,
+    read_json,
+    remove_temporaries,
+    resume_point,
+)
 from grokjax.config import Config, Hparams
 from grokjax.errors import ConfigError
 from grokjax.optim import validate_hparams
 from grokjax.plots import ensemble_figures
-from grokjax.summary import ensemble_summary, format_table
+from grokjax.summary import diverged_mask, ensemble_summary, format_table
 from grokjax.train import chunk_schedule, make_train, metric_names
 
 OUTPUT_FILES = (
@@ -51,6 +60,7 @@ class RunResult(NamedTuple):
     histories: dict[str, np.ndarray]  # metric -> [members, evaluations]
     steps: np.ndarray  # evaluation steps [evaluations]
     state: Any  # the final TrainState, stacked over members
+    files: tuple[str, ...] = ()  # the files written in out_dir (besides checkpoints/)
 
 
 def member_keys(seeds: Sequence[int]) -> jax.Array:
@@ -142,27 +152,45 @@ def _host(tree):
     return jax.device_get(tree)
 
 
+def _writable(directory: Path) -> bool:
+    """Whether a file can really be made in `directory` (os.access says yes to root even
+    where the filesystem refuses, as in /proc or /sys)."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
+
+
 def check_out_dir(
     out_dir: Path, resume: bool, overwrite: bool, settings: str = "config.json"
 ) -> None:
     """Refuse, before any compute, a run directory that cannot be used as asked.
 
-    `settings` names the file that records a run's settings (a landscape uses its own).
+    `settings` names the file that records a run's settings (a landscape and a sweep use
+    their own); a directory that holds files but not that one is no grokjax run of this
+    kind, and neither resumed nor overwritten.
     """
     if resume and overwrite:
         raise ConfigError("resume and overwrite are exclusive: choose one")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"out={str(out_dir)!r} is not allowed: it is a file, not a directory")
     parent = out_dir if out_dir.exists() else out_dir.parent
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir() or not _writable(parent):
         raise ConfigError(
             f"out={str(out_dir)!r} is not allowed: {parent} is not a writable directory"
         )
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"out={str(out_dir)!r} is not allowed: it is a file, not a directory")
     occupied = out_dir.exists() and any(out_dir.iterdir())
-    if resume and not (out_dir / settings).exists():
+    is_run = (out_dir / settings).is_file()
+    if resume and not is_run:
         raise ConfigError(f"out={str(out_dir)!r}: nothing to resume (no {settings})")
+    if occupied and overwrite and not is_run:
+        raise ConfigError(
+            f"out={str(out_dir)!r} is not allowed with overwrite: it holds files but no "
+            f"{settings}, so it is not a grokjax run; choose another directory or empty it"
+        )
     if occupied and not resume and not overwrite:
         raise ConfigError(
             f"out={str(out_dir)!r} already holds files: pass resume to continue that run "
@@ -172,7 +200,20 @@ def check_out_dir(
 
 def _with_config_defaults(saved: dict) -> dict:
     """Fields added to Config after a run was written default to the old behaviour."""
-    return {**saved, "config": {**Config().to_dict(), **saved.get("config", {})}}
+    return {**saved, "config": {**json_safe(Config().to_dict()), **saved.get("config", {})}}
+
+
+def first_difference(saved: Any, wanted: Any, path: str = "") -> str | None:
+    """The first dotted field where two JSON-like records differ, with both values."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        for key in [*wanted, *(k for k in saved if k not in wanted)]:
+            found = first_difference(saved.get(key), wanted.get(key), f"{path}{key}.")
+            if found:
+                return found
+        return None
+    if saved != wanted:
+        return f"{path.rstrip('.')} (saved {saved!r}, now {wanted!r})"
+    return None
 
 
 def prepare_out_dir(
@@ -183,22 +224,34 @@ def prepare_out_dir(
     settings: str = "config.json",
     normalise=_with_config_defaults,
 ) -> None:
-    """Resume: check the saved settings equal `record` (after `normalise`); otherwise
-    start the directory afresh and write `record` with the jax version and backend."""
+    """Resume: check the saved settings equal `record` (after `normalise`), naming the
+    first field that differs; otherwise start the directory afresh and write `record`
+    with the jax version and backend. Temporaries an interrupted write left are removed.
+    """
+    record = json_safe(record)  # compared with what was saved: JSON against JSON
     if resume:
-        saved = json.loads((out_dir / settings).read_text())
+        saved = read_json(out_dir / settings, "the run's settings")
+        if not isinstance(saved, dict):
+            raise ConfigError(f"out={str(out_dir)!r}: {settings} does not hold a grokjax run")
         saved.pop("versions", None)
-        if normalise(saved) != record:
+        difference = first_difference(normalise(saved), record)
+        if difference:
             raise ConfigError(
-                f"out={str(out_dir)!r} holds a run with another configuration; "
+                f"out={str(out_dir)!r} holds a run with another configuration: {difference}; "
                 "resume needs the same preset, fields, hparams and seeds"
             )
+        remove_temporaries(out_dir)
         return
-    if overwrite and out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    versions = {"jax": jax.__version__, "backend": jax.default_backend()}
-    atomic_write_json(out_dir / settings, {**record, "versions": versions})
+    try:
+        if overwrite and out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        versions = {"jax": jax.__version__, "backend": jax.default_backend()}
+        atomic_write_json(out_dir / settings, {**record, "versions": versions})
+    except OSError as err:
+        raise ConfigError(
+            f"out={str(out_dir)!r} is not allowed: {err.strerror or err} ({err.filename})"
+        ) from None
 
 
 def _record(cfg: Config, hparams: Hparams, seeds: Sequence[int], preset: str | None) -> dict:
@@ -288,15 +341,15 @@ def run_ensemble(
     state = init_fn(member_keys(run_seeds), run_hp)
     histories = {k: np.full((n_members, steps_E.size), np.nan, np.float32) for k in names}
     checkpointer = ChunkCheckpointer(out_dir / "checkpoints")
-    start = 0
-    latest = checkpointer.latest() if resume else None
-    if latest is not None:
-        restored = checkpointer.restore(latest, {"state": state, "histories": histories})
+    start, restored = 0, None
+    if resume:
+        template = {"state": state, "histories": histories}
+        start, restored = resume_point(checkpointer, template, out_dir)
+    if restored is not None:
         state = restored["state"]
         if mesh is not None:
             state = jax.device_put(state, NamedSharding(mesh, PartitionSpec("members")))
         histories = {k: np.asarray(restored["histories"][k]) for k in names}
-        start = latest + 1
 
     bar = None
     if progress:
@@ -330,15 +383,22 @@ def run_ensemble(
         print(f"trained {n_chunks - start} chunk(s) in {time.perf_counter() - t0:.1f} s")
 
     summary = ensemble_summary(histories, steps_E, cfg, seeds)
-    _write_metrics(out_dir / "metrics.parquet", histories, steps_E, seeds, hp)
+    diverged_ME = diverged_mask(histories, cfg.divergence_loss)
+    _write_metrics(out_dir / "metrics.parquet", histories, diverged_ME, steps_E, seeds, hp)
     atomic_write_json(out_dir / "summary.json", summary)
     title = preset or f"{cfg.task} mod {cfg.modulus}"
-    ensemble_figures(histories, steps_E, out_dir, title)
+    shown = {k: np.where(diverged_ME, np.nan, v) for k, v in histories.items()}
+    figures = ensemble_figures(shown, steps_E, out_dir, title, diverged_steps=_diverged(summary))
     state = jax.tree.map(lambda x: x[:n_members], state)  # drop padding members
-    return RunResult(out_dir, summary, histories, steps_E, state)
+    files = ("config.json", "metrics.parquet", "summary.json", *(p.name for p in figures))
+    return RunResult(out_dir, summary, histories, steps_E, state, files)
 
 
-def _write_metrics(path: Path, histories, steps_E, seeds, hp: Hparams) -> None:
+def _diverged(summary: dict) -> list[int]:
+    return [m["diverged_step"] for m in summary["members"] if m["diverged_step"] is not None]
+
+
+def _write_metrics(path: Path, histories, diverged_ME, steps_E, seeds, hp: Hparams) -> None:
     n_members, n_evals = next(iter(histories.values())).shape
     frame = pd.DataFrame(
         {
@@ -347,6 +407,7 @@ def _write_metrics(path: Path, histories, steps_E, seeds, hp: Hparams) -> None:
             **{k: np.repeat(np.asarray(v), n_evals) for k, v in hp._asdict().items()},
             "step": np.tile(steps_E, n_members),
             **{k: v.reshape(-1) for k, v in histories.items()},
+            "diverged": diverged_ME.reshape(-1),
         }
     )
     atomic_write_with(path, lambda tmp: frame.to_parquet(tmp, index=False))
@@ -354,3 +415,4 @@ def _write_metrics(path: Path, histories, steps_E, seeds, hp: Hparams) -> None:
 
 def print_summary(result: RunResult) -> None:
     print(format_table(result.summary))
+    print(f"\nwrote {result.out_dir}/: {', '.join(result.files)}, checkpoints/")

@@ -27,7 +27,6 @@ interrupted run resumes exactly. Outputs in the run directory:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 import warnings
@@ -40,8 +39,15 @@ import numpy as np
 import optax
 
 from grokjax import data as data_lib
-from grokjax.checkpoint import ChunkCheckpointer, atomic_write_json, atomic_write_with
-from grokjax.config import Config
+from grokjax.checkpoint import (
+    ChunkCheckpointer,
+    atomic_write_json,
+    atomic_write_with,
+    json_safe,
+    read_json,
+    resume_point,
+)
+from grokjax.config import Config, check_finite
 from grokjax.entropy import Grid
 from grokjax.errors import ConfigError
 from grokjax.experiment import check_out_dir, prepare_out_dir
@@ -116,6 +122,7 @@ class LandscapeConfig:
 
         if not isinstance(self.model, Config):
             fail("model", self.model, "a grokjax Config")
+        check_finite(self)
         if not self.x_max - self.x_min >= 4 * self.x_bin > 0:
             fail("x_max", self.x_max, "at least 4 bins of x_bin > 0 above x_min")
         if not isinstance(self.y_bins, int) or self.y_bins < 4:
@@ -464,6 +471,11 @@ def convergence_row(lcfg, samplers, estimates, previous: np.ndarray | None) -> d
     return row, entropy
 
 
+def _with_model_defaults(saved: dict) -> dict:
+    """Model fields added after a landscape was written default to the old behaviour."""
+    return {**saved, "model": {**json_safe(Config().to_dict()), **saved.get("model", {})}}
+
+
 def run_landscape(
     lcfg: LandscapeConfig,
     out_dir: str | os.PathLike,
@@ -480,7 +492,12 @@ def run_landscape(
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume, overwrite, settings="landscape.json")
     prepare_out_dir(
-        out_dir, lcfg.to_dict(), resume, overwrite, settings="landscape.json", normalise=dict
+        out_dir,
+        lcfg.to_dict(),
+        resume,
+        overwrite,
+        settings="landscape.json",
+        normalise=_with_model_defaults,
     )
     built = [make_landscape_sampler(lcfg, g) for g in lcfg.window_grids()]
     samplers = [sm for sm, _ in built]
@@ -498,21 +515,20 @@ def run_landscape(
     rows: list[dict] = []
     previous = None
     checkpointer = ChunkCheckpointer(out_dir / "checkpoints")
-    start = 0
-    latest = checkpointer.latest() if resume else None
-    if latest is not None:
+    start, restored = 0, None
+    if resume:
         template = {
             "walkers": walkers,
             "estimates": estimates,
             "positions": positions,
             "previous": np.zeros(tuple(g.n_bins for g in lcfg.grids), np.float32),
         }
-        restored = checkpointer.restore(latest, template)
+        start, restored = resume_point(checkpointer, template, out_dir)
+    if restored is not None:
         walkers, estimates = tuple(restored["walkers"]), tuple(restored["estimates"])
         positions = np.asarray(restored["positions"])
         previous = np.asarray(restored["previous"])
-        rows = json.loads((out_dir / "convergence.json").read_text())[: latest + 1]
-        start = latest + 1
+        rows = read_json(out_dir / "convergence.json", "convergence rows")[:start]
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -563,4 +579,5 @@ def run_landscape(
         arrays["walker_entropy"] = per_walker
     atomic_write_with(out_dir / "landscape.npz", lambda tmp: np.savez(tmp, **arrays))
     atomic_write_with(out_dir / "trajectories.npz", lambda tmp: np.savez(tmp, positions=positions))
-    return {**arrays, "convergence": rows, "positions": positions}
+    files = ["landscape.json", "landscape.npz", "trajectories.npz", "convergence.json"]
+    return {**arrays, "convergence": rows, "positions": positions, "files": files}

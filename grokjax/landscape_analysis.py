@@ -20,13 +20,9 @@ import json
 import warnings
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from grokjax.checkpoint import atomic_write_with  # noqa: E402
+from grokjax.plots import figure, save_png
 
 
 def known(entropy, histogram) -> np.ndarray:
@@ -123,7 +119,8 @@ def landscape_figure(
     x, y = landscape["x"], landscape["y"]
     y_eq, s_eq = equilibrium_curve(entropy, hist, y)
     shown = np.where(known(entropy, hist), entropy - s_eq[:, None], np.nan)
-    fig, ax = plt.subplots(figsize=(7, 4.8))
+    fig = figure(figsize=(7, 4.8))
+    ax = fig.subplots()
     low = float(np.nanpercentile(shown, 5)) if np.isfinite(shown).any() else -1.0
     mesh = ax.pcolormesh(x, y, shown.T, shading="nearest", cmap="viridis", vmin=low, vmax=0.0)
     fig.colorbar(mesh, ax=ax, label="S / kT minus its maximum at that ln L")
@@ -141,8 +138,7 @@ def landscape_figure(
     )
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
-    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def convergence_verdict(

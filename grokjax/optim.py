@@ -157,5 +157,6 @@ def validate_hparams(hparams: Hparams) -> None:
     }
     for name, (ok, allowed) in checks.items():
         value = getattr(hparams, name)
-        if not bool(jnp.all(ok(jnp.asarray(value)))):
-            raise ConfigError(f"{name}={value!r} is not allowed: {allowed}")
+        array = jnp.asarray(value)
+        if not bool(jnp.all(jnp.isfinite(array) & ok(array))):
+            raise ConfigError(f"{name}={value!r} is not allowed: a finite number, {allowed}")

@@ -37,18 +37,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from grokjax.checkpoint import atomic_write_with  # noqa: E402
-from grokjax.config import Config, Hparams  # noqa: E402
-from grokjax.summary import first_crossing  # noqa: E402
+from grokjax.config import Config, Hparams
+from grokjax.plots import figure, save_png
+from grokjax.summary import first_crossing
 
 PHASES = ("comprehension", "grokking", "memorisation", "confusion")  # fastest to slowest
 PHASE_COLORS = ("#4daf4a", "#377eb8", "#ff7f00", "#9e9e9e")
@@ -121,26 +117,32 @@ def seed_steps(
     """metrics.parquet rows -> one row per seed with its m and g (NaN = censored).
 
     Rows are grouped by the hyperparameter columns present, member and seed; the result
-    keeps those columns and adds memorisation_step, generalisation_step and
-    budget_steps (the seed's last evaluated step).
+    keeps those columns and adds memorisation_step, generalisation_step, budget_steps
+    (the seed's last evaluated step) and diverged_step (NaN if it did not). Rows a run
+    directory marks `diverged` do not count, as in `grokjax.summary`.
     """
     keys = [c for c in (*Hparams._fields, "member", "seed") if c in metrics.columns]
     rows = []
     for key, run in metrics.sort_values("step").groupby(keys, sort=True):
         steps_E = run["step"].to_numpy()
+        diverged_E = run["diverged"].to_numpy(bool) if "diverged" in run else np.zeros(0, bool)
+        sane = ~diverged_E if diverged_E.size else slice(None)
         rows.append(
             {
                 **dict(zip(keys, key, strict=True)),
                 "memorisation_step": first_crossing(
-                    run["train_acc"].to_numpy(), steps_E, memorise_threshold
+                    run["train_acc"].to_numpy()[sane], steps_E[sane], memorise_threshold
                 ),
                 "generalisation_step": first_crossing(
-                    run["test_acc"].to_numpy(), steps_E, generalise_threshold
+                    run["test_acc"].to_numpy()[sane], steps_E[sane], generalise_threshold
                 ),
                 "budget_steps": int(steps_E[-1]),
+                "diverged_step": steps_E[diverged_E][0] if diverged_E.any() else None,
             }
         )
-    return pd.DataFrame(rows).astype({"memorisation_step": float, "generalisation_step": float})
+    return pd.DataFrame(rows).astype(
+        {"memorisation_step": float, "generalisation_step": float, "diverged_step": float}
+    )
 
 
 def phase_table(
@@ -267,7 +269,8 @@ def phase_diagram(
     grid_YX = np.full((y_axis.size, x_axis.size), np.nan)
     grid_YX[y_axis.index, x_axis.index] = [PHASES.index(p) for p in cells["phase"]]
 
-    fig, ax = plt.subplots(figsize=(1.2 * x_axis.size + 3.5, 0.8 * y_axis.size + 2.2))
+    fig = figure(figsize=(1.2 * x_axis.size + 3.5, 0.8 * y_axis.size + 2.2))
+    ax = fig.subplots()
     ax.pcolormesh(
         x_axis.edges,
         y_axis.edges,
@@ -287,6 +290,5 @@ def phase_diagram(
     handles = [Patch(color=c, label=p) for p, c in zip(PHASES, PHASE_COLORS, strict=True)]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
-    atomic_write_with(Path(path), lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
+    save_png(fig, Path(path))
     return cells

@@ -5,9 +5,17 @@ memorise threshold), the generalisation step (first evaluation with test accurac
 the generalise threshold) and the grokking delay between them. A member that does not
 reach a threshold within its budget is *censored*: its step is None, never a number.
 
+A member *diverges* at the first evaluation where its train loss, test loss or weight
+norm is not finite, or its train loss exceeds `Config.divergence_loss` (default 100,
+some 25 times the loss of a fresh network on p = 67). From there on its metrics describe
+a broken network, so they count for nothing: its threshold steps are those reached
+before it diverged, its final values are None, and `diverged_step` says when.
+
 Across members: the median and the quartiles of each step, computed with censored
 members counted as "later than the budget" (so a median that falls on a censored
-member is itself censored and reported as None), plus how many were censored.
+member is itself censored and reported as None), plus how many were censored; a
+diverged member that had not got there is censored too (it never will). Final values
+are summarised over the members that did not diverge.
 """
 
 from __future__ import annotations
@@ -25,10 +33,48 @@ def first_crossing(values_E: np.ndarray, steps_E: np.ndarray, threshold: float) 
     return int(steps_E[hit[0]]) if hit.size else None
 
 
+DIVERGENCE_METRICS = ("train_loss", "test_loss", "weight_norm")
+
+
+def divergence(history: dict[str, np.ndarray], loss_bound: float) -> tuple[int | None, str]:
+    """(index of the first evaluation where the member has diverged or None, the reason)."""
+    bad_E = np.zeros(np.shape(history["train_loss"]), bool)
+    for name in DIVERGENCE_METRICS:
+        if name in history:
+            bad_E |= ~np.isfinite(np.asarray(history[name], np.float64))
+    with np.errstate(invalid="ignore"):
+        bad_E |= np.asarray(history["train_loss"], np.float64) > loss_bound
+    hit = np.flatnonzero(bad_E)
+    if not hit.size:
+        return None, ""
+    i = int(hit[0])
+    values = {n: float(history[n][i]) for n in DIVERGENCE_METRICS if n in history}
+    shown = [f"{n}={v:.3g}" for n, v in values.items() if not np.isfinite(v)]
+    if not shown:
+        shown = [f"train_loss={values['train_loss']:.3g} > {loss_bound:g}"]
+    return i, ", ".join(shown)
+
+
+def diverged_mask(histories: dict[str, np.ndarray], loss_bound: float) -> np.ndarray:
+    """[members, evaluations] booleans: True from each member's divergence on."""
+    n_members, n_evals = np.shape(histories["train_loss"])
+    mask = np.zeros((n_members, n_evals), bool)
+    for m in range(n_members):
+        i, _ = divergence({k: v[m] for k, v in histories.items()}, loss_bound)
+        if i is not None:
+            mask[m, i:] = True
+    return mask
+
+
 def member_summary(history: dict[str, np.ndarray], steps_E: np.ndarray, cfg: Config) -> dict:
-    """Threshold steps and final values for one member; `history` maps metric -> [E]."""
-    mem = first_crossing(history["train_acc"], steps_E, cfg.memorise_threshold)
-    gen = first_crossing(history["test_acc"], steps_E, cfg.generalise_threshold)
+    """Threshold steps and final values for one member; `history` maps metric -> [E].
+
+    Only the evaluations before the member diverged (if it did) count.
+    """
+    div, reason = divergence(history, cfg.divergence_loss)
+    sane = slice(None) if div is None else slice(0, div)
+    mem = first_crossing(history["train_acc"][sane], steps_E[sane], cfg.memorise_threshold)
+    gen = first_crossing(history["test_acc"][sane], steps_E[sane], cfg.generalise_threshold)
     delay = gen - mem if mem is not None and gen is not None else None
     gen_idx = None if gen is None else int(np.searchsorted(steps_E, gen))
     return {
@@ -38,7 +84,9 @@ def member_summary(history: dict[str, np.ndarray], steps_E: np.ndarray, cfg: Con
         "weight_norm_at_generalisation": (
             None if gen_idx is None else float(history["weight_norm"][gen_idx])
         ),
-        **{f"final_{k}": float(v[-1]) for k, v in history.items()},
+        "diverged_step": None if div is None else int(steps_E[div]),
+        "diverged_reason": reason or None,
+        **{f"final_{k}": None if div is not None else float(v[-1]) for k, v in history.items()},
     }
 
 
@@ -77,23 +125,28 @@ def ensemble_summary(
     for m, seed in enumerate(seeds):
         row = member_summary({k: v[m] for k, v in histories.items()}, steps_E, cfg)
         members.append({"member": m, "seed": seed, **row})
-    keys = [
-        "memorisation_step",
-        "generalisation_step",
-        "grokking_delay",
-        "weight_norm_at_generalisation",
-        "final_train_acc",
-        "final_test_acc",
-        "final_weight_norm",
-    ]
+    steps = ["memorisation_step", "generalisation_step", "grokking_delay"]
+    steps.append("weight_norm_at_generalisation")
+    finals = ["final_train_acc", "final_test_acc", "final_weight_norm"]
+    ensemble = {k: censored_stats([row[k] for row in members]) for k in steps}
+    for k in finals:  # over the members that did not diverge
+        ensemble[k] = censored_stats([row[k] for row in members if row[k] is not None])
+    diverged = [row for row in members if row["diverged_step"] is not None]
+    ensemble["diverged"] = {
+        "n": len(members),
+        "n_diverged": len(diverged),
+        "seeds": [row["seed"] for row in diverged],
+        "steps": [row["diverged_step"] for row in diverged],
+    }
     return {
         "budget_steps": int(steps_E[-1]),
         "thresholds": {
             "memorise_train_acc": cfg.memorise_threshold,
             "generalise_test_acc": cfg.generalise_threshold,
+            "divergence_train_loss": cfg.divergence_loss,
         },
         "members": members,
-        "ensemble": {k: censored_stats([row[k] for row in members]) for k in keys},
+        "ensemble": ensemble,
     }
 
 
@@ -109,6 +162,9 @@ def format_table(summary: dict) -> str:
     cols += ["final_train_acc", "final_test_acc", "final_weight_norm"]
     heads = ["seed", "memorise@", "generalise@", "delay", "train acc", "test acc", "|w|"]
     rows = [[cell(r[c]) for c in cols] for r in summary["members"]]
+    for row, member in zip(rows, summary["members"], strict=True):
+        if member.get("diverged_step") is not None:  # finals of a broken network
+            row[4:] = ["diverged"] * 3
     stats = summary["ensemble"]
     for label, q in (("median", "median"), ("q25", "q25"), ("q75", "q75")):
         rows.append([label] + [cell(stats[c][q]) for c in cols[1:]])
@@ -120,4 +176,14 @@ def format_table(summary: dict) -> str:
         if i == len(summary["members"]):
             out.append("-" * len(line))
         out.append("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    diverged = [m for m in summary["members"] if m.get("diverged_step") is not None]
+    if diverged:
+        out.append(
+            f"diverged: {len(diverged)}/{len(summary['members'])} members ("
+            + "; ".join(
+                f"seed {m['seed']} at step {m['diverged_step']}: {m['diverged_reason']}"
+                for m in diverged
+            )
+            + "); their steps count only what they reached before, their finals are left out"
+        )
     return "\n".join(out)

@@ -33,14 +33,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from statistics import NormalDist
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from grokjax.checkpoint import atomic_write_with  # noqa: E402
+from grokjax.plots import colour_cycle, figure, save_png
 
 KM_COLUMNS = ("time", "at_risk", "events", "censored", "survival", "std_err")
 
@@ -156,8 +152,9 @@ def survival_figure(
     Written atomically as PNG; returns `path`.
     """
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    colors = colour_cycle()
     for i, (label, (times, observed)) in enumerate(groups.items()):
         color = colors[i % len(colors)]
         table = kaplan_meier(times, observed)
@@ -178,6 +175,4 @@ def survival_figure(
     ax.set(xlabel=xlabel, ylabel="fraction not yet reached", ylim=(-0.02, 1.02), title=title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
-    return path
+    return save_png(fig, path)

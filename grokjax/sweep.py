@@ -16,7 +16,8 @@ Outputs in `out_dir`:
                    budget), delay, and the seed's phase (`grokjax.phases`)
     cells.csv      one row per cell: median and quartiles of the three steps over
                    seeds with the count censored (a censored median is empty), the
-                   cell's phase and the fraction of seeds in each phase
+                   cell's phase, the fraction of seeds in each phase, and how many
+                   seeds diverged (`grokjax.summary`; their steps count up to then)
     phases.png     the phase diagram over two axes (the first two by default), pooling
                    the seeds of the other axes; phases-<axis=value,...>.png, one per
                    value of the other axes
@@ -28,11 +29,10 @@ Outputs in `out_dir`:
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,12 @@ from grokjax.summary import censored_stats
 from grokjax.survival import from_censored_steps, survival_figure
 
 STEPS = ("memorisation_step", "generalisation_step", "delay")
+
+
+class SweepResult(NamedTuple):
+    seeds: pd.DataFrame  # one row per (cell, seed): seeds.parquet
+    cells: pd.DataFrame  # one row per cell: cells.csv
+    files: tuple[str, ...]  # what was written in the sweep directory
 
 
 def split_axes(axes: Mapping[str, Sequence[Any]]) -> tuple[dict, dict]:
@@ -110,14 +116,19 @@ def run_sweep(
     diagram_axes: tuple[str, str] | None = None,
     group: str | None = None,
     devices: int | None | str = "auto",
-) -> pd.DataFrame:
+) -> SweepResult:
     """Train every cell of `axes` with `n_seeds` seeds and write the sweep directory.
 
     Every config and hyperparameter of the grid is built and checked before any
-    compute. Returns the per-seed table (seeds.parquet).
+    compute. Returns the per-seed and per-cell tables and the files written.
     """
     if not isinstance(n_seeds, int) or n_seeds < 1:
         raise ConfigError(f"seeds={n_seeds!r} is not allowed: a positive integer")
+    if not axes:
+        raise ConfigError(
+            "grid has no axis: give at least one (--grid FIELD=V1,V2); "
+            "for a single setting use `grokjax run`"
+        )
     numeric, shape = split_axes(axes)
     names = list(axes)
     for pair in [diagram_axes] if diagram_axes else []:
@@ -140,8 +151,6 @@ def run_sweep(
         "axes": {k: list(v) for k, v in axes.items()},
         "seeds": n_seeds,
     }
-    # The comparison on resume is with the saved JSON, so compare JSON with JSON.
-    record = json.loads(json.dumps(record))
     prepare_out_dir(out_dir, record, resume, overwrite, settings="sweep.json")
 
     frames = []
@@ -179,18 +188,21 @@ def run_sweep(
     atomic_write_with(out_dir / "seeds.parquet", lambda tmp: seeds.to_parquet(tmp, index=False))
     cells = cell_table(seeds, names)
     atomic_write_with(out_dir / "cells.csv", lambda tmp: cells.to_csv(tmp, index=False))
+    files = ["sweep.json", "seeds.parquet", "cells.csv"]
     title = preset or f"{cfg.task} mod {cfg.modulus}"
     if len(names) >= 2:
         x, y = diagram_axes or (names[0], names[1])
         others = [n for n in names if n not in (x, y)]
         pooled = f" (pooled over {', '.join(others)})" if others else ""
         phase_diagram(seeds, x, y, out_dir / "phases.png", f"{title}: phases{pooled}")
+        files.append("phases.png")
         for values, part in seeds.groupby(others, sort=False) if others else []:
             cell = dict(
                 zip(others, values if isinstance(values, tuple) else (values,), strict=True)
             )
             name = cell_name(cell)
             phase_diagram(part, x, y, out_dir / f"phases-{name}.png", f"{title}: phases, {name}")
+            files.append(f"phases-{name}.png")
     group = group or names[0]
     curves = {
         f"{group}={value}": from_censored_steps(
@@ -200,7 +212,8 @@ def run_sweep(
         for value, part in seeds.groupby(group, sort=False)
     }
     survival_figure(curves, out_dir / "survival.png", f"{title}: time to generalise")
-    return seeds
+    files += ["survival.png", *(f"{cell_name(cell)}/" for cell in outer)]
+    return SweepResult(seeds, cells, tuple(files))
 
 
 def cell_table(seeds: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
@@ -216,6 +229,7 @@ def cell_table(seeds: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
         phase = classify_cell(part["memorisation_step"], part["generalisation_step"])
         row["phase"] = phase.phase
         row.update({f"fraction_{p}": phase.fractions[p] for p in PHASES})
+        row["diverged"] = int(part["diverged_step"].notna().sum())
         row["seeds"] = phase.n_seeds
         rows.append(row)
     return pd.DataFrame(rows)

@@ -18,17 +18,14 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from grokjax.ageing import ageing_figure, ageing_index, relaxation_times  # noqa: E402
-from grokjax.checkpoint import atomic_write_json, atomic_write_with  # noqa: E402
-from grokjax.experiment import run_ensemble  # noqa: E402
-from grokjax.presets import get_preset  # noqa: E402
+from grokjax.ageing import ageing_figure, ageing_index, relaxation_times
+from grokjax.checkpoint import atomic_write_json
+from grokjax.experiment import run_ensemble
+from grokjax.plots import figure, save_png
+from grokjax.presets import get_preset
 
 PLATEAU = (50, 100, 150, 200, 300)
 AFTER = (1000, 1500, 2000)
@@ -102,7 +99,8 @@ def main() -> None:
 def indicator_figure(metrics: pd.DataFrame, gen: list, path: Path) -> None:
     """Candidate early warnings against steps from each seed's generalisation step."""
     names = ("weight_norm", "last_layer_norm", "saturated_fraction", "msd rate")
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    fig = figure(figsize=(16, 3.6))
+    axes = fig.subplots(1, 4)
     for member, g in enumerate(gen):
         if g is None:
             continue
@@ -120,8 +118,7 @@ def indicator_figure(metrics: pd.DataFrame, gen: list, path: Path) -> None:
             ax.set(yscale="log", title=f"d MSD(t_w={PLATEAU[0]}) / dt")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,18 @@
-"""Shared test settings: strict rank promotion, so silent broadcasting bugs fail loudly.
+"""Shared test settings: the XLA flags the `grokjax` command uses, and strict rank
+promotion, so silent broadcasting bugs fail loudly.
 
+The tests run grokjax as its command does, with `use_recommended_cpu_flags()` applied
+before JAX starts (importing grokjax no longer does that; tests/test_imports.py checks).
 Dtype promotion stays "standard": optax itself raises `beta ** count` (float ** int32)
 under "strict".
 """
 
-import jax
-import pytest
+from grokjax.xla_flags import use_recommended_cpu_flags
+
+use_recommended_cpu_flags()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -20,19 +20,22 @@ SCRIPT = textwrap.dedent(
 
     assert jax.device_count() == 4, jax.devices()
     out = sys.argv[1]
+    # Momentum SGD: AdamW would amplify the round-off between differently compiled
+    # programs (sharded or not, vmapped or not) to ~1e-3 in 30 steps, more so on CPUs
+    # without AVX-512; SGD keeps it near 1e-6, so the comparison can stay tight.
     cfg = Config(modulus=11, d_model=32, n_heads=4, d_mlp=64, steps=30, eval_every=10,
-                 chunk_evals=2)
-    hp = Hparams(learning_rate=np.array([1e-3, 3e-3, 1e-2, 1e-3, 3e-3, 1e-2]),
+                 chunk_evals=2, optimizer="sgd")
+    hp = Hparams(learning_rate=np.array([0.03, 0.1, 0.2, 0.03, 0.1, 0.2]),
                  weight_decay=1.0)
     seeds = [0, 0, 0, 1, 1, 1]  # 6 members on 4 devices: padded to 8, padding dropped
     one = run_ensemble(cfg, hp, seeds, out + "/one", progress=False, devices=None)
     four = run_ensemble(cfg, hp, seeds, out + "/four", progress=False, devices=4)
     batched = run_ensemble(cfg, hp, seeds, out + "/b", progress=False, devices=4,
                            member_batch=None)
-    diffs = {k: float(np.max(np.abs(four.histories[k] - one.histories[k])))
-             for k in one.histories}
-    diffs_b = {k: float(np.max(np.abs(batched.histories[k] - one.histories[k])))
-               for k in one.histories}
+    def rel(a, b):  # difference relative to the value (1 + |b|: absolute near zero)
+        return float(np.max(np.abs(a - b) / (1.0 + np.abs(b))))
+    diffs = {k: rel(four.histories[k], one.histories[k]) for k in one.histories}
+    diffs_b = {k: rel(batched.histories[k], one.histories[k]) for k in one.histories}
     print(json.dumps({
         "mesh": member_mesh("auto").size,
         "diffs": diffs,
@@ -52,7 +55,8 @@ SCRIPT = textwrap.dedent(
 def test_sharded_run_equals_unsharded_on_four_virtual_devices(tmp_path):
     env = {
         **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        # the caller's flags too (an instruction-set cap, the recommended CPU flags)
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4",
         "JAX_PLATFORMS": "cpu",
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }

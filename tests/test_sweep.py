@@ -19,7 +19,8 @@ def test_sweep_cells_equal_separate_runs_and_tables_are_written(tiny_cfg, tmp_pa
     cfg = tiny_cfg.replace(steps=40, eval_every=10)
     hp = Hparams(learning_rate=3e-3, weight_decay=1.0)
     axes = {"optimizer": ("adamw", "sgd"), "learning_rate": (1e-3, 1e-2)}
-    seeds = run_sweep(cfg, hp, axes, 2, tmp_path / "s", progress=False)
+    result = run_sweep(cfg, hp, axes, 2, tmp_path / "s", progress=False)
+    seeds = result.seeds
     assert len(seeds) == 2 * 2 * 2 and set(seeds["phase"]) <= {
         "comprehension",
         "grokking",
@@ -39,7 +40,8 @@ def test_sweep_cells_equal_separate_runs_and_tables_are_written(tiny_cfg, tmp_pa
         assert (tmp_path / "s" / name).stat().st_size > 500
     # Resume reads the finished cells back instead of training them again.
     again = run_sweep(cfg, hp, axes, 2, tmp_path / "s", progress=False, resume=True)
-    pd.testing.assert_frame_equal(again, seeds)
+    pd.testing.assert_frame_equal(again.seeds, seeds)
+    assert set(result.files) >= {"phases.png", "survival.png", "cells.csv", "optimizer=sgd/"}
     with pytest.raises(ConfigError, match="another|other settings"):
         run_sweep(cfg, hp, {"learning_rate": (1e-3,)}, 2, tmp_path / "s", resume=True)
 
