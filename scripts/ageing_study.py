@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from grokjax import xla_flags as gj_flags
 from grokjax.ageing import ageing_figure, ageing_index, relaxation_times
 from grokjax.checkpoint import atomic_write_json
 from grokjax.experiment import run_ensemble
@@ -122,4 +123,5 @@ def indicator_figure(metrics: pd.DataFrame, gen: list, path: Path) -> None:
 
 
 if __name__ == "__main__":
+    gj_flags.use_recommended_cpu_flags()  # as the grokjax command does, before JAX starts
     main()

@@ -21,6 +21,7 @@ from grokjax.entropy import bias_slope, slope
 from grokjax.optim import wand_grid
 from grokjax.wand import WandState
 
+gj.use_recommended_cpu_flags()  # as the grokjax command does, before JAX's first computation
 steps = int(sys.argv[1])
 seeds = [int(s) for s in sys.argv[2].split(",")]
 overrides = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}

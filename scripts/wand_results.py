@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grokjax import xla_flags as gj_flags
 from grokjax.checkpoint import atomic_write_bytes
 from grokjax.compare import comparison_figure
 from grokjax.experiment import RunResult, run_ensemble
@@ -197,4 +198,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    gj_flags.use_recommended_cpu_flags()  # as the grokjax command does, before JAX starts
     main()

@@ -22,6 +22,7 @@ import numpy as np
 import optax
 
 import grokjax as gj
+from grokjax import xla_flags as gj_flags
 from grokjax.blend import blend, ramp_weight
 from grokjax.optim import make_optimizer, warmup
 from grokjax.summary import first_crossing
@@ -87,4 +88,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    gj_flags.use_recommended_cpu_flags()  # as the grokjax command does, before JAX starts
     main()

@@ -90,3 +90,16 @@ def test_cli_sweep_prints_the_cell_table(tmp_path, capsys):
     saved = json.loads((tmp_path / "cli" / "sweep.json").read_text())
     assert saved["axes"] == {"learning_rate": [1e-3, 1e-2], "batch_size": [None, 16]}
     assert main(["sweep", "--grid", "width=1,2", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_cli_sweep_lists_only_the_files_it_wrote(tmp_path, capsys):
+    """One axis gives no phase diagram, and the "wrote" line does not claim one."""
+    out = tmp_path / "one"
+    argv = ["sweep", "--grid", "none", "--grid", "learning_rate=1e-3,1e-2", "--seeds", "1"]
+    argv += ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64", "--steps", "10"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    wrote = [line for line in capsys.readouterr().out.splitlines() if line.startswith("wrote")]
+    listed = wrote[-1].split(": ", 1)[1].split(", ")
+    assert "phases.png" not in listed and "survival.png" in listed
+    for name in listed:
+        assert (out / name).exists(), name
