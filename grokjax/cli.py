@@ -54,6 +54,12 @@ def apply_overrides(cfg: Config, hparams: Hparams, assignments: list[str]):
     return cfg.replace(**cfg_changes), hparams._replace(**hp_changes)
 
 
+def _assignments(args) -> list[str]:
+    """The --set strings, with --steps N as one more (it wins, coming last)."""
+    extra = [] if args.steps is None else [f"steps={args.steps}"]
+    return [*args.assignments, *extra]
+
+
 def _member_batch(text: str) -> int | None | str:
     if text in ("auto", "all"):
         return None if text == "all" else "auto"
@@ -230,9 +236,7 @@ def _landscape(args) -> int:
     from grokjax.presets import get_landscape
 
     _, lcfg = get_landscape(args.preset)
-    assignments = list(args.assignments)
-    if args.steps is not None:
-        assignments.append(f"steps={args.steps}")
+    assignments = _assignments(args)
     lcfg = landscape_overrides(lcfg, assignments)
     trajectories = {}
     for item in args.trajectory:
@@ -270,9 +274,7 @@ def _compare(args) -> int:
 
     if len(args.presets) < 2:
         raise ConfigError(f"preset={args.presets} is not allowed: name at least two presets")
-    assignments = list(args.assignments)
-    if args.steps is not None:
-        assignments.append(f"steps={args.steps}")
+    assignments = _assignments(args)
     arms = []
     for name in args.presets:
         preset = get_preset(name)
@@ -335,9 +337,7 @@ def _sweep(args) -> int:
     from grokjax.sweep import run_sweep
 
     preset = get_sweep(args.preset)
-    assignments = list(args.assignments)
-    if args.steps is not None:
-        assignments.append(f"steps={args.steps}")
+    assignments = _assignments(args)
     cfg, hparams = apply_overrides(preset.config, preset.hparams, assignments)
     axes = parse_grid(cfg, args.grid, preset.axes)
     seeds = preset.seeds if args.seeds is None else args.seeds
@@ -395,9 +395,7 @@ def _run(args) -> int:
     from grokjax.experiment import print_summary, run_ensemble
 
     preset = get_preset(args.preset)
-    assignments = list(args.assignments)
-    if args.steps is not None:
-        assignments.append(f"steps={args.steps}")
+    assignments = _assignments(args)
     cfg, hparams = apply_overrides(preset.config, preset.hparams, assignments)
     _check_seeds(args)
     member_batch = _member_batch(args.member_batch)
