@@ -142,6 +142,36 @@ def _host(tree):
     return jax.device_get(tree)
 
 
+def on_all_processes(fn: Callable, *args, writer_only: bool = False) -> None:
+    """Call `fn(*args)` on every process (on process 0 alone with `writer_only`), then
+    wait for all of them, and raise on every process if it raised on any.
+
+    In a multi-process run the processes must take the same branch: one that gave up
+    on a refused run directory while the others went on would leave them waiting in
+    their first collective until it times out. The wait also orders the files: no
+    process checks the run directory after process 0 has started writing it, and none
+    returns before process 0 has written its outputs. With one process it is `fn(*args)`.
+    """
+    if jax.process_count() == 1:
+        fn(*args)
+        return
+    from jax.experimental import multihost_utils
+
+    error = None
+    if not writer_only or jax.process_index() == 0:
+        try:
+            fn(*args)
+        except Exception as err:  # re-raised below, after the others have heard of it
+            error = err
+    failed = np.asarray(multihost_utils.process_allgather(np.int32(error is not None)))
+    if error is not None:
+        raise error
+    if failed.any():
+        raise ConfigError(
+            f"process {int(np.argmax(failed))} refused the run ({fn.__name__}): see its error"
+        )
+
+
 def check_out_dir(
     out_dir: Path, resume: bool, overwrite: bool, settings: str = "config.json"
 ) -> None:
@@ -264,8 +294,9 @@ def run_ensemble(
         )
     mesh = member_mesh(devices)
     out_dir = Path(out_dir)
-    check_out_dir(out_dir, resume, overwrite)
-    prepare_out_dir(out_dir, _record(cfg, hp, seeds, preset), resume, overwrite)
+    on_all_processes(check_out_dir, out_dir, resume, overwrite)
+    record = _record(cfg, hp, seeds, preset)
+    on_all_processes(prepare_out_dir, out_dir, record, resume, overwrite, writer_only=True)
 
     trainer = make_train(cfg)
     names = metric_names(cfg)
@@ -298,6 +329,7 @@ def run_ensemble(
         histories = {k: np.asarray(restored["histories"][k]) for k in names}
         start = latest + 1
 
+    progress = progress and jax.process_index() == 0  # one bar, not one per process
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -330,12 +362,27 @@ def run_ensemble(
         print(f"trained {n_chunks - start} chunk(s) in {time.perf_counter() - t0:.1f} s")
 
     summary = ensemble_summary(histories, steps_E, cfg, seeds)
-    _write_metrics(out_dir / "metrics.parquet", histories, steps_E, seeds, hp)
-    atomic_write_json(out_dir / "summary.json", summary)
-    title = preset or f"{cfg.task} mod {cfg.modulus}"
-    ensemble_figures(histories, steps_E, out_dir, title)
-    state = jax.tree.map(lambda x: x[:n_members], state)  # drop padding members
+
+    def write_outputs() -> None:
+        _write_metrics(out_dir / "metrics.parquet", histories, steps_E, seeds, hp)
+        atomic_write_json(out_dir / "summary.json", summary)
+        ensemble_figures(histories, steps_E, out_dir, preset or f"{cfg.task} mod {cfg.modulus}")
+
+    on_all_processes(write_outputs, writer_only=True)
+    if mesh is not None:
+        state = _drop_padding(state, n_members)
     return RunResult(out_dir, summary, histories, steps_E, state)
+
+
+def _drop_padding(state, n_members: int):
+    """The first `n_members` of every leaf, in one jitted program.
+
+    Each eager slice of an array sharded over several processes is a program with its
+    own collectives, dispatched without waiting for the one before; on CPU (gloo) a few
+    dozen of them, one per leaf of the state, were seen to hang both processes. One
+    program per run has not.
+    """
+    return jax.jit(lambda tree: jax.tree.map(lambda x: x[:n_members], tree))(state)
 
 
 def _write_metrics(path: Path, histories, steps_E, seeds, hp: Hparams) -> None:
