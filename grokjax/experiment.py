@@ -99,11 +99,24 @@ def member_mesh(devices: int | None | str = "auto") -> Mesh | None:
 
     `devices`: "auto" (every device JAX sees, when there are several: the local ones, or
     all hosts' after `jax.distributed.initialize()`), an int (the first n), or None/1
-    (no sharding).
+    (no sharding). Across processes the mesh must hold devices of every process.
     """
     available = jax.devices()
     if devices == "auto":
         devices = len(available)
+    if jax.process_count() > 1:
+        # Every process runs the same program on its own devices: a process left out of
+        # the mesh (or a run on no mesh) would train nothing, or everything again.
+        first: dict[int, int] = {}
+        for i, device in enumerate(available):
+            first.setdefault(device.process_index, i)
+        needed = 1 + max(first.values())
+        if not isinstance(devices, int) or not needed <= devices <= len(available):
+            raise ConfigError(
+                f"devices={devices!r} is not allowed in a run of {jax.process_count()} "
+                f"processes: 'auto' or an int in {needed}..{len(available)} (a mesh over "
+                "devices of every process)"
+            )
     if devices is None or devices == 1:
         return None
     if not isinstance(devices, int) or not 1 <= devices <= len(available):
