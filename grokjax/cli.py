@@ -124,25 +124,52 @@ def _add_device_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--distributed",
         action="store_true",
-        help="call jax.distributed.initialize() first (multi-host; its environment "
-        "variables or cluster auto-detection say where the coordinator is)",
+        help="call jax.distributed.initialize() first (several processes train one "
+        "ensemble; --coordinator, --num-processes and --process-id, else its environment "
+        "variables or cluster auto-detection, say who is who)",
+    )
+    parser.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="with --distributed: the address of process 0, where it listens for the others",
+    )
+    parser.add_argument(
+        "--num-processes", type=int, help="with --distributed: how many processes take part"
+    )
+    parser.add_argument(
+        "--process-id", type=int, help="with --distributed: this process, 0..num-processes-1"
     )
     parser.add_argument("--profile", metavar="DIR", help="JAX profiler trace of the first chunks")
 
 
 def _devices(args) -> int | str | None:
+    """The `devices` argument of the run; with --distributed, join the other processes
+    here, first, since JAX must meet them before anything starts its backend."""
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("coordinator", "num_processes", "process_id")
+        if getattr(args, name) is not None
+    ]
+    if given and not args.distributed:
+        verb = "is" if len(given) == 1 else "are"
+        raise ConfigError(f"{', '.join(given)} {verb} not allowed without --distributed")
+    devices = args.devices
+    if devices != "auto":
+        try:
+            devices = int(devices)
+        except ValueError:
+            raise ConfigError(
+                f"devices={args.devices!r} is not allowed: 'auto' or a positive integer"
+            ) from None
     if args.distributed:
         import jax
 
-        jax.distributed.initialize()
-    if args.devices == "auto":
-        return "auto"
-    try:
-        return int(args.devices)
-    except ValueError:
-        raise ConfigError(
-            f"devices={args.devices!r} is not allowed: 'auto' or a positive integer"
-        ) from None
+        jax.distributed.initialize(
+            coordinator_address=args.coordinator,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+        )
+    return devices
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -336,6 +363,7 @@ def _sweep(args) -> int:
     from grokjax.presets import get_sweep
     from grokjax.sweep import run_sweep
 
+    devices = _devices(args)
     preset = get_sweep(args.preset)
     assignments = _assignments(args)
     cfg, hparams = apply_overrides(preset.config, preset.hparams, assignments)
@@ -360,7 +388,7 @@ def _sweep(args) -> int:
         member_batch=_member_batch(args.member_batch),
         diagram_axes=diagram,
         group=args.group,
-        devices=_devices(args),
+        devices=devices,
     )
     import pandas as pd
 
@@ -394,6 +422,7 @@ def _presets(args) -> int:
 def _run(args) -> int:
     from grokjax.experiment import print_summary, run_ensemble
 
+    devices = _devices(args)  # joins the other processes first, when distributed
     preset = get_preset(args.preset)
     assignments = _assignments(args)
     cfg, hparams = apply_overrides(preset.config, preset.hparams, assignments)
@@ -410,7 +439,7 @@ def _run(args) -> int:
         overwrite=args.overwrite,
         progress=not args.no_progress,
         member_batch=member_batch,
-        devices=_devices(args),
+        devices=devices,
         profile_dir=args.profile,
     )
     print_summary(result)

@@ -109,11 +109,24 @@ def member_mesh(devices: int | None | str = "auto") -> Mesh | None:
 
     `devices`: "auto" (every device JAX sees, when there are several: the local ones, or
     all hosts' after `jax.distributed.initialize()`), an int (the first n), or None/1
-    (no sharding).
+    (no sharding). Across processes the mesh must hold devices of every process.
     """
     available = jax.devices()
     if devices == "auto":
         devices = len(available)
+    if jax.process_count() > 1:
+        # Every process runs the same program on its own devices: a process left out of
+        # the mesh (or a run on no mesh) would train nothing, or everything again.
+        first: dict[int, int] = {}
+        for i, device in enumerate(available):
+            first.setdefault(device.process_index, i)
+        needed = 1 + max(first.values())
+        if not isinstance(devices, int) or not needed <= devices <= len(available):
+            raise ConfigError(
+                f"devices={devices!r} is not allowed in a run of {jax.process_count()} "
+                f"processes: 'auto' or an int in {needed}..{len(available)} (a mesh over "
+                "devices of every process)"
+            )
     if devices is None or devices == 1:
         return None
     if not isinstance(devices, int) or not 1 <= devices <= len(available):
@@ -160,6 +173,36 @@ def _writable(directory: Path) -> bool:
             return True
     except OSError:
         return False
+
+
+def on_all_processes(fn: Callable, *args, writer_only: bool = False) -> None:
+    """Call `fn(*args)` on every process (on process 0 alone with `writer_only`), then
+    wait for all of them, and raise on every process if it raised on any.
+
+    In a multi-process run the processes must take the same branch: one that gave up
+    on a refused run directory while the others went on would leave them waiting in
+    their first collective until it times out. The wait also orders the files: no
+    process checks the run directory after process 0 has started writing it, and none
+    returns before process 0 has written its outputs. With one process it is `fn(*args)`.
+    """
+    if jax.process_count() == 1:
+        fn(*args)
+        return
+    from jax.experimental import multihost_utils
+
+    error = None
+    if not writer_only or jax.process_index() == 0:
+        try:
+            fn(*args)
+        except Exception as err:  # re-raised below, after the others have heard of it
+            error = err
+    failed = np.asarray(multihost_utils.process_allgather(np.int32(error is not None)))
+    if error is not None:
+        raise error
+    if failed.any():
+        raise ConfigError(
+            f"process {int(np.argmax(failed))} refused the run ({fn.__name__}): see its error"
+        )
 
 
 def check_out_dir(
@@ -317,8 +360,9 @@ def run_ensemble(
         )
     mesh = member_mesh(devices)
     out_dir = Path(out_dir)
-    check_out_dir(out_dir, resume, overwrite)
-    prepare_out_dir(out_dir, _record(cfg, hp, seeds, preset), resume, overwrite)
+    on_all_processes(check_out_dir, out_dir, resume, overwrite)
+    record = _record(cfg, hp, seeds, preset)
+    on_all_processes(prepare_out_dir, out_dir, record, resume, overwrite, writer_only=True)
 
     trainer = make_train(cfg)
     names = metric_names(cfg)
@@ -351,6 +395,7 @@ def run_ensemble(
             state = jax.device_put(state, NamedSharding(mesh, PartitionSpec("members")))
         histories = {k: np.asarray(restored["histories"][k]) for k in names}
 
+    progress = progress and jax.process_index() == 0  # one bar, not one per process
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -384,18 +429,38 @@ def run_ensemble(
 
     summary = ensemble_summary(histories, steps_E, cfg, seeds)
     diverged_ME = diverged_mask(histories, cfg.divergence_loss)
-    _write_metrics(out_dir / "metrics.parquet", histories, diverged_ME, steps_E, seeds, hp)
-    atomic_write_json(out_dir / "summary.json", summary)
     title = preset or f"{cfg.task} mod {cfg.modulus}"
-    shown = {k: np.where(diverged_ME, np.nan, v) for k, v in histories.items()}
-    figures = ensemble_figures(shown, steps_E, out_dir, title, diverged_steps=_diverged(summary))
-    state = jax.tree.map(lambda x: x[:n_members], state)  # drop padding members
-    files = ("config.json", "metrics.parquet", "summary.json", *(p.name for p in figures))
+    figures: list[Path] = []
+
+    def write_outputs() -> None:
+        _write_metrics(out_dir / "metrics.parquet", histories, diverged_ME, steps_E, seeds, hp)
+        atomic_write_json(out_dir / "summary.json", summary)
+        shown = {k: np.where(diverged_ME, np.nan, v) for k, v in histories.items()}
+        figures.extend(
+            ensemble_figures(shown, steps_E, out_dir, title, diverged_steps=_diverged(summary))
+        )
+
+    on_all_processes(write_outputs, writer_only=True)
+    if mesh is not None:
+        state = _drop_padding(state, n_members)
+    files = ("config.json", "metrics.parquet", "summary.json")
+    files += tuple(p.name for p in figures) or ("accuracy.png", "loss.png", "weight_norm.png")
     return RunResult(out_dir, summary, histories, steps_E, state, files)
 
 
 def _diverged(summary: dict) -> list[int]:
     return [m["diverged_step"] for m in summary["members"] if m["diverged_step"] is not None]
+
+
+def _drop_padding(state, n_members: int):
+    """The first `n_members` of every leaf, in one jitted program.
+
+    Each eager slice of an array sharded over several processes is a program with its
+    own collectives, dispatched without waiting for the one before; on CPU (gloo) a few
+    dozen of them, one per leaf of the state, were seen to hang both processes. One
+    program per run has not.
+    """
+    return jax.jit(lambda tree: jax.tree.map(lambda x: x[:n_members], tree))(state)
 
 
 def _write_metrics(path: Path, histories, diverged_ME, steps_E, seeds, hp: Hparams) -> None:

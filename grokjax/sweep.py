@@ -40,7 +40,7 @@ import pandas as pd
 from grokjax.checkpoint import atomic_write_with
 from grokjax.config import Config, Hparams
 from grokjax.errors import ConfigError
-from grokjax.experiment import check_out_dir, prepare_out_dir, run_ensemble
+from grokjax.experiment import check_out_dir, on_all_processes, prepare_out_dir, run_ensemble
 from grokjax.optim import validate_hparams
 from grokjax.phases import PHASES, classify_cell, classify_seed, phase_diagram, seed_steps
 from grokjax.summary import censored_stats
@@ -143,7 +143,8 @@ def run_sweep(
     validate_hparams(members_hp)
 
     out_dir = Path(out_dir)
-    check_out_dir(out_dir, resume, overwrite, settings="sweep.json")
+    # Across processes: all check before process 0 writes, and all hear of a refusal.
+    on_all_processes(check_out_dir, out_dir, resume, overwrite, "sweep.json")
     record = {
         "preset": preset,
         "config": cfg.to_dict(),
@@ -151,7 +152,9 @@ def run_sweep(
         "axes": {k: list(v) for k, v in axes.items()},
         "seeds": n_seeds,
     }
-    prepare_out_dir(out_dir, record, resume, overwrite, settings="sweep.json")
+    on_all_processes(
+        prepare_out_dir, out_dir, record, resume, overwrite, "sweep.json", writer_only=True
+    )
 
     frames = []
     for k, (cell, cell_cfg) in enumerate(zip(outer, configs, strict=True)):
@@ -185,6 +188,7 @@ def run_sweep(
         classify_seed(m, g)
         for m, g in zip(seeds["memorisation_step"], seeds["generalisation_step"], strict=True)
     ]
+    # Every process writes the same tables and figures; each write is atomic.
     atomic_write_with(out_dir / "seeds.parquet", lambda tmp: seeds.to_parquet(tmp, index=False))
     cells = cell_table(seeds, names)
     atomic_write_with(out_dir / "cells.csv", lambda tmp: cells.to_csv(tmp, index=False))
