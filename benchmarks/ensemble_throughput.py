@@ -9,7 +9,14 @@ relative to one AdamW step.
     python benchmarks/ensemble_throughput.py                 # sizes 1 and 8
     python benchmarks/ensemble_throughput.py --members 1 2 4 8 16 --steps 200
     python benchmarks/ensemble_throughput.py --json out.json
-    python benchmarks/ensemble_throughput.py --torch     # and the PyTorch eager reference
+    python benchmarks/ensemble_throughput.py --torch     # and the PyTorch references
+
+`--torch` also times benchmarks/pytorch_reference.py, the same model, data, full-batch
+AdamW and step count in PyTorch, as many seeds as the largest ensemble one after
+another, twice: eager, and with the model under `torch.compile` (compile time excluded
+from the timed steps and printed apart; "torch.compile: skipped (reason)" if it fails).
+Both run in torch's default number of threads, printed. It prints grokjax's ensemble
+member-steps per second over each, from this one run.
 
 Also printed: peak memory per member (XLA's memory analysis of the compiled chunk:
 arguments, temporaries and outputs not aliased to inputs) and the speed-up of the
@@ -31,9 +38,17 @@ import numpy as np
 from grokjax.config import Config, Hparams
 from grokjax.experiment import member_hparams, member_keys, over_members
 from grokjax.train import make_train
+from grokjax.xla_flags import use_recommended_cpu_flags
+
+PEAK_SIZE = 2048  # matmul_peak's default n
+
+# First, before any JAX computation: XLA reads XLA_FLAGS when its backend starts (the
+# first computation, not `import jax`), and on CPU these flags make a step several times
+# faster. A no-op for flags the user has set, and on GPU or TPU.
+use_recommended_cpu_flags()
 
 
-def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+def matmul_peak(n: int = PEAK_SIZE, repeats: int = 10) -> float:
     """Best-of float32 FLOP/s of an n x n matrix product."""
     a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
@@ -164,29 +179,87 @@ def _load_reference():
     return module
 
 
+def _torch_references(
+    modulus: int, steps: int, members: list[int], rows: list[dict], seeds: int | None = None
+):
+    """PyTorch eager and torch.compile rows for `seeds` seeds one after another (default: as
+    many as the largest ensemble), each with grokjax's best member-steps/s at the largest
+    ensemble over its own (None when not run). A sequential loop's member-steps/s does not
+    depend on how many seeds it runs, so a few seeds suffice where time is short."""
+    ref = _load_reference()
+    if not ref.available():
+        print("PyTorch reference: skipped, torch is not installed (pip install torch==2.13.0)")
+        print("torch.compile: skipped (torch is not installed)")
+        return None, None
+    largest = max(members)
+    ours = max(r["member_steps_per_s"] for r in rows if r["members"] == largest)
+    n = seeds or largest
+    reference = ref.member_steps_per_second(modulus, steps, n)
+    reference["grokjax_over_torch"] = ours / reference["member_steps_per_s"]
+    print(
+        f"PyTorch {reference['torch']} reference, {reference['threads']} threads (torch's "
+        f"default), {n} seeds one after another, {steps} steps each:"
+    )
+    print(
+        f"  eager: {reference['member_steps_per_s']:.1f} member-steps/s; "
+        f"grokjax {largest}-member ensemble / PyTorch = {reference['grokjax_over_torch']:.2f}"
+    )
+    try:
+        compiled = ref.member_steps_per_second(modulus, steps, n, compiled=True)
+    except Exception as error:  # any failure of torch.compile: report it, keep going
+        message = str(error).split("Set TORCHDYNAMO_VERBOSE")[0]  # torch's hint, not a reason
+        reason = f"{type(error).__name__}: {' '.join(message.split())[:200] or 'no message'}"
+        print(f"torch.compile: skipped ({reason})")
+        reference["grokjax_over_torch_compile"] = None
+        reference["torch_compile_skipped"] = reason
+        return reference, None
+    compiled["grokjax_over_torch_compile"] = ours / compiled["member_steps_per_s"]
+    reference["grokjax_over_torch_compile"] = compiled["grokjax_over_torch_compile"]
+    reference["torch_compile_skipped"] = None
+    print(
+        f"  torch.compile: {compiled['member_steps_per_s']:.1f} member-steps/s "
+        f"({compiled['threads']} threads; compile {compiled['compile_s']:.1f} s, not timed); "
+        f"grokjax {largest}-member ensemble / torch.compile = "
+        f"{compiled['grokjax_over_torch_compile']:.2f}"
+    )
+    return reference, compiled
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--steps", type=int, default=100, help="steps per timed call")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modulus", type=int, default=67)
+    parser.add_argument(
+        "--peak-size",
+        type=int,
+        default=PEAK_SIZE,
+        help="n of the n x n float32 matmul whose FLOP/s is the peak",
+    )
     parser.add_argument("--json", help="also write the record to this file")
+    parser.add_argument(
+        "--torch-seeds",
+        type=int,
+        help="seeds of the PyTorch references (default: as many as the largest ensemble)",
+    )
     parser.add_argument(
         "--torch",
         action="store_true",
-        help="also time the PyTorch eager reference (benchmarks/pytorch_reference.py), "
-        "one seed after another, as many seeds as the largest ensemble",
+        help="also time the PyTorch reference (benchmarks/pytorch_reference.py), eager and "
+        "under torch.compile, one seed after another, as many seeds as the largest ensemble",
     )
     args = parser.parse_args()
 
     cfg = Config(modulus=args.modulus, train_fraction=0.5, steps=args.steps, eval_every=args.steps)
-    peak = matmul_peak()
+    peak = matmul_peak(args.peak_size)
     rows = []
     for m in args.members:
         # Every size fully vmapped, and (for ensembles) one member at a time via lax.map.
         for member_batch in [None] if m == 1 else [None, 1]:
             rows.append(bench_members(cfg, m, args.steps, args.repeats, member_batch))
-    peak = max(peak, matmul_peak())  # the better of two measurements, before and after
+    # The better of two measurements, before and after.
+    peak = max(peak, matmul_peak(args.peak_size))
 
     trainer = make_train(cfg)
     hp = Hparams(learning_rate=3e-3, weight_decay=1.0)
@@ -197,7 +270,10 @@ def main() -> None:
     print(
         f"backend {jax.default_backend()} ({jax.devices()[0].device_kind}), jax {jax.__version__}"
     )
-    print(f"float32 matmul peak (2048^3, best of 10, before and after): {peak / 1e9:.1f} GFLOP/s")
+    print(
+        f"float32 matmul peak ({args.peak_size}^3, best of 10, before and after): "
+        f"{peak / 1e9:.1f} GFLOP/s"
+    )
     print(
         f"matmul ceiling of one step: its {n_dots} dots, each timed alone at its own shape, "
         f"{dot_flops / 1e9:.2f} GFLOP in {dot_s * 1e3:.2f} ms = {dot_flops / dot_s / 1e9:.1f} "
@@ -228,23 +304,11 @@ def main() -> None:
             f"{largest['members']} members against 1: "
             f"{largest['speedup_over_one']:.1f}x the member-steps per second"
         )
-    reference = None
+    reference = compiled = None
     if args.torch:
-        ref = _load_reference()
-
-        if not ref.available():
-            print("PyTorch reference: skipped, torch is not installed (pip install torch==2.13.0)")
-        else:
-            n = max(args.members)
-            reference = ref.member_steps_per_second(cfg.modulus, args.steps, n)
-            ours = max(r["member_steps_per_s"] for r in rows if r["members"] == n)
-            reference["grokjax_over_torch"] = ours / reference["member_steps_per_s"]
-            print(
-                f"PyTorch {reference['torch']} eager reference ({reference['threads']} threads), "
-                f"{n} seeds one after another: {reference['member_steps_per_s']:.1f} "
-                f"member-steps/s; grokjax {n}-member ensemble / PyTorch = "
-                f"{reference['grokjax_over_torch']:.2f}"
-            )
+        reference, compiled = _torch_references(
+            cfg.modulus, args.steps, args.members, rows, args.torch_seeds
+        )
     # WanD against AdamW: one member, same model and data, side by side in this process.
     costs = {}
     for name in ("adamw", "wand"):
@@ -266,6 +330,7 @@ def main() -> None:
             "step_seconds": costs,
             "wand_over_adamw": ratio,
             "pytorch_reference": reference,
+            "pytorch_compiled": compiled,
         }
         with open(args.json, "w") as f:
             json.dump(record, f, indent=2)
