@@ -51,10 +51,23 @@ def _log_y_if_positive(ax, *values) -> None:
         ax.set_yscale("log")
 
 
-def _mark_divergence(ax, diverged_steps) -> None:
+def _frame(ax, steps, diverged_steps, *values) -> None:
+    """The step range on the x axis whatever is drawn, dotted lines where members
+    diverged, and a word when no member has a finite value left to draw."""
+    if steps.size > 1:
+        ax.set_xlim(steps.min(), steps.max())
     for k, step in enumerate(sorted(diverged_steps)):
         label = f"a member diverged ({len(diverged_steps)} in all)" if k == 0 else None
         ax.axvline(max(step, 1), color="k", lw=0.8, ls=":", alpha=0.7, label=label)
+    if not any(np.isfinite(v).any() for v in values):
+        ax.text(
+            0.5,
+            0.5,
+            "no finite values: every member diverged",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+        )
 
 
 def ensemble_figures(
@@ -85,7 +98,7 @@ def ensemble_figures(
         warnings.simplefilter("ignore", RuntimeWarning)
         smoothed = np.nanmedian(histories["smoothed_test_acc"][:, keep], axis=0)
     ax.plot(steps, smoothed, color="k", lw=1.0, ls="--", label="smoothed test accuracy (median)")
-    _mark_divergence(ax, diverged_steps)
+    _frame(ax, steps, diverged_steps, histories["test_acc"][:, keep])
     ax.set(xscale="log", xlabel="step", ylabel="accuracy", ylim=(-0.02, 1.02), title=suffix)
     ax.legend(loc="center left", fontsize=8)
     ax.grid(alpha=0.3)
@@ -96,7 +109,7 @@ def ensemble_figures(
     ax = fig.subplots()
     _band(ax, steps, histories["train_loss"][:, keep], "tab:blue", "train loss")
     _band(ax, steps, histories["test_loss"][:, keep], "tab:red", "test loss")
-    _mark_divergence(ax, diverged_steps)
+    _frame(ax, steps, diverged_steps, histories["train_loss"][:, keep])
     _log_y_if_positive(ax, histories["train_loss"][:, keep], histories["test_loss"][:, keep])
     ax.set(xscale="log", xlabel="step", ylabel="cross-entropy", title=suffix)
     ax.legend(fontsize=8)
@@ -107,7 +120,7 @@ def ensemble_figures(
     fig = figure(figsize=(7, 4.2))
     ax = fig.subplots()
     _band(ax, steps, histories["weight_norm"][:, keep], "tab:green", "global weight norm")
-    _mark_divergence(ax, diverged_steps)
+    _frame(ax, steps, diverged_steps, histories["weight_norm"][:, keep])
     ax.set(xscale="log", xlabel="step", ylabel="||theta||", title=suffix)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
