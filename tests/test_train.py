@@ -14,21 +14,52 @@ from grokjax.train import make_train, segments
 
 HP = Hparams(learning_rate=3e-3, weight_decay=1.0)
 
+# Two differently compiled programs (vmapped vs single, one optimizer factory vs
+# another) round differently, and by CPU (with or without AVX-512); training amplifies
+# it: on tiny_cfg a 2-ulp change of the initial parameters (init_scale = 1 + 2^-22)
+# flips a train accuracy at step 25 and moves the train loss of key 2 by 1e-4 relative
+# at step 30, while vmapped vs single differ by at most 3e-7 up to step 3. So two runs
+# are compared tightly at the evaluations up to EARLY (a wrong key, a swapped member
+# or a missing step shows there) and only loosely, on the smooth metrics, after.
+EARLY = 3
+SMOOTH = ("train_loss", "test_loss", "ln_train_loss", "smoothed_test_acc", "weight_norm")
+
+
+def early_evals(cfg):
+    """tiny_cfg with log-spaced evaluations: steps 0, 1, 3, 10, 20, 30."""
+    cfg = cfg.replace(eval_log_points=4)
+    assert (cfg.eval_steps <= EARLY).sum() == 3
+    return cfg
+
+
+def assert_same_run(got, want, eval_steps):
+    """Metrics [..., E] of two runs that should agree up to round-off."""
+    early = np.asarray(eval_steps) <= EARLY
+    chex.assert_trees_all_close(
+        jax.tree.map(lambda x: x[..., early], got),
+        jax.tree.map(lambda x: x[..., early], want),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    late = lambda m: {k: m[k][..., ~early] for k in SMOOTH}  # noqa: E731
+    chex.assert_trees_all_close(late(got), late(want), rtol=1e-2, atol=1e-3)
+
 
 def test_seed_i_of_vmapped_ensemble_equals_single_run_with_key_i(tiny_cfg):
-    trainer = make_train(tiny_cfg)
+    cfg = early_evals(tiny_cfg)
+    trainer = make_train(cfg)
     keys = member_keys([0, 1, 2])
-    _, ensemble = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, HP)
+    states, ensemble = jax.jit(jax.vmap(trainer.train, in_axes=(0, None)))(keys, HP)
+    np.testing.assert_array_equal(states.step, [cfg.steps] * 3)
     for i in range(3):
         _, single = jax.jit(trainer.train)(jax.random.key(i), HP)
-        chex.assert_trees_all_close(
-            jax.tree.map(lambda x, i=i: x[i], ensemble), single, rtol=1e-5, atol=1e-6
-        )
+        assert_same_run(jax.tree.map(lambda x, i=i: x[i], ensemble), single, cfg.eval_steps)
     assert not np.allclose(ensemble["train_loss"][0], ensemble["train_loss"][1])
 
 
 def test_seed_by_hparam_grid_with_nested_vmaps_equals_each_cell(tiny_cfg):
-    trainer = make_train(tiny_cfg)
+    cfg = early_evals(tiny_cfg)
+    trainer = make_train(cfg)
     keys = member_keys([0, 1])
     grid = Hparams(
         learning_rate=jnp.array([1e-3, 3e-3, 1e-2]), weight_decay=jnp.array([0.0, 1.0, 0.1])
@@ -37,13 +68,11 @@ def test_seed_by_hparam_grid_with_nested_vmaps_equals_each_cell(tiny_cfg):
     over_seeds = jax.vmap(trainer.train, in_axes=(0, None))
     over_grid = jax.vmap(over_seeds, in_axes=(None, grid.axes()))
     _, metrics = jax.jit(over_grid)(keys, grid)
-    chex.assert_shape(metrics["test_acc"], (3, 2, tiny_cfg.eval_steps.size))
+    chex.assert_shape(metrics["test_acc"], (3, 2, cfg.eval_steps.size))
     for h in range(3):
         cell = grid._replace(learning_rate=grid.learning_rate[h], weight_decay=grid.weight_decay[h])
         _, single = jax.jit(trainer.train)(keys[1], cell)
-        chex.assert_trees_all_close(
-            jax.tree.map(lambda x, h=h: x[h, 1], metrics), single, rtol=1e-5, atol=1e-6
-        )
+        assert_same_run(jax.tree.map(lambda x, h=h: x[h, 1], metrics), single, cfg.eval_steps)
 
 
 def test_second_call_does_not_recompile(tiny_cfg):
@@ -64,15 +93,22 @@ def test_run_preserves_state_shapes_and_dtypes(tiny_cfg):
 
 
 def test_chunked_run_equals_one_call(tiny_cfg):
-    trainer = make_train(tiny_cfg)
-    segs = segments(tiny_cfg)
+    # The whole call and the chunks are separate compiles (segment arrays of other
+    # shapes), so the run is kept short: 6 steps in segments of 2, cut after step 2,
+    # where round-off has not been amplified (see EARLY).
+    cfg = tiny_cfg.replace(steps=6, eval_every=2)
+    trainer = make_train(cfg)
+    segs = segments(cfg)
+    assert segs.tolist() == [0, 2, 2, 2]
     state = jax.jit(trainer.init)(jax.random.key(0), HP)
     run = jax.jit(trainer.run)
-    _, whole = run(state, HP, jnp.asarray(segs))
+    end, whole = run(state, HP, jnp.asarray(segs))
     s1, first = run(state, HP, jnp.asarray(segs[:2]))
-    _, second = run(s1, HP, jnp.asarray(segs[2:]))
+    resumed, second = run(s1, HP, jnp.asarray(segs[2:]))
+    assert int(resumed.step) == int(end.step) == 6
     parts = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first, second)
-    chex.assert_trees_all_close(parts, whole, rtol=1e-6, atol=1e-7)
+    chex.assert_trees_all_close(parts, whole, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(resumed.params, end.params, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -131,12 +167,13 @@ def test_custom_optax_chain_plugs_in(tiny_cfg):
     def clipped(hp, key):
         return optax.chain(optax.clip_by_global_norm(1e-3), same_adamw(hp, key))
 
+    cfg = early_evals(tiny_cfg)
     keys = member_keys([0, 1])
     run = lambda t: jax.jit(jax.vmap(t.train, in_axes=(0, None)))(keys, HP)[1]  # noqa: E731
-    default = run(make_train(tiny_cfg))
-    chex.assert_trees_all_close(run(make_train(tiny_cfg, optimizer=same_adamw)), default)
+    default = run(make_train(cfg))
+    assert_same_run(run(make_train(cfg, optimizer=same_adamw)), default, cfg.eval_steps)
     assert not np.allclose(
-        run(make_train(tiny_cfg, optimizer=clipped))["train_loss"], default["train_loss"]
+        run(make_train(cfg, optimizer=clipped))["train_loss"], default["train_loss"]
     )
 
 
@@ -152,12 +189,17 @@ def test_warmup_starts_from_zero(tiny_cfg):
 
 def test_small_run_groks():
     """x+y mod 31, 70 % train, a narrow paper transformer: train and test accuracy >= 99 %."""
+    # The grokking step moves with the CPU's round-off. Over 7 ulp-level changes of the
+    # initial parameters (init_scale = 1 +- k 2^-23) seed 1 generalised at 160-210 and
+    # seed 2 at 330-350 of the 500 steps, memorising at 40-50; seed 0 ranged over
+    # 250-370 and seeds 3-5 sometimes not at all, so they are not used here.
+    seeds = [1, 2]
     cfg = Config(modulus=31, train_fraction=0.7, d_model=64, d_mlp=256, steps=500, eval_every=10)
     _, metrics = jax.jit(jax.vmap(make_train(cfg).train, in_axes=(0, None)))(
-        member_keys([0, 1]), Hparams(learning_rate=1e-2, weight_decay=1.0)
+        member_keys(seeds), Hparams(learning_rate=1e-2, weight_decay=1.0)
     )
     metrics = jax.device_get(metrics)
-    summary = ensemble_summary(metrics, cfg.eval_steps, cfg, [0, 1])
+    summary = ensemble_summary(metrics, cfg.eval_steps, cfg, seeds)
     for m, member in enumerate(summary["members"]):
         assert member["memorisation_step"] is not None
         assert member["generalisation_step"] is not None
@@ -170,11 +212,21 @@ def test_small_run_groks():
 def test_blend_at_weight_zero_is_exactly_adamw(tiny_cfg):
     """ln L never reaches the ramp (10..11), so alpha = 0: the blend's updates are AdamW's."""
     hp = Hparams(1e-2, 0.1)
-    adamw_state, _ = jax.jit(make_train(tiny_cfg).train)(jax.random.key(0), hp)
-    cfg = tiny_cfg.replace(optimizer="wand-adamw", blend_low=10.0, blend_high=11.0)
-    blend_state, _ = jax.jit(make_train(cfg).train)(jax.random.key(0), hp)
-    chex.assert_trees_all_close(blend_state.params, adamw_state.params, rtol=1e-4, atol=1e-5)
+    cfg = early_evals(tiny_cfg)
+    adamw = make_train(cfg)
+    _, adamw_m = jax.jit(adamw.train)(jax.random.key(0), hp)
+    blend = make_train(cfg.replace(optimizer="wand-adamw", blend_low=10.0, blend_high=11.0))
+    blend_state, blend_m = jax.jit(blend.train)(jax.random.key(0), hp)
     assert float(blend_state.opt_state.weight) == 0.0
+    assert_same_run(blend_m, adamw_m, cfg.eval_steps)
+
+    # Parameters after the first EARLY steps (the final ones carry 30 steps of
+    # amplified round-off between the two programs).
+    def after_early(trainer):
+        state = trainer.init(jax.random.key(0), hp)
+        return jax.jit(trainer.run)(state, hp, jnp.asarray([EARLY], jnp.int32))[0].params
+
+    chex.assert_trees_all_close(after_early(blend), after_early(adamw), rtol=1e-5, atol=1e-6)
 
 
 def test_blend_reads_the_train_accuracy_the_trainer_passes(tiny_cfg):
@@ -204,7 +256,9 @@ def test_waiting_times_record_displacement_and_overlap(tiny_cfg):
     cfg = tiny_cfg.replace(steps=30, eval_every=10, waiting_times=(0, 10))
     _, m = jax.jit(make_train(cfg).train)(jax.random.key(0), HP)
     # evaluations at 0, 10, 20, 30: MSD since t_w is 0 at t_w, NaN before, then grows.
-    assert float(m["msd@0"][0]) == 0.0 and float(m["overlap@0"][0]) == pytest.approx(1.0)
+    # overlap = dot / (norm norm): two reductions, a few ulps from 1 by CPU (6e-7 seen).
+    assert float(m["msd@0"][0]) == 0.0
+    assert float(m["overlap@0"][0]) == pytest.approx(1.0, abs=1e-5)
     assert np.isnan(m["msd@10"][0]) and float(m["msd@10"][1]) == 0.0
     assert 0 < m["msd@10"][2] < m["msd@10"][3] and m["msd@0"][3] > m["msd@10"][3]
     assert (m["overlap@0"][1:] < 1).all()
