@@ -38,17 +38,20 @@ DIVERGENCE_METRICS = ("train_loss", "test_loss", "weight_norm")
 
 def divergence(history: dict[str, np.ndarray], loss_bound: float) -> tuple[int | None, str]:
     """(index of the first evaluation where the member has diverged or None, the reason)."""
-    bad_E = np.zeros(np.shape(history["train_loss"]), bool)
-    for name in DIVERGENCE_METRICS:
-        if name in history:
-            bad_E |= ~np.isfinite(np.asarray(history[name], np.float64))
-    with np.errstate(invalid="ignore"):
-        bad_E |= np.asarray(history["train_loss"], np.float64) > loss_bound
+    watched = {n: np.asarray(history[n], np.float64) for n in DIVERGENCE_METRICS if n in history}
+    if not watched:  # a history of accuracies alone cannot tell
+        return None, ""
+    bad_E = np.zeros(np.shape(next(iter(watched.values()))), bool)
+    for values_E in watched.values():
+        bad_E |= ~np.isfinite(values_E)
+    if "train_loss" in watched:
+        with np.errstate(invalid="ignore"):
+            bad_E |= watched["train_loss"] > loss_bound
     hit = np.flatnonzero(bad_E)
     if not hit.size:
         return None, ""
     i = int(hit[0])
-    values = {n: float(history[n][i]) for n in DIVERGENCE_METRICS if n in history}
+    values = {n: float(v[i]) for n, v in watched.items()}
     shown = [f"{n}={v:.3g}" for n, v in values.items() if not np.isfinite(v)]
     if not shown:
         shown = [f"train_loss={values['train_loss']:.3g} > {loss_bound:g}"]
@@ -57,7 +60,7 @@ def divergence(history: dict[str, np.ndarray], loss_bound: float) -> tuple[int |
 
 def diverged_mask(histories: dict[str, np.ndarray], loss_bound: float) -> np.ndarray:
     """[members, evaluations] booleans: True from each member's divergence on."""
-    n_members, n_evals = np.shape(histories["train_loss"])
+    n_members, n_evals = np.shape(next(iter(histories.values())))
     mask = np.zeros((n_members, n_evals), bool)
     for m in range(n_members):
         i, _ = divergence({k: v[m] for k, v in histories.items()}, loss_bound)
