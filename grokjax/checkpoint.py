@@ -174,9 +174,6 @@ class ChunkCheckpointer:
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
-    def latest(self) -> int | None:
-        return self._manager.latest_step()
-
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
