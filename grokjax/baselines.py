@@ -51,6 +51,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from grokjax.thermostat import normal_like
+
 
 class GrokfastEmaState(NamedTuple):
     """EMA of the gradients (like params) and updates taken (0: mu not yet seeded)."""
@@ -255,13 +257,9 @@ def langevin_noise(learning_rate, temperature, key: jax.Array) -> optax.Gradient
         del params
         lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
         std = jnp.sqrt(2.0 * lr * temperature)
-        leaves, treedef = jax.tree.flatten(updates)
-        keys = jax.random.split(jax.random.fold_in(state.key, state.count), len(leaves))
-        noisy = [
-            (u + std * jax.random.normal(k, u.shape, u.dtype)).astype(u.dtype)
-            for k, u in zip(keys, leaves, strict=True)
-        ]
-        return jax.tree.unflatten(treedef, noisy), LangevinNoiseState(state.count + 1, state.key)
+        noise = normal_like(jax.random.fold_in(state.key, state.count), updates)
+        noisy = jax.tree.map(lambda u, xi: (u + std * xi).astype(u.dtype), updates, noise)
+        return noisy, LangevinNoiseState(state.count + 1, state.key)
 
     return optax.GradientTransformation(init, update)
 

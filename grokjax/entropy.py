@@ -5,12 +5,16 @@ the test accuracy y). An estimate is an array of values on the bins of its axes:
 
     S <- S + f(t) G,   f(t) = F min(t / t_WL, t_WL / t)      (the 1/t Wang-Landau rate)
 
-with G a Gaussian kernel around the current bin (cut at 4 sigma, normalised to sum 1;
-the WLMD sampler folds it back at the grid's edges), and the force on a walker reads
-the central finite difference of S at its bin. The initial quadratic bias
-S_bias(x) = beta (x - L0)^2 for x > L0 (0 below) pushes walkers toward low loss along
-the first axis; it is evaluated from its formula rather than stored, so small deposits
-are not lost to float32 round-off against a large bias.
+with G a Gaussian kernel around the current bin (cut at 4 sigma, normalised to sum 1,
+folded back at the grid's edges), deposited only while the walker is on the grid (t
+counts those deposits). The force on a walker reads the central finite difference of S
+at its bin (one-sided in the edge bins); off the grid it keeps only the part of the
+edge bin's slope that points back onto the grid, plus a soft wall edge_strength
+(c - edge). The initial quadratic bias S_bias(x) = beta (x - L0)^2 for x > L0 (0 below)
+pushes walkers toward low loss along the first axis; it is evaluated from its formula
+rather than stored, so small deposits are not lost to float32 round-off against a large
+bias. `slopes_at` (the reading) and `deposited` (the writing) are the two functions
+both WanD and WLMD call.
 (Zhang et al. 2025, section 4 of docs/paper-notes.)
 """
 
@@ -119,3 +123,72 @@ def gradient(values: jax.Array, grids: Sequence[Grid], index: jax.Array) -> jax.
     ]
     pairs = enumerate(zip(lines, grids, strict=True))
     return jnp.stack([slope(line, grid, index[a]) for a, (line, grid) in pairs])
+
+
+def bins(grids: Sequence[Grid], c: jax.Array) -> jax.Array:
+    """[n_axes] bins of the point c ([n_axes]), each clipped onto its grid."""
+    return jnp.stack([g.bin(c[k]) for k, g in enumerate(grids)])
+
+
+def slopes_at(
+    deposits: jax.Array,
+    grids: Sequence[Grid],
+    c: jax.Array,
+    *,
+    bias_strength,
+    bias_floor,
+    bias_power: float = 2.0,
+    edge_strength=100.0,
+) -> jax.Array:
+    """[n_axes] slopes dS/dc_k of S = S_bias + deposits at the point c ([n_axes]).
+
+    On the grid: the central differences of the deposits at c's bin (`gradient`) plus
+    the bias slope along the first axis (`bias_slope`). Off the grid along an axis, only
+    the part of the edge bin's slope that points back onto the grid is kept, plus the
+    soft wall edge_strength (c - edge).
+
+    Args:
+        deposits: the deposits, [n_bins] per axis.
+        grids: one `Grid` per axis.
+        c: the collective variables.
+        bias_strength, bias_floor, bias_power: beta, L0 and the power of the bias.
+        edge_strength: the soft wall's strength per unit of c beyond an edge.
+    """
+    grids = tuple(grids)
+    i = bins(grids, c)
+    slopes = gradient(deposits, grids, i)
+    slopes = slopes.at[0].add(bias_slope(grids[0], i[0], bias_strength, bias_floor, bias_power))
+    lo = jnp.array([g.x_min for g in grids], jnp.float32)
+    hi = jnp.array([g.x_max for g in grids], jnp.float32)
+    above, below = c >= hi, c < lo
+    slopes = jnp.where(above, jnp.maximum(slopes, 0.0), slopes)
+    slopes = jnp.where(below, jnp.minimum(slopes, 0.0), slopes)
+    wall = jnp.maximum(c - hi, 0.0) + jnp.minimum(c - lo, 0.0)
+    return slopes + edge_strength * wall
+
+
+class Deposit(NamedTuple):
+    """What one walker adds: to the deposits, to the visit histogram, and whether it was
+    on the grid (the deposit count advances only then)."""
+
+    amount: jax.Array
+    visit: jax.Array
+    inside: jax.Array
+
+
+def deposited(
+    grids: Sequence[Grid], c: jax.Array, count, *, deposit, t_wl, sigma_bins: float
+) -> Deposit:
+    """What a walker at c ([n_axes]) deposits after `count` deposits so far.
+
+    On the grid: f(count + 1) times the Gaussian kernel around c's bin, mirrored at the
+    grid's edges (sums to f), and a visit of c's bin. Off the grid: nothing (the soft
+    wall of `slopes_at` alone brings the walker back).
+    """
+    grids = tuple(grids)
+    i = bins(grids, c)
+    inside = jnp.all(jnp.stack([g.contains(c[k]) for k, g in enumerate(grids)]))
+    rate = jnp.where(inside, wang_landau_rate(count + 1, deposit, t_wl), 0.0)
+    shape = tuple(g.n_bins for g in grids)
+    visit = jnp.zeros(shape, jnp.float32).at[tuple(i)].set(inside.astype(jnp.float32))
+    return Deposit(rate * kernel(grids, i, sigma_bins, mirror=True), visit, inside)

@@ -9,6 +9,7 @@ S(x) on a grid starts from a quadratic bias that pushes toward low loss. Each st
     v <- (1 - c_f) v + a dt + sqrt(c_f (2 - c_f) kT) xi,    xi ~ N(0, 1) per parameter
     theta <- theta + v dt                               (the update is v dt)
     S <- S + f(t) G(x),  f(t) = F min(t / t_WL, t_WL / t),  G a Gaussian kernel, sum 1
+                         (only while x is on the grid, t counting those deposits)
 
 with S_bias(x) = beta (x - L0)^2 for x > L0 and 0 below. The noise amplitude keeps the
 stationary velocity variance at exactly kT (fluctuation-dissipation for the discrete
@@ -18,8 +19,13 @@ two numbers the paper tunes. There is no weight decay and no norm constraint.
 grokjax additions, each off by default so the defaults are the paper's update:
 `force_cap` rescales the force a onto a maximum global norm, `slope_cap` bounds
 |dS/dx| (see docs/results.md for what they do on x+y mod 67). Always on: L is floored at
-exp(grid.x_min) before ln L and grad L / L are taken, because a float32 cross-entropy
-can round to exactly 0 while its gradient does not.
+exp(grid.x_min) before ln L and grad L / L are taken (and x at x_min), because a float32
+cross-entropy can round to exactly 0 while its gradient does not.
+
+The reading of S and the deposits are those of the WLMD sampler (`grokjax.entropy`'s
+`slopes_at` and `deposited`: the kernel is mirrored at the grid's edges, above the grid
+only the slope back onto it counts plus a soft wall), and the velocity step is
+`grokjax.thermostat.langevin_step`.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from grokjax.entropy import Grid, bias_slope, gaussian_kernel, slope, wang_landau_rate
+from grokjax.entropy import Grid, deposited, slopes_at
+from grokjax.thermostat import langevin_step, thermal_velocity
 
 DEFAULT_GRID = Grid()
 
@@ -60,6 +67,7 @@ def scale_by_wand(
     t_wl=1000.0,
     sigma_bins: float = 10.0,
     grid: Grid = DEFAULT_GRID,
+    edge_strength=100.0,
     thermal_init: bool = True,
     slope_cap=jnp.inf,
     force_cap=jnp.inf,
@@ -74,11 +82,15 @@ def scale_by_wand(
         timestep: dt, the integration step of the force.
         temperature: kT, the stationary velocity variance per parameter.
         friction: c_f in (0, 1], the velocity damping per step.
-        key: the noise key (kept in the state; one stream per step via `fold_in`).
+        key: the noise key (kept in the state; one stream per step via `fold_in` of the
+            count, and replaced by that step's key after a step off the grid, where the
+            count stands still).
         bias_strength, loss_floor: beta and L0 of the initial bias S_bias.
         deposit, t_wl: F and t_WL of the Wang-Landau rate f(t).
         sigma_bins: width of the deposited Gaussian, in bins.
         grid: the bins over x = ln L.
+        edge_strength: above the grid's top a soft wall edge_strength (x - x_max) is
+            added to dS/dx (and nothing is deposited); x never falls below x_min.
         thermal_init: draw the initial velocity from N(0, kT) (else zeros).
         slope_cap: bound on |dS/dx| (a bias that turns linear far above L0); inf =
             the paper's unbounded quadratic bias.
@@ -94,21 +106,10 @@ def scale_by_wand(
         raise ValueError(f"force={force!r} is not allowed: 'entropy' or 'loss'")
 
     def init(params) -> WandState:
-        leaves, treedef = jax.tree.flatten(params)
         init_key, noise_key = jax.random.split(key)
-        if thermal_init:
-            std = jnp.sqrt(jnp.asarray(temperature, jnp.float32))
-            keys = jax.random.split(init_key, len(leaves))
-            velocity = [
-                std * jax.random.normal(k, p.shape, p.dtype)
-                for k, p in zip(keys, leaves, strict=True)
-            ]
-        else:
-            velocity = [jnp.zeros_like(p) for p in leaves]
+        velocity = thermal_velocity(init_key, params, temperature, thermal_init)
         deposits = jnp.zeros(grid.n_bins, jnp.float32)
-        return WandState(
-            jax.tree.unflatten(treedef, velocity), deposits, jnp.zeros([], jnp.int32), noise_key
-        )
+        return WandState(velocity, deposits, jnp.zeros([], jnp.int32), noise_key)
 
     def update(updates, state: WandState, params=None, *, value=None, **extra_args):
         del params, extra_args
@@ -117,32 +118,33 @@ def scale_by_wand(
         # A float32 loss can round to exactly 0 (softmax collapse) while its gradient
         # does not; flooring L at the grid's lower edge keeps grad(ln L) finite.
         value = jnp.maximum(value, jnp.exp(jnp.float32(grid.x_min)))
-        x = jnp.log(value)
-        i = grid.index(x)
-        g = bias_slope(grid, i, bias_strength, loss_floor) + slope(state.deposits, grid, i)
+        x = jnp.maximum(jnp.log(value), jnp.float32(grid.x_min))[None]
+        (g,) = slopes_at(
+            state.deposits,
+            [grid],
+            x,
+            bias_strength=bias_strength,
+            bias_floor=loss_floor,
+            edge_strength=edge_strength,
+        )
         g = jnp.clip(g, -slope_cap, slope_cap)
         if force == "loss":  # -g grad(L) / L = -scale grad(L)
             g = loss_force_scale * value
         # |a| = |g| |grad L| / L; one factor rescales the whole force onto the cap.
         force_norm = jnp.abs(g) * optax.tree.norm(updates) / value
         g = g * jnp.minimum(1.0, force_cap / force_norm)
-        c_f = jnp.asarray(friction, jnp.float32)
-        noise_std = jnp.sqrt(c_f * (2.0 - c_f) * temperature)
+        acceleration = jax.tree.map(lambda grad: -g * grad / value, updates)  # -dS/dx grad(ln L)
         step_key = jax.random.fold_in(state.key, state.count)
-        leaves, treedef = jax.tree.flatten(updates)
-        v_leaves = treedef.flatten_up_to(state.velocity)
-        keys = jax.random.split(step_key, len(leaves))
-        new_v = []
-        for k, grad, v in zip(keys, leaves, v_leaves, strict=True):
-            a = -g * grad / value  # -dS/dx * grad(ln L)
-            xi = jax.random.normal(k, v.shape, v.dtype)
-            new_v.append((1.0 - c_f) * v + a * timestep + noise_std * xi)
-        t = state.count + 1
-        deposits = state.deposits + wang_landau_rate(t, deposit, t_wl) * gaussian_kernel(
-            grid, i, sigma_bins
+        velocity = langevin_step(
+            state.velocity, acceleration, step_key, timestep, friction, temperature
         )
-        velocity = jax.tree.unflatten(treedef, new_v)
-        return velocity, WandState(velocity, deposits, t, state.key)
+        add, _, inside = deposited(
+            [grid], x, state.count, deposit=deposit, t_wl=t_wl, sigma_bins=sigma_bins
+        )
+        # Off the grid the count stands still; the next step's noise needs a fresh key.
+        noise_key = jax.lax.cond(inside, lambda: state.key, lambda: step_key)
+        count = state.count + inside
+        return velocity, WandState(velocity, state.deposits + add, count, noise_key)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -159,6 +161,7 @@ def wand(
     t_wl=1000.0,
     sigma_bins: float = 10.0,
     grid: Grid = DEFAULT_GRID,
+    edge_strength=100.0,
     thermal_init: bool = True,
     slope_cap=jnp.inf,
     force_cap=jnp.inf,
@@ -193,6 +196,7 @@ def wand(
             t_wl=t_wl,
             sigma_bins=sigma_bins,
             grid=grid,
+            edge_strength=edge_strength,
             thermal_init=thermal_init,
             slope_cap=slope_cap,
             force_cap=force_cap,

@@ -16,7 +16,9 @@ converges to kT times the log density of states. Per step t of a walker:
     S <- S + f(t) G(i),   f(t) = F min(t / t_WL, t_WL / t)   (only while c is on the
                          grid, t counting deposits; G mirrored at the grid's edges)
 
-S is the quadratic bias on the first axis plus the deposits (`grokjax.entropy`). At a
+S is the quadratic bias on the first axis plus the deposits; its reading and depositing
+(`slopes_at`, `deposited`) are `grokjax.entropy`'s and the thermostat is
+`grokjax.thermostat`'s, the same as WanD's. At a
 flat histogram the walkers' density over c is exp(-S / kT) times the density of states
 Omega(c), so S / kT = ln Omega + const: `Sampler.entropy` returns that.
 
@@ -44,7 +46,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from grokjax.entropy import Grid, bias_slope, gradient, kernel, quadratic_bias, wang_landau_rate
+from grokjax.entropy import Grid, deposited, quadratic_bias, slopes_at
+from grokjax.thermostat import langevin_step, thermal_velocity
 
 
 class Walker(NamedTuple):
@@ -130,9 +133,8 @@ def make_sampler(
         thermal_init: draw the initial velocity from N(0, kT) (else zeros).
         edge_strength: off the grid a walker feels a soft wall in collective-variable
             space, edge_strength (c - edge) added to dS/dc, and only the part of the
-            edge bin's slope that points back onto the grid; it deposits into the edge
-            bin, which raises S there until the walker is walked back (the bins next to
-            the edges are therefore not estimates of the density of states).
+            edge bin's slope that points back onto the grid; it deposits nothing there
+            (`grokjax.entropy.slopes_at` and `deposited`, the same as WanD's).
     Returns:
         `Sampler(init, step, step_shared, average, entropy)`; none of them jits itself.
     """
@@ -142,64 +144,45 @@ def make_sampler(
     if walls is not None and fixed_norm is not None:
         raise ValueError("walls and fixed_norm are exclusive: choose one finite volume")
     shape = tuple(g.n_bins for g in grids)
-    noise_std = (friction * (2.0 - friction) * temperature) ** 0.5
-
-    def bins(c: jax.Array) -> jax.Array:
-        return jnp.stack([g.bin(c[k]) for k, g in enumerate(grids)])
-
-    lo = jnp.array([g.x_min for g in grids], jnp.float32)
-    hi = jnp.array([g.x_max for g in grids], jnp.float32)
-
-    def slopes_at(estimate: Estimate, c: jax.Array, i: jax.Array) -> jax.Array:
-        """dS/dc_k at c: the grid's central differences plus the bias; off the grid only
-        the part that points back onto it, plus the soft wall."""
-        slopes = gradient(estimate.deposits, grids, i)
-        slopes = slopes.at[0].add(bias_slope(grids[0], i[0], bias_strength, bias_floor, bias_power))
-        above, below = c >= hi, c < lo
-        slopes = jnp.where(above, jnp.maximum(slopes, 0.0), slopes)
-        slopes = jnp.where(below, jnp.minimum(slopes, 0.0), slopes)
-        wall = jnp.maximum(c - hi, 0.0) + jnp.minimum(c - lo, 0.0)
-        return slopes + edge_strength * wall
 
     def init(params, key: jax.Array) -> tuple[Walker, Estimate]:
         init_key, noise_key = jax.random.split(key)
-        std = temperature**0.5 if thermal_init else 0.0
-        velocity = jax.tree.map(lambda n: std * n, optax.tree.random_like(init_key, params))
+        velocity = thermal_velocity(init_key, params, temperature, thermal_init)
         walker = Walker(params, velocity, noise_key, jnp.zeros([], jnp.int32))
         zeros = jnp.zeros(shape, jnp.float32)
         return walker, Estimate(zeros, zeros, jnp.zeros([], jnp.int32))
 
-    def move(walker: Walker, estimate: Estimate) -> tuple[Walker, jax.Array, jax.Array]:
-        """One thermostat step under the current estimate; returns the walker, c and bin."""
+    def move(walker: Walker, estimate: Estimate) -> tuple[Walker, jax.Array]:
+        """One thermostat step under the current estimate; returns the walker and c."""
         c, pullback = jax.vjp(cv_fn, walker.params)
-        i = bins(c)
-        (force,) = pullback(-slopes_at(estimate, c, i).astype(c.dtype))
-        noise = optax.tree.random_like(jax.random.fold_in(walker.key, walker.step), force)
-        velocity = jax.tree.map(
-            lambda v, a, xi: (1.0 - friction) * v + a * timestep + noise_std * xi,
-            walker.velocity,
-            force,
-            noise,
+        slopes = slopes_at(
+            estimate.deposits,
+            grids,
+            c,
+            bias_strength=bias_strength,
+            bias_floor=bias_floor,
+            bias_power=bias_power,
+            edge_strength=edge_strength,
         )
+        (force,) = pullback(-slopes.astype(c.dtype))
+        key = jax.random.fold_in(walker.key, walker.step)
+        velocity = langevin_step(walker.velocity, force, key, timestep, friction, temperature)
         params = jax.tree.map(lambda p, v: p + v * timestep, walker.params, velocity)
         if walls is not None:
             params, velocity = reflect(params, velocity, walls)
         if fixed_norm is not None:
             params = jax.tree.map(lambda p: p * fixed_norm / optax.tree.norm(params), params)
-        return walker._replace(params=params, velocity=velocity, step=walker.step + 1), c, i
+        return walker._replace(params=params, velocity=velocity, step=walker.step + 1), c
 
-    def deposited(estimate: Estimate, c: jax.Array, i: jax.Array):
-        """What a walker at c (bin i) adds to the deposits and the histogram, and whether
-        it was on the grid: off it, nothing (the soft wall alone brings it back)."""
-        inside = jnp.all((c >= lo) & (c < hi))
-        rate = jnp.where(inside, wang_landau_rate(estimate.count + 1, deposit, t_wl), 0.0)
-        visit = jnp.zeros(shape, jnp.float32).at[tuple(i)].set(inside.astype(jnp.float32))
-        return rate * kernel(grids, i, sigma_bins, mirror=True), visit, inside
+    def deposit_at(estimate: Estimate, c: jax.Array):
+        return deposited(
+            grids, c, estimate.count, deposit=deposit, t_wl=t_wl, sigma_bins=sigma_bins
+        )
 
     def step(walker: Walker, estimate: Estimate):
         """One step of one walker with its own estimate: (walker, estimate, c)."""
-        walker, c, i = move(walker, estimate)
-        add, visit, inside = deposited(estimate, c, i)
+        walker, c = move(walker, estimate)
+        add, visit, inside = deposit_at(estimate, c)
         estimate = Estimate(
             estimate.deposits + add, estimate.histogram + visit, estimate.count + inside
         )
@@ -207,8 +190,8 @@ def make_sampler(
 
     def step_shared(walkers: Walker, estimate: Estimate):
         """One step of all walkers (leading axis) depositing into one shared estimate."""
-        walkers, c, i = jax.vmap(move, in_axes=(0, None))(walkers, estimate)
-        add, visit, inside = jax.vmap(deposited, in_axes=(None, 0, 0))(estimate, c, i)
+        walkers, c = jax.vmap(move, in_axes=(0, None))(walkers, estimate)
+        add, visit, inside = jax.vmap(deposit_at, in_axes=(None, 0))(estimate, c)
         estimate = Estimate(
             estimate.deposits + add.sum(0),
             estimate.histogram + visit.sum(0),

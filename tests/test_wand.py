@@ -193,3 +193,52 @@ def test_loss_force_ablation_is_a_constant_times_the_loss_gradient():
         np.testing.assert_allclose(velocity["w"], -7.0 * grads["w"] * 1e-2, rtol=1e-5)
     with pytest.raises(ValueError, match="force"):
         scale_by_wand(1e-2, 0.0, 1.0, key=KEY, force="gradient")
+
+
+def test_at_the_lower_edge_wand_deposits_the_mirrored_kernel():
+    """A loss at or below exp(x_min) (here ln exp(-0.98) rounds below -0.98 in float32)
+    is a walker in the first bin: it deposits f(t), with the kernel's tail beyond the
+    edge folded back onto the first bins, and the deposit counts."""
+    grid, sigma = Grid(x_min=-0.98, bin_width=0.1, n_bins=40), 2.0
+    tx = scale_by_wand(1e-3, 0.5, 0.5, key=KEY, grid=grid, sigma_bins=sigma, deposit=3.0, t_wl=10.0)
+    params = {"w": jnp.ones(4)}
+    d = np.arange(-8, 9)  # the kernel is cut at 4 sigma = 8 bins
+    bump = np.exp(-0.5 * (d / sigma) ** 2) / np.exp(-0.5 * (d / sigma) ** 2).sum()
+    expected = np.zeros(grid.n_bins)
+    np.add.at(expected, np.where(d < 0, -1 - d, d), bump)  # bin -1 - k folds onto bin k
+    for loss in (0.0, 1e-6, float(jnp.exp(jnp.float32(grid.x_min)))):
+        state = tx.init(params)
+        _, new = tx.update({"w": jnp.ones(4)}, state, params, value=jnp.float32(loss))
+        rate = float(wang_landau_rate(1, 3.0, 10.0))
+        np.testing.assert_allclose(float(new.deposits.sum()), rate, rtol=1e-5)
+        np.testing.assert_allclose(new.deposits, rate * expected, rtol=1e-5, atol=1e-9)
+        assert float(new.deposits[0]) > float(rate * gaussian_kernel(grid, jnp.int32(0), sigma)[0])
+        assert int(new.count) == 1
+
+
+def test_above_the_grid_wand_deposits_nothing_and_the_soft_wall_pulls_back():
+    """Above x_max: no deposit, the count stands still, the force is edge_strength
+    (x - x_max) grad(ln L), and the next step still draws fresh noise."""
+    grid = Grid(x_min=-3.0, bin_width=0.1, n_bins=30)  # x_max = 0
+    loss, grads = jnp.float32(np.exp(0.5)), {"w": jnp.array([1.0, -2.0, 0.5])}
+    tx = scale_by_wand(
+        1e-2,
+        0.0,
+        1.0,
+        key=KEY,
+        grid=grid,
+        thermal_init=False,
+        bias_strength=0.0,
+        edge_strength=40.0,
+    )
+    params = {"w": jnp.ones(3)}
+    velocity, state = tx.update(grads, tx.init(params), params, value=loss)
+    assert float(state.deposits.sum()) == 0.0 and int(state.count) == 0
+    wall = 40.0 * (float(jnp.log(loss)) - grid.x_max)
+    np.testing.assert_allclose(velocity["w"], -wall * grads["w"] / float(loss) * 1e-2, rtol=1e-5)
+    hot = scale_by_wand(1e-2, 0.5, 0.5, key=KEY, grid=grid, thermal_init=False)
+    zeros = {"w": jnp.zeros(3)}
+    v1, s1 = hot.update(zeros, hot.init(params), params, value=loss)
+    v2, s2 = hot.update(zeros, s1._replace(velocity=zeros), params, value=loss)
+    assert int(s2.count) == 0
+    assert not np.allclose(v1["w"], v2["w"])  # the off-grid steps do not repeat the noise
