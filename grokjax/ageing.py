@@ -292,36 +292,15 @@ def ageing_index(table: pd.DataFrame) -> float:
 def ageing_figure(table: pd.DataFrame, path: Path | str) -> Path:
     """Write a PNG of MSD (log-log) and C (log-x) against tau = t - t_w, one line per t_w.
 
-    Lines are coloured by t_w (viridis, young to old); members are averaged first; tau
-    = 0 is left out of the log axis. Written atomically; returns the path.
+    Members are averaged first; the ageing index goes in the title; the lines are drawn
+    by `grokjax.plots.ageing_curves_figure` (coloured by t_w, tau = 0 left out of the
+    log axis). Written atomically; returns the path.
     """
-    import matplotlib
+    from grokjax.plots import ageing_curves_figure  # matplotlib only when drawing
 
-    from grokjax.plots import figure, save_png
-
-    curves = _curves(table)
-    colors = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, max(len(curves), 1)))
-    fig = figure(figsize=(10, 4.2))
-    ax_msd, ax_c = fig.subplots(1, 2)
-    for color, (t_w, c) in zip(colors, curves.items(), strict=True):
-        c = c[c["tau"] > 0]
-        ax_msd.plot(c["tau"], c["msd"], color=color, lw=1.4, label=f"t_w = {t_w}")
-        ax_c.plot(c["tau"], c["overlap"], color=color, lw=1.4, label=f"t_w = {t_w}")
-    ax_msd.set(
-        xscale="log",
-        yscale="log",
-        xlabel="tau = t - t_w",
-        ylabel="MSD = |theta(t) - theta(t_w)|^2 / N",
-        title=f"displacement (ageing index {ageing_index(table):.3g})",
-    )
-    ax_c.set(
-        xscale="log",
-        xlabel="tau = t - t_w",
-        ylabel="C = cos(theta(t_w), theta(t))",
-        title="overlap",
-    )
-    for ax in (ax_msd, ax_c):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return save_png(fig, Path(path))
+    curves = {
+        t_w: {k: c[k].to_numpy() for k in ("tau", "msd", "overlap")}
+        for t_w, c in _curves(table).items()
+    }
+    ageing_curves_figure(curves, Path(path), ageing_index=ageing_index(table))
+    return Path(path)

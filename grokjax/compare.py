@@ -6,6 +6,9 @@ run directory under `out_dir`, then writes
                       weight norm, and their censored medians and quartiles
     comparison.png    train and test accuracy and weight norm against step, every
                       preset with its seed band (in the spirit of the paper's Figure 3)
+
+`comparison_curves` reduces runs to the quartiles that `grokjax.plots.comparison_figure`
+draws.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import NamedTuple
 import numpy as np
 
 from grokjax.checkpoint import atomic_write_json
-from grokjax.config import Config, Hparams
+from grokjax.config import Config, Hparams, apply_overrides
 from grokjax.errors import ConfigError
 from grokjax.experiment import RunResult, run_ensemble
-from grokjax.plots import colour_cycle, figure, save_png
+from grokjax.plots import comparison_figure, describe_run
+from grokjax.presets import get_preset
 from grokjax.summary import diverged_mask
 
 COLUMNS = (
@@ -45,6 +49,27 @@ class Arm(NamedTuple):
 class Comparison(NamedTuple):
     table: dict  # preset -> per-seed columns and their censored statistics
     files: tuple[str, ...]  # written in out_dir: the two files and one directory per arm
+    out_dir: Path = Path(".")
+
+    def text(self) -> str:
+        """One line per arm: generalised seeds, censored medians; then the files written."""
+
+        def fmt(v):
+            return "censored" if v is None else f"{v:g}"
+
+        lines = [
+            f"{'preset':24s} {'generalised':>11s} {'median gen step':>15s} "
+            f"{'median delay':>12s} {'median |w| at gen':>17s}"
+        ]
+        for name, row in self.table.items():
+            ens = row["ensemble"]
+            gen = ens["generalisation_step"]
+            lines.append(
+                f"{name:24s} {gen['n'] - gen['n_censored']:>5d}/{gen['n']:<5d} "
+                f"{fmt(gen['median']):>15s} {fmt(ens['grokking_delay']['median']):>12s} "
+                f"{fmt(ens['weight_norm_at_generalisation']['median']):>17s}"
+            )
+        return "\n".join(lines) + f"\n\nwrote {self.out_dir}/: {', '.join(self.files)}"
 
 
 def compare_presets(
@@ -55,8 +80,13 @@ def compare_presets(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    title: str | None = None,
 ) -> Comparison:
-    """Run every arm on the same seeds; write and return the comparison."""
+    """Run every arm on the same seeds; write and return the comparison.
+
+    `title` heads the figure; by default each arm is described by `describe_run`: its
+    name and, when the name is a preset's, the fields that differ from the preset.
+    """
     out_dir = Path(out_dir)
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
@@ -85,8 +115,37 @@ def compare_presets(
         for name, r in results.items()
     }
     atomic_write_json(out_dir / "comparison.json", table)
-    comparison_figure(results, out_dir / "comparison.png")
-    return Comparison(table, ("comparison.json", "comparison.png", *(f"{n}/" for n in names)))
+    if title is None:
+        title = " vs ".join(describe_run(a.name, arm_changes(a)) for a in arms)
+    comparison_figure(comparison_curves(results), out_dir / "comparison.png", title)
+    files = ("comparison.json", "comparison.png", *(f"{n}/" for n in names))
+    return Comparison(table, files, out_dir)
+
+
+def _dotted_changes(base: dict, other: dict, prefix: str = "") -> dict:
+    """{dotted path: value} of `other`'s fields that differ from `base`'s (nested dicts)."""
+    out = {}
+    for key, value in other.items():
+        was = base.get(key)
+        if isinstance(value, dict) and isinstance(was, dict):
+            out.update(_dotted_changes(was, value, f"{prefix}{key}."))
+        elif not np.array_equal(np.asarray(was, dtype=object), np.asarray(value, dtype=object)):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def arm_changes(arm: Arm) -> dict:
+    """The config fields (dotted paths) and hparams in which `arm` differs from the preset
+    of its name; empty when its name is not a preset's."""
+    try:
+        preset = get_preset(arm.name)
+    except ConfigError:
+        return {}
+    changes = _dotted_changes(preset.config.to_dict(), arm.config.to_dict())
+    for field, value in arm.hparams._asdict().items():
+        if not np.array_equal(value, getattr(preset.hparams, field)):
+            changes[field] = value
+    return changes
 
 
 def _quartiles(values_ME: np.ndarray):
@@ -95,34 +154,42 @@ def _quartiles(values_ME: np.ndarray):
         return np.nanquantile(values_ME, [0.25, 0.5, 0.75], axis=0)
 
 
-def comparison_figure(results: dict[str, RunResult], path: Path) -> None:
-    """Accuracies and weight norm against step (log axis), one colour per arm."""
-    fig = figure(figsize=(11, 4.2))
-    ax_acc, ax_norm = fig.subplots(1, 2)
-    colours = colour_cycle()
-    for colour, (name, r) in zip(colours, results.items(), strict=False):
-        keep = r.steps > 0
-        steps = r.steps[keep]
+def comparison_curves(results: dict[str, RunResult]) -> dict[str, dict]:
+    """Per arm: steps [E], and the quartiles [3, E] over seeds of train_acc, test_acc and
+    weight_norm, values from a member's divergence on left out; and n_seeds. The input
+    of `grokjax.plots.comparison_figure`."""
+    curves = {}
+    for name, r in results.items():
         diverged = diverged_mask(r.histories, r.summary["thresholds"]["divergence_train_loss"])
         shown = {k: np.where(diverged, np.nan, v) for k, v in r.histories.items()}
-        for metric, style in (("train_acc", ":"), ("test_acc", "-")):
-            lo, med, hi = _quartiles(shown[metric][:, keep])
-            ax_acc.fill_between(steps, lo, hi, color=colour, alpha=0.2, lw=0)
-            ax_acc.plot(steps, med, color=colour, ls=style, label=f"{name} {metric[:-4]}")
-        lo, med, hi = _quartiles(shown["weight_norm"][:, keep])
-        ax_norm.fill_between(steps, lo, hi, color=colour, alpha=0.2, lw=0)
-        ax_norm.plot(steps, med, color=colour, label=name)
-    n = next(iter(results.values())).histories["test_acc"].shape[0]
-    ax_acc.set(
-        xscale="log",
-        xlabel="step",
-        ylabel="accuracy",
-        ylim=(-0.02, 1.02),
-        title=f"median and quartiles over {n} seeds",
-    )
-    ax_norm.set(xscale="log", xlabel="step", ylabel="global weight norm")
-    for ax in (ax_acc, ax_norm):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    save_png(fig, path)
+        curves[name] = {
+            "steps": np.asarray(r.steps),
+            **{m: _quartiles(shown[m]) for m in ("train_acc", "test_acc", "weight_norm")},
+            "n_seeds": int(r.histories["test_acc"].shape[0]),
+        }
+    return curves
+
+
+def compare_named(
+    names: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    settings: Sequence[str] = (),
+    out_dir: str | os.PathLike,
+    same_lr: bool = False,
+    **options,
+) -> Comparison:
+    """`compare_presets` of the presets `names`, each with the same 'field=value'
+    `settings` (`grokjax.config.apply_overrides`), and with `same_lr` all at the first
+    one's learning rate; `options` go to `compare_presets`."""
+    if len(names) < 2:
+        raise ConfigError(f"preset={list(names)} is not allowed: name at least two presets")
+    arms = []
+    for name in names:
+        preset = get_preset(name)
+        cfg, hparams = apply_overrides(preset.config, preset.hparams, list(settings))
+        arms.append(Arm(name, cfg, hparams))
+    if same_lr:
+        lr = arms[0].hparams.learning_rate
+        arms = [a._replace(hparams=a.hparams._replace(learning_rate=lr)) for a in arms]
+    return compare_presets(arms, seeds, out_dir, **options)

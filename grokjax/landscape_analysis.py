@@ -17,12 +17,15 @@ All functions take the grid arrays of `landscape.npz` (`entropy` [n_x, n_y] as S
 from __future__ import annotations
 
 import json
+import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from grokjax.plots import figure, save_png
+from grokjax.errors import ConfigError
+from grokjax.plots import landscape_map_figure
 
 
 def known(entropy, histogram) -> np.ndarray:
@@ -112,33 +115,16 @@ def high_entropy_advantage(entropy, histogram, x, y, traj_x, traj_y) -> dict:
 
 def landscape_figure(
     landscape: dict, path: Path, trajectories: dict | None = None, title: str = ""
-) -> None:
+):
     """Heat map of S/kT relative to its maximum at each loss (0 on the equilibrium
-    curve) over the visited bins, with the equilibrium curve and trajectories on top."""
+    curve) over the visited bins, with the equilibrium curve and trajectories on top;
+    drawn by `grokjax.plots.landscape_map_figure`. Returns the Figure."""
     entropy, hist = landscape["entropy"], landscape["histogram"]
-    x, y = landscape["x"], landscape["y"]
-    y_eq, s_eq = equilibrium_curve(entropy, hist, y)
+    y_eq, s_eq = equilibrium_curve(entropy, hist, landscape["y"])
     shown = np.where(known(entropy, hist), entropy - s_eq[:, None], np.nan)
-    fig = figure(figsize=(7, 4.8))
-    ax = fig.subplots()
-    low = float(np.nanpercentile(shown, 5)) if np.isfinite(shown).any() else -1.0
-    mesh = ax.pcolormesh(x, y, shown.T, shading="nearest", cmap="viridis", vmin=low, vmax=0.0)
-    fig.colorbar(mesh, ax=ax, label="S / kT minus its maximum at that ln L")
-    ax.plot(x, y_eq, color="white", lw=2, label="equilibrium (max S at each loss)")
-    for colour, (name, (tx, ty)) in zip(
-        ("tab:red", "tab:orange", "tab:pink"), (trajectories or {}).items(), strict=False
-    ):
-        ax.plot(tx, ty, color=colour, lw=1.5, label=name)
-    ax.set(
-        xlabel="ln L_train",
-        ylabel="smoothed test accuracy",
-        title=title,
-        xlim=(x[0], x[-1]),
-        ylim=(0, 1),
+    return landscape_map_figure(
+        landscape["x"], landscape["y"], shown, y_eq, path, trajectories, title
     )
-    ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    save_png(fig, path)
 
 
 def convergence_verdict(
@@ -248,3 +234,46 @@ def analyse(
     landscape_figure(landscape, out_dir / "landscape.png", curves, title)
     atomic_write_json(out_dir / "analysis.json", result)
     return result
+
+
+def measure_preset(
+    name: str,
+    trajectories: Sequence[str] = (),
+    *,
+    settings: Sequence[str] = (),
+    out_dir: str | os.PathLike,
+    **options,
+) -> str:
+    """Measure the landscape preset `name` with 'field=value' `settings` (landscape
+    fields, or its network's as `model.<path>`), analyse it with the `NAME=RUN_DIR`
+    `trajectories` overlaid, and say what was found and written. `options` go to
+    `grokjax.landscape.run_landscape`."""
+    from grokjax.config import override
+    from grokjax.landscape import run_landscape
+    from grokjax.presets import get_preset
+
+    lcfg = override(get_preset(name, "landscape").config, list(settings))
+    runs = {}
+    for item in trajectories:
+        label, _, run_dir = item.partition("=")
+        if not run_dir or not (Path(run_dir) / "metrics.parquet").is_file():
+            raise ConfigError(
+                f"trajectory={item!r} is not allowed: NAME=RUN_DIR with a metrics.parquet"
+            )
+        runs[label] = Path(run_dir)
+    out_dir = Path(out_dir)
+    landscape = run_landscape(lcfg, out_dir, **options)
+    result = analyse(out_dir, runs, title=name)
+    barrier, verdict = result["barrier"], result.get("convergence", {})
+    lines = [
+        f"converged: {verdict.get('converged')} ({verdict.get('reason')})",
+        f"visited bins {result['visited_bins']}; barrier dip {barrier['dip']} "
+        f"(ln L band {result['x_band'][0]:.2f} to {result['x_band'][1]:.2f})",
+    ]
+    for label, row in result["trajectories"].items():
+        lines.append(
+            f"{label}: median S_eq - S = {row['median_entropy_gap']}, "
+            f"median A_eq - A = {row['median_accuracy_gap']} over {row['points_on_grid']} points"
+        )
+    files = [*landscape["files"], "analysis.json", "landscape.png"]
+    return "\n".join([*lines, f"wrote {out_dir}/: {', '.join(files)}"])

@@ -32,18 +32,15 @@ reported with it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from matplotlib.colors import BoundaryNorm, ListedColormap
-from matplotlib.patches import Patch
 
-from grokjax.config import Config, Hparams
-from grokjax.plots import figure, save_png
+from grokjax.config import EvalConfig, Hparams
+from grokjax.plots import phase_figure
 from grokjax.summary import first_crossing
 
 PHASES = ("comprehension", "grokking", "memorisation", "confusion")  # fastest to slowest
@@ -51,7 +48,7 @@ PHASE_COLORS = ("#4daf4a", "#377eb8", "#ff7f00", "#9e9e9e")
 MIN_DELAY = 100
 DELAY_FRACTION = 0.25
 
-_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
+_EVAL = EvalConfig()
 
 
 class CellPhase(NamedTuple):
@@ -111,8 +108,8 @@ def classify_cell(
 def seed_steps(
     metrics: pd.DataFrame,
     *,
-    memorise_threshold: float = _CONFIG_DEFAULTS["memorise_threshold"],
-    generalise_threshold: float = _CONFIG_DEFAULTS["generalise_threshold"],
+    memorise_threshold: float = _EVAL.memorise_threshold,
+    generalise_threshold: float = _EVAL.generalise_threshold,
 ) -> pd.DataFrame:
     """metrics.parquet rows -> one row per seed with its m and g (NaN = censored).
 
@@ -179,63 +176,6 @@ def phase_table(
     return pd.DataFrame(rows)
 
 
-def _spans_a_decade(values: np.ndarray) -> bool:
-    return bool(np.all(values > 0) and values.max() >= 9.99 * values.min())
-
-
-def _cell_edges(centres: np.ndarray, log: bool) -> np.ndarray:
-    # Edges halfway between neighbouring values (in log space on a log axis), so each
-    # value sits inside its own cell; a lone value gets a cell of its own scale.
-    v = np.log10(centres) if log else centres.astype(float)
-    if v.size == 1:
-        half = 0.5 if log or v[0] == 0 else 0.5 * abs(v[0])
-        edges = np.array([v[0] - half, v[0] + half])
-    else:
-        mids = (v[1:] + v[:-1]) / 2
-        edges = np.concatenate([[2 * v[0] - mids[0]], mids, [2 * v[-1] - mids[-1]]])
-    return 10**edges if log else edges
-
-
-class _Axis(NamedTuple):
-    size: int
-    index: np.ndarray  # each cell's column on the axis
-    position: np.ndarray  # each cell's coordinate
-    edges: np.ndarray
-    ticks: np.ndarray
-    labels: list[str]
-    log: bool
-
-
-def _axis(column: pd.Series) -> _Axis:
-    """A numeric axis (log when it spans a decade) or, for any other values (optimizer
-    names, 'full' batches), a categorical one in order of first appearance."""
-    numeric = pd.to_numeric(column, errors="coerce")
-    if numeric.notna().all():
-        values = np.sort(numeric.unique())
-        log = _spans_a_decade(values)
-        index = np.searchsorted(values, numeric)
-        return _Axis(
-            values.size,
-            index,
-            numeric.to_numpy(float),
-            _cell_edges(values, log),
-            values,
-            [f"{v:g}" for v in values],
-            log,
-        )
-    labels = [str(v) for v in pd.unique(column.astype(str))]
-    index = np.array([labels.index(str(v)) for v in column])
-    return _Axis(
-        len(labels),
-        index,
-        index.astype(float),
-        np.arange(len(labels) + 1) - 0.5,
-        np.arange(len(labels)),
-        labels,
-        False,
-    )
-
-
 def phase_diagram(
     frame: pd.DataFrame,
     x: str,
@@ -243,12 +183,13 @@ def phase_diagram(
     path: Path,
     title: str,
     *,
-    memorise_threshold: float = _CONFIG_DEFAULTS["memorise_threshold"],
-    generalise_threshold: float = _CONFIG_DEFAULTS["generalise_threshold"],
+    memorise_threshold: float = _EVAL.memorise_threshold,
+    generalise_threshold: float = _EVAL.generalise_threshold,
     min_delay: float = MIN_DELAY,
     delay_fraction: float = DELAY_FRACTION,
 ) -> pd.DataFrame:
-    """Draw the phase of each (x, y) cell as a categorical heat map; return `phase_table`.
+    """Classify each (x, y) cell and draw its phase as a categorical heat map
+    (`grokjax.plots.phase_figure`); return `phase_table`.
 
     `frame` is either metrics.parquet rows (they have a train_acc column; reduced per
     seed with `seed_steps` at the given thresholds) or a per-seed table as `seed_steps`
@@ -265,30 +206,16 @@ def phase_diagram(
             frame, memorise_threshold=memorise_threshold, generalise_threshold=generalise_threshold
         )
     cells = phase_table(frame, x, y, min_delay=min_delay, delay_fraction=delay_fraction)
-    x_axis, y_axis = _axis(cells[x]), _axis(cells[y])
-    grid_YX = np.full((y_axis.size, x_axis.size), np.nan)
-    grid_YX[y_axis.index, x_axis.index] = [PHASES.index(p) for p in cells["phase"]]
-
-    fig = figure(figsize=(1.2 * x_axis.size + 3.5, 0.8 * y_axis.size + 2.2))
-    ax = fig.subplots()
-    ax.pcolormesh(
-        x_axis.edges,
-        y_axis.edges,
-        np.ma.masked_invalid(grid_YX),
-        cmap=ListedColormap(PHASE_COLORS),
-        norm=BoundaryNorm(np.arange(len(PHASES) + 1) - 0.5, len(PHASES)),
-        edgecolors="white",
-        linewidth=1.0,
+    phase_figure(
+        cells[x].to_numpy(),
+        cells[y].to_numpy(),
+        cells["phase"].tolist(),
+        cells["fraction"].to_numpy(float),
+        Path(path),
+        title,
+        categories=PHASES,
+        colours=PHASE_COLORS,
+        xlabel=x,
+        ylabel=y,
     )
-    for px, py, fraction in zip(x_axis.position, y_axis.position, cells["fraction"], strict=True):
-        ax.text(px, py, f"{fraction:.2f}", ha="center", va="center", fontsize=9)
-    ax.set(xscale="log" if x_axis.log else "linear", yscale="log" if y_axis.log else "linear")
-    ax.set_xticks(x_axis.ticks, x_axis.labels, minor=False)
-    ax.set_yticks(y_axis.ticks, y_axis.labels, minor=False)
-    ax.minorticks_off()
-    ax.set(xlabel=x, ylabel=y, title=title)
-    handles = [Patch(color=c, label=p) for p, c in zip(PHASES, PHASE_COLORS, strict=True)]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    fig.tight_layout()
-    save_png(fig, Path(path))
     return cells

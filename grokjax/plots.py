@@ -1,16 +1,48 @@
-"""Figures of an ensemble run: median over members with quartile and min-max bands."""
+"""Every figure grokjax draws, from arrays and plain data.
+
+The modules that compute call these with the numbers: `grokjax.experiment` (ensemble
+figures), `grokjax.compare` (comparison), `grokjax.survival` (Kaplan-Meier curves),
+`grokjax.phases` (phase diagram), `grokjax.landscape_analysis` (entropy map) and
+`grokjax.ageing` (ageing curves). Nothing here reads a run directory or estimates
+anything; the estimates stay with their modules.
+
+Figures are `matplotlib.figure.Figure` objects made outside pyplot, so drawing and
+saving them touches no backend or other global state. Each drawing function returns its
+Figure and, given a path, also writes it there as PNG (atomically).
+
+`describe_run` makes the title of a run: its preset and the fields changed from it.
+"""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import matplotlib
 import numpy as np
+import pandas as pd
+from matplotlib import patheffects
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from grokjax.checkpoint import atomic_write_with
+
+# The landscape's equilibrium curve: a dark line in a light outline reads on every
+# colour of a colormap, from its darkest to its lightest.
+EQUILIBRIUM_COLOUR = "black"
+EQUILIBRIUM_OUTLINE = "white"
+
+# Kaplan-Meier curves: one line style and marker per curve, and curves that coincide
+# drawn this far apart (in S) so that none hides another.
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+COINCIDENT_OFFSET = 0.015
+
+
+# Helpers.
 
 
 def figure(**kwargs) -> Figure:
@@ -29,6 +61,45 @@ def save_png(fig: Figure, path: Path, dpi: int = 120) -> Path:
 def colour_cycle() -> list[str]:
     """The colours of matplotlib's current property cycle."""
     return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _finish(fig: Figure, path: Path | str | None, dpi: int = 120) -> Figure:
+    if path is not None:
+        save_png(fig, Path(path), dpi=dpi)
+    return fig
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)):
+        short = f"{float(value):g}"
+        return short if float(short) == float(value) else repr(float(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_format_value(v) for v in value) + ")"
+    return str(value)
+
+
+def describe_run(preset: str | None, changes: Mapping[str, Any]) -> str:
+    """A run's title: the preset and the fields changed from it, in the order given.
+
+    Example:
+      >>> describe_run("default", {"modulus": 59, "learning_rate": 1e-3})
+      'default (modulus=59, learning_rate=0.001)'
+      >>> describe_run(None, {"modulus": 59}), describe_run("default", {})
+      ('modulus=59', 'default')
+      >>> describe_run(None, {})
+      ''
+    """
+    fields = ", ".join(f"{k}={_format_value(v)}" for k, v in changes.items())
+    if preset and fields:
+        return f"{preset} ({fields})"
+    return preset or fields
+
+
+# Ensemble figures: median over members with quartile and min-max bands.
 
 
 def _band(ax, steps_E, values_ME, color, label):
@@ -51,6 +122,15 @@ def _log_y_if_positive(ax, *values) -> None:
         ax.set_yscale("log")
 
 
+def log_floor(*values) -> float:
+    """Where a log axis draws values <= 0: the smallest positive finite value among
+    `values` (the lowest value on the axis anyway), or float32's smallest normal number
+    when none is positive."""
+    arrays = [np.asarray(v, dtype=float).ravel() for v in values]
+    positive = np.concatenate([a[np.isfinite(a) & (a > 0)] for a in arrays] or [np.zeros(0)])
+    return float(positive.min()) if positive.size else float(np.finfo(np.float32).tiny)
+
+
 def _frame(ax, steps, diverged_steps, *values) -> None:
     """The step range on the x axis whatever is drawn, dotted lines where members
     diverged, and a word when no member has a finite value left to draw."""
@@ -70,8 +150,116 @@ def _frame(ax, steps, diverged_steps, *values) -> None:
         )
 
 
+def _ensemble_title(histories: Mapping[str, np.ndarray], title: str) -> str:
+    n = next(iter(histories.values())).shape[0]
+    stats = f"{n} seeds: median, quartiles, range"
+    return f"{title} ({stats})" if title else stats
+
+
+def accuracy_figure(
+    histories: Mapping[str, np.ndarray],
+    steps_E: np.ndarray,
+    title: str,
+    diverged_steps: Sequence[int] = (),
+    path: Path | str | None = None,
+) -> Figure:
+    """Train, test and smoothed test accuracy against step (log axis, step 0 left out).
+
+    `histories` maps metric -> [members, evaluations] (train_acc, test_acc and
+    smoothed_test_acc are drawn), NaN where a member has no value.
+    """
+    keep = np.asarray(steps_E) > 0
+    steps = np.asarray(steps_E)[keep]
+    fig = figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    _band(ax, steps, histories["train_acc"][:, keep], "tab:blue", "train accuracy")
+    _band(ax, steps, histories["test_acc"][:, keep], "tab:red", "test accuracy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        smoothed = np.nanmedian(histories["smoothed_test_acc"][:, keep], axis=0)
+    ax.plot(steps, smoothed, color="k", lw=1.0, ls="--", label="smoothed test accuracy (median)")
+    _frame(ax, steps, diverged_steps, histories["test_acc"][:, keep])
+    ax.set(
+        xscale="log",
+        xlabel="step",
+        ylabel="accuracy",
+        ylim=(-0.02, 1.02),
+        title=_ensemble_title(histories, title),
+    )
+    ax.legend(loc="center left", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _finish(fig, path)
+
+
+def loss_figure(
+    histories: Mapping[str, np.ndarray],
+    steps_E: np.ndarray,
+    title: str,
+    diverged_steps: Sequence[int] = (),
+    path: Path | str | None = None,
+) -> Figure:
+    """Train and test loss against step, both axes logarithmic (step 0 left out).
+
+    A loss of exactly 0 (float32 cross-entropy rounds to 0 once every example is
+    certain) has no place on a log axis: values <= 0 are drawn at the floor
+    `log_floor(train loss, test loss)`, the smallest positive loss drawn, and each step
+    where a member's loss is <= 0 gets a triangle on the floor, with a legend note.
+    """
+    keep = np.asarray(steps_E) > 0
+    steps = np.asarray(steps_E)[keep]
+    series = (("train_loss", "tab:blue", "train loss"), ("test_loss", "tab:red", "test loss"))
+    raw = {k: np.asarray(histories[k][:, keep], dtype=float) for k, _, _ in series}
+    floor = log_floor(*raw.values())
+    fig = figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    shown = {}
+    for key, colour, name in series:
+        values = raw[key]
+        at_or_below_zero = np.isfinite(values) & (values <= 0)
+        shown[key] = np.where(at_or_below_zero, floor, values)
+        _band(ax, steps, shown[key], colour, name)
+        hit = at_or_below_zero.any(axis=0)
+        if hit.any():
+            ax.plot(
+                steps[hit],
+                np.full(int(hit.sum()), floor),
+                ls="none",
+                marker="v",
+                ms=5,
+                color=colour,
+                label=f"{name}: 0 drawn at floor {floor:.3g}",
+            )
+    _frame(ax, steps, diverged_steps, raw["train_loss"])
+    _log_y_if_positive(ax, *shown.values())
+    ax.set(xscale="log", xlabel="step", ylabel="cross-entropy")
+    ax.set_title(_ensemble_title(histories, title))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _finish(fig, path)
+
+
+def weight_norm_figure(
+    histories: Mapping[str, np.ndarray],
+    steps_E: np.ndarray,
+    title: str,
+    diverged_steps: Sequence[int] = (),
+    path: Path | str | None = None,
+) -> Figure:
+    """The global weight norm against step (log axis, step 0 left out)."""
+    keep = np.asarray(steps_E) > 0
+    steps = np.asarray(steps_E)[keep]
+    fig = figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    _band(ax, steps, histories["weight_norm"][:, keep], "tab:green", "global weight norm")
+    _frame(ax, steps, diverged_steps, histories["weight_norm"][:, keep])
+    ax.set(xscale="log", xlabel="step", ylabel="||theta||", title=_ensemble_title(histories, title))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _finish(fig, path)
+
+
 def ensemble_figures(
-    histories: dict[str, np.ndarray],
+    histories: Mapping[str, np.ndarray],
     steps_E: np.ndarray,
     out_dir: Path,
     title: str,
@@ -82,48 +270,378 @@ def ensemble_figures(
     `histories` maps metric -> [members, evaluations], NaN where a member has no value
     (the run directory gives NaN from a member's divergence on, so each member is drawn
     up to the step it diverged; `diverged_steps` are marked by dotted lines). Steps are
-    drawn on a log axis, so the evaluation at step 0 is left out.
+    drawn on a log axis, so the evaluation at step 0 is left out. `title` is the
+    caller's (see `describe_run`); the seed count is added to it.
     """
-    keep = steps_E > 0
-    steps = steps_E[keep]
-    n = next(iter(histories.values())).shape[0]
-    suffix = f"{title} ({n} seeds: median, quartiles, range)"
+    out_dir = Path(out_dir)
     paths = []
-
-    fig = figure(figsize=(7, 4.2))
-    ax = fig.subplots()
-    _band(ax, steps, histories["train_acc"][:, keep], "tab:blue", "train accuracy")
-    _band(ax, steps, histories["test_acc"][:, keep], "tab:red", "test accuracy")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        smoothed = np.nanmedian(histories["smoothed_test_acc"][:, keep], axis=0)
-    ax.plot(steps, smoothed, color="k", lw=1.0, ls="--", label="smoothed test accuracy (median)")
-    _frame(ax, steps, diverged_steps, histories["test_acc"][:, keep])
-    ax.set(xscale="log", xlabel="step", ylabel="accuracy", ylim=(-0.02, 1.02), title=suffix)
-    ax.legend(loc="center left", fontsize=8)
-    ax.grid(alpha=0.3)
-    paths.append(out_dir / "accuracy.png")
-    save_png(fig, paths[-1])
-
-    fig = figure(figsize=(7, 4.2))
-    ax = fig.subplots()
-    _band(ax, steps, histories["train_loss"][:, keep], "tab:blue", "train loss")
-    _band(ax, steps, histories["test_loss"][:, keep], "tab:red", "test loss")
-    _frame(ax, steps, diverged_steps, histories["train_loss"][:, keep])
-    _log_y_if_positive(ax, histories["train_loss"][:, keep], histories["test_loss"][:, keep])
-    ax.set(xscale="log", xlabel="step", ylabel="cross-entropy", title=suffix)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    paths.append(out_dir / "loss.png")
-    save_png(fig, paths[-1])
-
-    fig = figure(figsize=(7, 4.2))
-    ax = fig.subplots()
-    _band(ax, steps, histories["weight_norm"][:, keep], "tab:green", "global weight norm")
-    _frame(ax, steps, diverged_steps, histories["weight_norm"][:, keep])
-    ax.set(xscale="log", xlabel="step", ylabel="||theta||", title=suffix)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    paths.append(out_dir / "weight_norm.png")
-    save_png(fig, paths[-1])
+    for name, draw in (
+        ("accuracy.png", accuracy_figure),
+        ("loss.png", loss_figure),
+        ("weight_norm.png", weight_norm_figure),
+    ):
+        paths.append(out_dir / name)
+        draw(histories, steps_E, title, diverged_steps, path=paths[-1])
     return paths
+
+
+# Comparison of several arms.
+
+
+def comparison_figure(
+    arms: Mapping[str, Mapping[str, Any]], path: Path | str | None, title: str
+) -> Figure:
+    """Accuracies and weight norm against step (log axis), one colour per arm.
+
+    `arms` maps an arm's name to {"steps": [E], "train_acc", "test_acc", "weight_norm":
+    [3, E] (lower quartile, median, upper quartile over seeds, NaN where no seed has a
+    value), "n_seeds": int}; `grokjax.compare.comparison_curves` makes it from runs.
+    Step 0 is left out of the log axis. `title` is the caller's (see `describe_run`).
+    """
+    fig = figure(figsize=(11, 4.6))
+    ax_acc, ax_norm = fig.subplots(1, 2)
+    for colour, (name, arm) in zip(colour_cycle(), arms.items(), strict=False):
+        steps = np.asarray(arm["steps"])
+        keep = steps > 0
+        for metric, style in (("train_acc", ":"), ("test_acc", "-")):
+            lo, med, hi = np.asarray(arm[metric])[:, keep]
+            ax_acc.fill_between(steps[keep], lo, hi, color=colour, alpha=0.2, lw=0)
+            ax_acc.plot(steps[keep], med, color=colour, ls=style, label=f"{name} {metric[:-4]}")
+        lo, med, hi = np.asarray(arm["weight_norm"])[:, keep]
+        ax_norm.fill_between(steps[keep], lo, hi, color=colour, alpha=0.2, lw=0)
+        ax_norm.plot(steps[keep], med, color=colour, label=name)
+    seeds = "/".join(str(n) for n in sorted({int(a["n_seeds"]) for a in arms.values()}))
+    ax_acc.set(
+        xscale="log",
+        xlabel="step",
+        ylabel="accuracy",
+        ylim=(-0.02, 1.02),
+        title=f"median and quartiles over {seeds} seeds",
+    )
+    ax_norm.set(xscale="log", xlabel="step", ylabel="global weight norm")
+    for ax in (ax_acc, ax_norm):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+# Kaplan-Meier curves.
+
+
+def _coincident_groups(curves: list[tuple[np.ndarray, np.ndarray]]) -> list[int]:
+    """For each curve, the index of the first curve it coincides with (itself if none)."""
+    first = []
+    for i, (x, s) in enumerate(curves):
+        same = next(
+            (
+                j
+                for j in range(i)
+                if first[j] == j
+                and curves[j][0].shape == x.shape
+                and np.array_equal(curves[j][0], x)
+                and np.allclose(curves[j][1], s, rtol=0, atol=1e-12)
+            ),
+            i,
+        )
+        first.append(same)
+    return first
+
+
+def kaplan_meier_figure(
+    curves: Mapping[str, Mapping[str, Any]],
+    path: Path | str | None,
+    title: str,
+    xlabel: str = "step",
+) -> Figure:
+    """Kaplan-Meier step curves, one per group, with censoring ticks and Greenwood bands.
+
+    `curves` maps a label to {"time": [K] distinct times, "survival": [K] S just after
+    each, "std_err": [K] (NaN where undefined), "censored": [K] subjects censored at
+    each, "n": subjects, "median": the median or None when censored}, as
+    `grokjax.survival.survival_curve` gives them. Each curve starts at S = 1 at time 0;
+    a tick marks each time where subjects were censored; the shaded band is S -+ 1.96 SE.
+    The legend gives each group's size and median (">" the last time when censored).
+
+    Every curve has its own line style and marker; curves that coincide exactly (same
+    times, same S) are drawn `COINCIDENT_OFFSET` apart, the first at its true S and
+    each further one lower, and the legend says which curve each repeats.
+    """
+    fig = figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    colours = colour_cycle()
+    steps = []
+    for c in curves.values():
+        x = np.concatenate([[0.0], np.asarray(c["time"], float)])
+        s = np.concatenate([[1.0], np.asarray(c["survival"], float)])
+        steps.append((x, s))
+    first = _coincident_groups(steps)
+    labels = list(curves)
+    depth = [first[:i].count(first[i]) for i in range(len(first))]  # 0 for a group's first
+    for i, (label, c) in enumerate(curves.items()):
+        colour = colours[i % len(colours)]
+        x, s = steps[i]
+        offset = -COINCIDENT_OFFSET * depth[i]
+        se = np.concatenate([[0.0], np.nan_to_num(np.asarray(c["std_err"], float), nan=0.0)])
+        time = np.asarray(c["time"], float)
+        last = time[-1] if time.size else 0.0
+        med = f"{c['median']:g}" if c["median"] is not None else f">{last:g}"
+        text = f"{label} (n={c['n']}, median {med})"
+        if depth[i]:
+            text += f"; same curve as {labels[first[i]]}, drawn {-offset:g} lower"
+        ax.step(
+            x,
+            s + offset,
+            where="post",
+            color=colour,
+            lw=1.6,
+            ls=LINE_STYLES[i % len(LINE_STYLES)],
+            marker=MARKERS[i % len(MARKERS)],
+            ms=4,
+            label=text,
+        )
+        band = np.clip(s - 1.96 * se, 0, 1) + offset, np.clip(s + 1.96 * se, 0, 1) + offset
+        ax.fill_between(x, *band, step="post", color=colour, alpha=0.1, lw=0)
+        cens = np.asarray(c["censored"]) > 0
+        ax.plot(time[cens], s[1:][cens] + offset, "|", color=colour, ms=10, mew=1.5)
+    ax.axhline(0.5, color="k", lw=0.8, ls=":")
+    low = -0.02 - COINCIDENT_OFFSET * max(depth, default=0)
+    ax.set(xlabel=xlabel, ylabel="fraction not yet reached", ylim=(low, 1.02), title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _finish(fig, path)
+
+
+# Phase diagram.
+
+
+def _spans_a_decade(values: np.ndarray) -> bool:
+    return bool(np.all(values > 0) and values.max() >= 9.99 * values.min())
+
+
+def _cell_edges(centres: np.ndarray, log: bool) -> np.ndarray:
+    # Edges halfway between neighbouring values (in log space on a log axis), so each
+    # value sits inside its own cell; a lone value gets a cell of its own scale.
+    v = np.log10(centres) if log else centres.astype(float)
+    if v.size == 1:
+        half = 0.5 if log or v[0] == 0 else 0.5 * abs(v[0])
+        edges = np.array([v[0] - half, v[0] + half])
+    else:
+        mids = (v[1:] + v[:-1]) / 2
+        edges = np.concatenate([[2 * v[0] - mids[0]], mids, [2 * v[-1] - mids[-1]]])
+    return 10**edges if log else edges
+
+
+class _Axis(NamedTuple):
+    size: int
+    index: np.ndarray  # each cell's column on the axis
+    position: np.ndarray  # each cell's coordinate
+    edges: np.ndarray
+    ticks: np.ndarray
+    labels: list[str]
+    log: bool
+
+
+def _axis(column: pd.Series) -> _Axis:
+    """A numeric axis (log when it spans a decade) or, for any other values (optimizer
+    names, 'full' batches), a categorical one in order of first appearance."""
+    numeric = pd.to_numeric(column, errors="coerce")
+    if numeric.notna().all():
+        values = np.sort(numeric.unique())
+        log = _spans_a_decade(values)
+        index = np.searchsorted(values, numeric)
+        return _Axis(
+            values.size,
+            index,
+            numeric.to_numpy(float),
+            _cell_edges(values, log),
+            values,
+            [f"{v:g}" for v in values],
+            log,
+        )
+    labels = [str(v) for v in pd.unique(column.astype(str))]
+    index = np.array([labels.index(str(v)) for v in column])
+    return _Axis(
+        len(labels),
+        index,
+        index.astype(float),
+        np.arange(len(labels) + 1) - 0.5,
+        np.arange(len(labels)),
+        labels,
+        False,
+    )
+
+
+def phase_figure(
+    x_values: Sequence,
+    y_values: Sequence,
+    phases: Sequence[str],
+    fractions: Sequence[float],
+    path: Path | str | None,
+    title: str,
+    *,
+    categories: Sequence[str],
+    colours: Sequence[str],
+    xlabel: str,
+    ylabel: str,
+) -> Figure:
+    """A categorical heat map: one cell per (x, y), coloured by its phase and labelled
+    with a fraction (of seeds in that phase).
+
+    One entry per cell in `x_values`, `y_values`, `phases` and `fractions`; `categories`
+    are every phase in legend order and `colours` their colours. An axis is logarithmic
+    when its values are positive and span at least 10x, categorical when they are not
+    all numbers (in order of first appearance); cells not given stay blank.
+    """
+    x_axis = _axis(pd.Series(np.asarray(x_values)))
+    y_axis = _axis(pd.Series(np.asarray(y_values)))
+    grid_YX = np.full((y_axis.size, x_axis.size), np.nan)
+    grid_YX[y_axis.index, x_axis.index] = [list(categories).index(p) for p in phases]
+
+    fig = figure(figsize=(1.2 * x_axis.size + 3.5, 0.8 * y_axis.size + 2.2))
+    ax = fig.subplots()
+    ax.pcolormesh(
+        x_axis.edges,
+        y_axis.edges,
+        np.ma.masked_invalid(grid_YX),
+        cmap=ListedColormap(list(colours)),
+        norm=BoundaryNorm(np.arange(len(categories) + 1) - 0.5, len(categories)),
+        edgecolors="white",
+        linewidth=1.0,
+    )
+    for px, py, fraction in zip(x_axis.position, y_axis.position, fractions, strict=True):
+        ax.text(px, py, f"{fraction:.2f}", ha="center", va="center", fontsize=9)
+    ax.set(xscale="log" if x_axis.log else "linear", yscale="log" if y_axis.log else "linear")
+    ax.set_xticks(x_axis.ticks, x_axis.labels, minor=False)
+    ax.set_yticks(y_axis.ticks, y_axis.labels, minor=False)
+    ax.minorticks_off()
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    handles = [Patch(color=c, label=p) for p, c in zip(categories, colours, strict=True)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+# Landscape map.
+
+
+def landscape_map_figure(
+    x: np.ndarray,
+    y: np.ndarray,
+    relative_entropy: np.ndarray,
+    y_eq: np.ndarray,
+    path: Path | str | None = None,
+    trajectories: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    title: str = "",
+    cmap: str = "viridis",
+) -> Figure:
+    """Heat map of S/kT relative to its maximum at each loss over the visited bins, with
+    the equilibrium curve and trajectories on top.
+
+    `relative_entropy` is [n_x, n_y] on the bin centres `x` (ln L_train) and `y` (test
+    accuracy), NaN where unknown, 0 on the equilibrium curve; `y_eq` [n_x] is the
+    equilibrium curve (NaN where a column has no estimate); `trajectories` maps a name
+    to (x(t), y(t)). The colour scale runs from the 5th percentile to 0. The
+    equilibrium curve is a dark line in a light outline, visible on every colour of
+    the map.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    shown = np.asarray(relative_entropy, float)
+    fig = figure(figsize=(7, 4.8))
+    ax = fig.subplots()
+    low = float(np.nanpercentile(shown, 5)) if np.isfinite(shown).any() else -1.0
+    mesh = ax.pcolormesh(x, y, shown.T, shading="nearest", cmap=cmap, vmin=low, vmax=0.0)
+    fig.colorbar(mesh, ax=ax, label="S / kT minus its maximum at that ln L")
+    ax.plot(
+        x,
+        y_eq,
+        color=EQUILIBRIUM_COLOUR,
+        lw=2,
+        path_effects=[patheffects.withStroke(linewidth=4.5, foreground=EQUILIBRIUM_OUTLINE)],
+        label="equilibrium (max S at each loss)",
+    )
+    for colour, (name, (tx, ty)) in zip(
+        ("tab:red", "tab:orange", "tab:pink"), (trajectories or {}).items(), strict=False
+    ):
+        ax.plot(tx, ty, color=colour, lw=1.5, label=name)
+    ax.set(
+        xlabel="ln L_train",
+        ylabel="smoothed test accuracy",
+        title=title,
+        xlim=(x[0], x[-1]),
+        ylim=(0, 1),
+    )
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+# Ageing.
+
+
+def ageing_curves_figure(
+    curves: Mapping[int, Mapping[str, np.ndarray]],
+    path: Path | str | None = None,
+    ageing_index: float = float("nan"),
+) -> Figure:
+    """MSD (log-log) and C (log-x) against tau = t - t_w, one line per t_w.
+
+    `curves` maps t_w to {"tau", "msd", "overlap"}, arrays sorted by tau (members
+    averaged by the caller); lines are coloured by t_w (viridis, young to old); tau = 0
+    is left out of the log axis. `ageing_index` goes in the displacement panel's title.
+    """
+    colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, max(len(curves), 1)))
+    fig = figure(figsize=(10, 4.2))
+    ax_msd, ax_c = fig.subplots(1, 2)
+    for colour, (t_w, c) in zip(colours, curves.items(), strict=False):
+        tau = np.asarray(c["tau"])
+        positive = tau > 0
+        for ax, key in ((ax_msd, "msd"), (ax_c, "overlap")):
+            values = np.asarray(c[key])[positive]
+            ax.plot(tau[positive], values, color=colour, lw=1.4, label=f"t_w = {t_w}")
+    ax_msd.set(
+        xscale="log",
+        yscale="log",
+        xlabel="tau = t - t_w",
+        ylabel="MSD = |theta(t) - theta(t_w)|^2 / N",
+        title=f"displacement (ageing index {ageing_index:.3g})",
+    )
+    ax_c.set(
+        xscale="log",
+        xlabel="tau = t - t_w",
+        ylabel="C = cos(theta(t_w), theta(t))",
+        title="overlap",
+    )
+    for ax in (ax_msd, ax_c):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def indicator_figure(
+    panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+    path: Path | str | None = None,
+    *,
+    xlabel: str = "step - generalisation step",
+    log_y: Sequence[str] = (),
+    dpi: int = 110,
+) -> Figure:
+    """One panel per entry of `panels` (title -> {line label -> (x, y)}), side by side,
+    with a dashed line at x = 0; the panels named in `log_y` get a log y axis. The
+    first panel carries the legend."""
+    fig = figure(figsize=(4 * max(len(panels), 1), 3.6))
+    axes = np.atleast_1d(fig.subplots(1, max(len(panels), 1)))
+    for ax, (name, lines) in zip(axes, panels.items(), strict=False):
+        for label, (x, y) in lines.items():
+            ax.plot(x, y, lw=1, label=label)
+        ax.axvline(0, color="k", lw=0.8, ls="--")
+        ax.set(xlabel=xlabel, title=name)
+        if name in log_y:
+            ax.set_yscale("log")
+    if panels and any(next(iter(panels.values()), {})):
+        axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, path, dpi=dpi)

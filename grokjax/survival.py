@@ -36,7 +36,7 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from grokjax.plots import colour_cycle, figure, save_png
+from grokjax.plots import kaplan_meier_figure
 
 KM_COLUMNS = ("time", "at_risk", "events", "censored", "survival", "std_err")
 
@@ -138,6 +138,21 @@ def median_survival_ci(
     )
 
 
+def survival_curve(times: Sequence[float], observed: Sequence[bool]) -> dict:
+    """One group's Kaplan-Meier curve as plain arrays, the input of
+    `grokjax.plots.kaplan_meier_figure`: time, survival, std_err, censored (each [K],
+    from `kaplan_meier`), n (subjects) and median (`median_survival`)."""
+    table = kaplan_meier(times, observed)
+    return {
+        "time": table["time"].to_numpy(float),
+        "survival": table["survival"].to_numpy(float),
+        "std_err": table["std_err"].to_numpy(float),
+        "censored": table["censored"].to_numpy(int),
+        "n": len(times),
+        "median": median_survival(table),
+    }
+
+
 def survival_figure(
     groups: dict[str, tuple[Sequence[float], Sequence[bool]]],
     path: Path,
@@ -146,33 +161,11 @@ def survival_figure(
 ) -> Path:
     """Kaplan-Meier step curves, one per group, with censoring ticks and Greenwood bands.
 
-    `groups` maps a label to (times, observed). Each curve starts at S = 1 at time 0; a
-    tick marks each time where subjects were censored; the shaded band is S -+ 1.96 SE.
-    The legend gives each group's size and median (">" the last time when censored).
-    Written atomically as PNG; returns `path`.
+    `groups` maps a label to (times, observed); each group's curve is `survival_curve`
+    and `grokjax.plots.kaplan_meier_figure` draws them (curves that coincide are drawn
+    apart, and the legend says so). Written atomically as PNG; returns `path`.
     """
     path = Path(path)
-    fig = figure(figsize=(7, 4.2))
-    ax = fig.subplots()
-    colors = colour_cycle()
-    for i, (label, (times, observed)) in enumerate(groups.items()):
-        color = colors[i % len(colors)]
-        table = kaplan_meier(times, observed)
-        x = np.concatenate([[0.0], table["time"]])
-        s = np.concatenate([[1.0], table["survival"]])
-        se = np.concatenate([[0.0], table["std_err"].fillna(0.0)])
-        median = median_survival(table)
-        last = table["time"].iloc[-1] if len(table) else 0.0
-        med = f"{median:g}" if median is not None else f">{last:g}"
-        ax.step(
-            x, s, where="post", color=color, lw=1.6, label=f"{label} (n={len(times)}, median {med})"
-        )
-        band = np.clip(s - 1.96 * se, 0, 1), np.clip(s + 1.96 * se, 0, 1)
-        ax.fill_between(x, *band, step="post", color=color, alpha=0.1, lw=0)
-        cens = table[table["censored"] > 0]
-        ax.plot(cens["time"], cens["survival"], "|", color=color, ms=10, mew=1.5)
-    ax.axhline(0.5, color="k", lw=0.8, ls=":")
-    ax.set(xlabel=xlabel, ylabel="fraction not yet reached", ylim=(-0.02, 1.02), title=title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return save_png(fig, path)
+    curves = {label: survival_curve(times, observed) for label, (times, observed) in groups.items()}
+    kaplan_meier_figure(curves, path, title, xlabel)
+    return path

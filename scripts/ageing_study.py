@@ -25,7 +25,7 @@ from grokjax import xla_flags as gj_flags
 from grokjax.ageing import ageing_figure, ageing_index, relaxation_times
 from grokjax.checkpoint import atomic_write_json
 from grokjax.experiment import run_ensemble
-from grokjax.plots import figure, save_png
+from grokjax.plots import indicator_figure
 from grokjax.presets import get_preset
 
 PLATEAU = (50, 100, 150, 200, 300)
@@ -93,33 +93,27 @@ def main() -> None:
         "after": {"t_w": AFTER, "ageing_index": ageing_index(after), "tau_rel": times(after)},
     }
     atomic_write_json(out / "ageing.json", report)
-    indicator_figure(metrics, gen, out / "indicators.png")
+    rate = f"d MSD(t_w={PLATEAU[0]}) / dt"
+    indicator_figure(indicator_panels(metrics, gen), out / "indicators.png", log_y=(rate,))
     print(json.dumps(report, indent=1))
 
 
-def indicator_figure(metrics: pd.DataFrame, gen: list, path: Path) -> None:
-    """Candidate early warnings against steps from each seed's generalisation step."""
-    names = ("weight_norm", "last_layer_norm", "saturated_fraction", "msd rate")
-    fig = figure(figsize=(16, 3.6))
-    axes = fig.subplots(1, 4)
+def indicator_panels(metrics: pd.DataFrame, gen: list) -> dict:
+    """Candidate early warnings per seed against steps from its generalisation step:
+    panel title -> {seed label -> (step - generalisation step, values)}."""
+    names = ("weight_norm", "last_layer_norm", "saturated_fraction")
+    rate = f"d MSD(t_w={PLATEAU[0]}) / dt"
+    panels: dict[str, dict] = {name: {} for name in (*names, rate)}
     for member, g in enumerate(gen):
         if g is None:
             continue
         run = metrics[metrics["member"] == member].sort_values("step")
         t = run["step"].to_numpy() - g
         msd0 = run[f"msd@{PLATEAU[0]}"].to_numpy()
-        rate = np.gradient(msd0, run["step"].to_numpy())
-        for ax, name in zip(axes, names, strict=True):
-            values = rate if name == "msd rate" else run[name].to_numpy()
-            ax.plot(t, values, lw=1, label=f"seed {member}")
-    for ax, name in zip(axes, names, strict=True):
-        ax.axvline(0, color="k", lw=0.8, ls="--")
-        ax.set(xlabel="step - generalisation step", title=name)
-        if name == "msd rate":
-            ax.set(yscale="log", title=f"d MSD(t_w={PLATEAU[0]}) / dt")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    save_png(fig, path, dpi=110)
+        for name in names:
+            panels[name][f"seed {member}"] = (t, run[name].to_numpy())
+        panels[rate][f"seed {member}"] = (t, np.gradient(msd0, run["step"].to_numpy()))
+    return panels
 
 
 if __name__ == "__main__":

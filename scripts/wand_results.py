@@ -18,8 +18,9 @@ import numpy as np
 
 from grokjax import xla_flags as gj_flags
 from grokjax.checkpoint import atomic_write_bytes
-from grokjax.compare import comparison_figure
+from grokjax.compare import comparison_curves
 from grokjax.experiment import RunResult, run_ensemble
+from grokjax.plots import comparison_figure
 from grokjax.presets import get_preset
 from grokjax.summary import censored_stats, first_crossing
 
@@ -191,7 +192,7 @@ def main() -> None:
             histories = {k: v[: n[kind], keep] for k, v in r.histories.items()}
             picked[a] = RunResult(r.out_dir, r.summary, histories, r.steps[keep], None)
         figure = figure_dir / f"{slug}.png"
-        comparison_figure(picked, figure)
+        comparison_figure(comparison_curves(picked), figure, title)
         sections.append(f"![{title}](figures/{figure.name})")
     atomic_write_bytes(Path(args.doc), ("\n".join(sections) + "\n").encode())
     print("\n".join(sections))
