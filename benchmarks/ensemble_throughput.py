@@ -128,7 +128,7 @@ def bench_members(
 ) -> dict:
     trainer = make_train(cfg)
     hp = member_hparams(Hparams(learning_rate=3e-3, weight_decay=1.0), n_members)
-    if cfg.optimizer == "wand":
+    if cfg.optim.name == "wand":
         hp = hp._replace(weight_decay=jnp.zeros_like(hp.weight_decay))
     init = jax.jit(jax.vmap(trainer.init))
     state = init(member_keys(range(n_members)), hp)
@@ -280,7 +280,7 @@ def main() -> None:
         f"GFLOP/s ({100 * dot_flops / dot_s / peak:.1f}% of peak)"
     )
     print(
-        f"paper model: p={cfg.modulus}, {cfg.n_train} training examples, full batch, AdamW; "
+        f"paper model: p={cfg.data.modulus}, {cfg.data.n_train} training examples, full batch, AdamW; "
         f"{args.steps} steps per call, best of {args.repeats}"
     )
     head = f"{'members':>7} {'vmapped':>7} {'compile s':>9} {'member-steps/s':>14} "
@@ -307,7 +307,7 @@ def main() -> None:
     reference = compiled = None
     if args.torch:
         reference, compiled = _torch_references(
-            cfg.modulus, args.steps, args.members, rows, args.torch_seeds
+            cfg.data.modulus, args.steps, args.members, rows, args.torch_seeds
         )
     # WanD against AdamW: one member, same model and data, side by side in this process.
     costs = {}

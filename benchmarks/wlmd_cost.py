@@ -41,7 +41,7 @@ from ensemble_throughput import PEAK_SIZE, matmul_peak  # noqa: E402
 
 from grokjax.landscape import collective_variables, init_walkers, make_landscape_sampler  # noqa: E402
 from grokjax.metrics import cross_entropy  # noqa: E402
-from grokjax.presets import get_landscape  # noqa: E402
+from grokjax.presets import get_preset  # noqa: E402
 from grokjax.xla_flags import use_recommended_cpu_flags  # noqa: E402
 
 # First, before any JAX computation: XLA reads XLA_FLAGS when its backend starts (the
@@ -79,8 +79,9 @@ def bench(lcfg, n_walkers: int, steps: int, repeats: int) -> dict:
     from grokjax import data as data_lib
     from grokjax.models import make_model
 
-    model = make_model(lcfg.model)
-    ds = data_lib.make(jax.random.key(lcfg.model.split_seed or 0), lcfg.model)
+    net = lcfg.model
+    model = make_model(net.model, net.data.vocab_size)
+    ds = data_lib.make(jax.random.key(net.data.split_seed or 0), net.data)
 
     def train_loss(params):
         return cross_entropy(model.apply(params, ds.train_inputs), ds.train_labels)
@@ -130,7 +131,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the record to this file")
     args = parser.parse_args()
 
-    _, lcfg = get_landscape("landscape-add")
+    lcfg = get_preset("landscape-add", "landscape").config
     lcfg = lcfg.replace(model=lcfg.model.replace(modulus=args.modulus))
     peak = matmul_peak(args.peak_size)
     rows = [bench(lcfg, w, args.steps, args.repeats) for w in args.walkers]

@@ -1,17 +1,35 @@
-"""Run configuration: static fields that shape the program, and swept numbers.
+"""Run configuration: a tree of static sections, and the swept numbers.
 
-`Config` is frozen and keyword-only; it fixes shapes and control flow (modulus,
-widths, step counts, evaluation schedule) and is validated in `__post_init__` so a
-bad value fails before any compute with a message naming the field and what is
-allowed. `Hparams` is a NamedTuple of numbers that a vmapped sweep may vary per
-ensemble member (learning rate, weight decay); it never changes the compiled program.
+`Config` is frozen and keyword-only, and fixes shapes and control flow. It is a tree of
+sections, each validating itself on construction (a bad value fails before any compute
+with a message naming the field by its dotted path and what is allowed), and each given
+only to the code that uses it:
+
+    Config
+      data    DataConfig    the task and its split             -> grokjax.data
+      model   ModelConfig   the network's kind and widths      -> grokjax.models
+      optim   OptimConfig   the optimizer                      -> grokjax.optim
+        wand    WandConfig    WanD's entropy estimate and force  -> grokjax.wand
+        blend   BlendConfig   the WanD/AdamW blend's weight      -> grokjax.blend
+        filter  FilterConfig  a gradient filter before it      -> grokjax.baselines
+      eval    EvalConfig    evaluation cadence and thresholds  -> grokjax.summary
+      loss, steps, batch_size                                  -> grokjax.train
+
+`Hparams` is a NamedTuple of numbers that a vmapped sweep may vary per ensemble member
+(learning rate, weight decay, ...); it never changes the compiled program.
+
+Dotted paths (`optim.wand.force_cap`) are the canonical names of fields: in `--set`,
+in `Config.replace(**{"optim.wand.force_cap": 1.2e5})` and in error messages. The flat
+names of earlier releases (`wand_force_cap`, `modulus`, `optimizer`, ...; `FLAT_NAMES`)
+are accepted as aliases wherever a path is, `Config(modulus=11, steps=20)` included,
+and run directories that recorded a flat config resume (`Config.from_dict`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -24,7 +42,6 @@ GRADIENT_FILTERS = ("none", "grokfast-ema", "grokfast-ma", "orthogonal")
 LOSSES = ("cross_entropy", "stablemax")
 WAND_FORCES = ("entropy", "loss")
 BLEND_SIGNALS = ("train_loss", "train_accuracy")
-UNBOUNDED_FIELDS = ("wand_slope_cap", "wand_force_cap")  # inf = no cap (the paper's)
 
 
 class Hparams(NamedTuple):
@@ -50,74 +67,132 @@ class Hparams(NamedTuple):
         return Hparams(*(0 if np.ndim(v) else None for v in self))
 
 
+HPARAM_RULES = {
+    "learning_rate": (lambda v: v > 0, "positive"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "temperature": (lambda v: v >= 0, ">= 0"),
+    "friction": (lambda v: (v > 0) & (v <= 1), "in (0, 1]"),
+    "init_scale": (lambda v: v > 0, "positive"),
+}
+
+
+def validate_hparams(hparams: Hparams) -> None:
+    """Clear errors for swept numbers outside their range (any shape), before any compute."""
+    for name, (ok, allowed) in HPARAM_RULES.items():
+        value = getattr(hparams, name)
+        array = np.asarray(value, np.float64)
+        if not bool(np.all(np.isfinite(array) & ok(array))):
+            raise ConfigError(f"{name}={value!r} is not allowed: a finite number, {allowed}")
+
+
 def _is_prime(n: int) -> bool:
     return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
 
 
-def _fail(field: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"{field}={value!r} is not allowed: {allowed}")
+class Section:
+    """Behaviour shared by every config section: named errors, checks, replace, dicts.
+
+    A section is a frozen keyword-only dataclass with a `PATH` (its dotted place in
+    `Config`); fields whose value is a `Section` are sub-sections.
+    """
+
+    PATH: ClassVar[str] = ""
+    UNBOUNDED: ClassVar[tuple[str, ...]] = ()  # number fields where inf means "no bound"
+
+    def path_of(self, field: str) -> str:
+        """The dotted path of `field`."""
+        return f"{self.PATH}.{field}" if self.PATH else field
+
+    def fail(self, field: str, allowed: str, value: Any = dataclasses.MISSING) -> None:
+        """Raise the one-line error for `field`: its path, value, flat name and what is allowed."""
+        value = getattr(self, field) if value is dataclasses.MISSING else value
+        path = self.path_of(field)
+        alias = _ALIAS_OF.get(path)
+        also = f" (flat name {alias})" if alias and alias != field else ""
+        raise ConfigError(f"{path}={value!r}{also} is not allowed: {allowed}")
+
+    def check_finite(self) -> None:
+        """Refuse NaN in any number field, and inf except in `UNBOUNDED` fields."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                continue
+            unbounded = f.name in self.UNBOUNDED
+            if math.isnan(value) or (math.isinf(value) and not unbounded):
+                self.fail(f.name, "a number or inf (no bound)" if unbounded else "a finite number")
+
+    def positive_int(self, *fields: str, minimum: int = 1) -> None:
+        for field in fields:
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                self.fail(field, "a positive integer" if minimum else "a non-negative integer")
+
+    def one_of(self, field: str, allowed: tuple[str, ...]) -> None:
+        if getattr(self, field) not in allowed:
+            self.fail(field, f"one of {', '.join(allowed)}")
+
+    def in_range(self, field: str, lo: float, hi: float, text: str, *, hi_open=True) -> None:
+        value = getattr(self, field)
+        inside = lo <= value < hi if hi_open else lo < value <= hi
+        if not inside:
+            self.fail(field, text)
+
+    def replace(self, **changes: Any):
+        """A copy with `changes`: field names, dotted paths below this section, or the
+        flat aliases (on `Config`)."""
+        return _assign(self, changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-like values (tuples as lists), sub-sections as nested dicts."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Section):
+                value = value.to_dict()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]):
+        """The section a `to_dict` (or a JSON copy of one) describes; fields it lacks
+        take their defaults. On `Config`, a flat record of an earlier release works too."""
+        return cls().replace(**_flatten(record, cls()))
 
 
-def check_finite(obj: Any, allow_inf: tuple[str, ...] = ()) -> None:
-    """Refuse NaN in any number field of the dataclass `obj`, and infinities except in
-    the fields `allow_inf` (where inf means "no bound"), naming the field."""
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-            continue
-        if math.isnan(value) or (math.isinf(value) and f.name not in allow_inf):
-            allowed = "a number or inf (no bound)" if f.name in allow_inf else "a finite number"
-            _fail(f.name, value, allowed)
+def _flatten(record: dict[str, Any], section: Section, prefix: str = "") -> dict[str, Any]:
+    """{dotted path: value} of a nested record, read against `section`'s sub-sections."""
+    out = {}
+    subsections = {
+        f.name for f in dataclasses.fields(section) if isinstance(getattr(section, f.name), Section)
+    }
+    for key, value in record.items():
+        if key in subsections and isinstance(value, dict):
+            out.update(_flatten(value, getattr(section, key), f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = _from_json(value)
+    return out
+
+
+def _from_json(value: Any) -> Any:
+    """Undo `checkpoint.json_safe` for config values: "inf"/"-inf" back to floats."""
+    if value in ("inf", "-inf"):
+        return float(value)
+    return tuple(value) if isinstance(value, list) else value
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Config:
-    """Everything about a run except the member keys and the swept `Hparams`.
+class DataConfig(Section):
+    """The task and its split.
 
-    Data: `task` (see `grokjax.tasks.TASKS`), `modulus` p, `train_fraction` in (0, 1),
-    `split_seed` (the data split; independent of the initialisation seed; None draws a
-    split per member from its own key), `label_noise` (fraction of training labels
-    replaced by a wrong label).
-    Model: `model` ('transformer' or 'mlp'), `n_layers`, `d_model`, `n_heads`, `d_mlp`,
-    `layer_norm`.
-    Optimisation: `optimizer` ('adamw', 'adam' (no weight decay), 'sgd' with momentum
-    and coupled weight decay, 'sgld' (plain gradient steps, coupled weight decay, and
-    Langevin noise sqrt(2 lr kT) xi added after the learning-rate scaling), 'wand', and
-    'wand-adamw', the blend of the two; see below), `beta1`,
-    `beta2`, `momentum`, `warmup_steps` (linear warm-up from 0; not used by WanD),
-    `fixed_norm` (rescale all parameters to this global norm after init and after every
-    step; None disables), `steps`, `batch_size` (None = full batch).
-    WanD (`grokjax.wand`): `wand_bias_strength` (beta) and `wand_loss_floor` (L0) of the
-    bias, `wand_deposit` (F) and `wand_t_wl` (t_WL) of the Wang-Landau rate,
-    `wand_sigma_bins` (kernel width in bins), and the grid over ln L (`wand_bin_width`,
-    `wand_x_min`, `wand_x_max`); stabilisers `wand_slope_cap` (bound on |dS/dx|) and
-    `wand_force_cap` (bound on the entropy force's global norm), inf = the paper's;
-    `wand_force` ('entropy', the paper's -dS/dx grad(ln L); 'loss', the ablation
-    -`wand_loss_force_scale` grad(L): the same thermostat and noise without the entropy
-    force).
-    Blend ('wand-adamw', `grokjax.blend`): alpha WanD + (1 - alpha) AdamW, alpha read
-    from a training-side `blend_signal` ('train_loss': ln L of the batch;
-    'train_accuracy'), smoothed by an EMA of decay `blend_smoothing`, and ramped
-    linearly from 0 at `blend_low` to 1 at `blend_high` (for accuracy, low > high hands
-    over to AdamW as accuracy rises).
-    Baselines (`grokjax.baselines`): `gradient_filter` before any optimizer ('none';
-    'grokfast-ema' with `grokfast_alpha` and `grokfast_lamb`; 'grokfast-ma' with
-    `grokfast_window` and `grokfast_lamb`; 'orthogonal', the gradient with its component
-    along the weights removed), `grokfast_equal_lr` (divide the filtered gradient by
-    1 + lamb, so a constant gradient takes the step it takes without the filter: the
-    comparison at equal effective learning rate); `loss` ('cross_entropy' or
-    'stablemax', the training loss; evaluation metrics stay the softmax ones).
-    Evaluation: `eval_every` (steps between evaluations, 0 = none), `eval_log_points`
-    (extra log-spaced evaluation steps, 0 = none), `chunk_evals` (evaluations per
-    compiled chunk; checkpoints and progress updates happen between chunks),
-    `memorise_threshold` / `generalise_threshold` (accuracy that marks memorisation
-    and generalisation), `smooth_slope` (sigmoid slope of the smoothed accuracy),
-    `divergence_loss` (a member whose train loss exceeds it, or whose loss or weight
-    norm is not finite, is marked diverged from that evaluation on; `grokjax.summary`),
-    `waiting_times` (evaluation steps t_w at which the parameters are kept, so every
-    later evaluation records the mean-squared displacement and overlap since each t_w;
-    `grokjax.ageing`).
+    `task` (see `grokjax.tasks.TASKS`; aliases like 'add' allowed), `modulus` p,
+    `train_fraction` in (0, 1), `split_seed` (the data split, independent of the
+    initialisation seed; None draws a split per member from its own key), `label_noise`
+    (fraction of training labels replaced by a wrong label).
     """
+
+    PATH: ClassVar[str] = "data"
 
     task: str = "x+y"
     modulus: int = 67
@@ -125,158 +200,26 @@ class Config:
     split_seed: int | None = 0
     label_noise: float = 0.0
 
-    model: str = "transformer"
-    n_layers: int = 1
-    d_model: int = 128
-    n_heads: int = 4
-    d_mlp: int = 512
-    layer_norm: bool = False
-
-    optimizer: str = "adamw"
-    beta1: float = 0.9
-    beta2: float = 0.98
-    momentum: float = 0.9
-    warmup_steps: int = 10
-    fixed_norm: float | None = None
-    wand_bias_strength: float = 3000.0
-    wand_loss_floor: float = -8.0
-    wand_deposit: float = 3.0
-    wand_t_wl: float = 1000.0
-    wand_sigma_bins: float = 10.0
-    wand_bin_width: float = 0.02
-    wand_x_min: float = -20.0
-    wand_x_max: float = 10.0
-    wand_slope_cap: float = math.inf
-    wand_force_cap: float = math.inf
-    wand_force: str = "entropy"
-    wand_loss_force_scale: float = 13_500.0
-    blend_signal: str = "train_loss"
-    blend_low: float = -3.0
-    blend_high: float = 0.0
-    blend_smoothing: float = 0.9
-    gradient_filter: str = "none"
-    grokfast_alpha: float = 0.98
-    grokfast_lamb: float = 2.0
-    grokfast_window: int = 100
-    grokfast_equal_lr: bool = False
-    loss: str = "cross_entropy"
-
-    steps: int = 10_000
-    batch_size: int | None = None
-
-    eval_every: int = 10
-    eval_log_points: int = 0
-    chunk_evals: int = 100
-    memorise_threshold: float = 0.99
-    generalise_threshold: float = 0.99
-    smooth_slope: float = 7.0
-    divergence_loss: float = 100.0
-    waiting_times: tuple[int, ...] = ()
-
     def __post_init__(self) -> None:
-        check_finite(self, allow_inf=UNBOUNDED_FIELDS)
+        self.check_finite()
         object.__setattr__(self, "task", canonical_task(self.task))
         p = self.modulus
-        if not isinstance(p, int) or p < 2:
-            _fail("modulus", p, "an integer >= 2")
+        if isinstance(p, bool) or not isinstance(p, int) or p < 2:
+            self.fail("modulus", "an integer >= 2")
         if needs_prime(self.task) and not _is_prime(p):
-            _fail("modulus", p, f"a prime, because task {self.task!r} divides modulo p")
-        if not 0.0 < self.train_fraction < 1.0:
-            _fail("train_fraction", self.train_fraction, "a fraction strictly between 0 and 1")
-        n_train = self.n_train
-        if n_train < 1 or n_train >= self.n_examples:
-            _fail(
+            self.fail("modulus", f"a prime, because task {self.task!r} divides modulo p")
+        self.in_range("train_fraction", 0.0, 1.0, "a fraction strictly between 0 and 1")
+        if self.train_fraction == 0.0:
+            self.fail("train_fraction", "a fraction strictly between 0 and 1")
+        if not 1 <= self.n_train < self.n_examples:
+            self.fail(
                 "train_fraction",
-                self.train_fraction,
-                f"a fraction leaving at least one training and one test example "
-                f"of the {self.n_examples} pairs",
+                f"a fraction leaving at least one training and one test example of the "
+                f"{self.n_examples} pairs",
             )
-        if self.split_seed is not None and (
-            not isinstance(self.split_seed, int) or self.split_seed < 0
-        ):
-            _fail("split_seed", self.split_seed, "a non-negative integer or None")
-        if not 0.0 <= self.label_noise < 1.0:
-            _fail("label_noise", self.label_noise, "a fraction in [0, 1)")
-        if self.model not in MODELS:
-            _fail("model", self.model, f"one of {', '.join(MODELS)}")
-        for name in ("n_layers", "d_model", "n_heads", "d_mlp"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                _fail(name, value, "a positive integer")
-        if self.d_model % self.n_heads:
-            _fail("n_heads", self.n_heads, f"a divisor of d_model={self.d_model}")
-        if self.optimizer not in OPTIMIZERS:
-            _fail("optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}")
-        for name in ("beta1", "beta2", "momentum"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                _fail(name, getattr(self, name), "a number in [0, 1)")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            _fail("warmup_steps", self.warmup_steps, "a non-negative integer")
-        if self.fixed_norm is not None and not self.fixed_norm > 0:
-            _fail("fixed_norm", self.fixed_norm, "a positive number or None")
-        if self.wand_bias_strength < 0:
-            _fail("wand_bias_strength", self.wand_bias_strength, "a number >= 0")
-        if self.wand_deposit < 0:
-            _fail("wand_deposit", self.wand_deposit, "a number >= 0")
-        if not self.wand_t_wl > 0:
-            _fail("wand_t_wl", self.wand_t_wl, "a positive number of steps")
-        if not self.wand_sigma_bins > 0:
-            _fail("wand_sigma_bins", self.wand_sigma_bins, "a positive number of bins")
-        if not self.wand_bin_width > 0:
-            _fail("wand_bin_width", self.wand_bin_width, "a positive width")
-        if not self.wand_x_max - self.wand_x_min >= 4 * self.wand_bin_width:
-            _fail("wand_x_max", self.wand_x_max, "at least 4 bins above wand_x_min")
-        for name in ("wand_slope_cap", "wand_force_cap"):
-            if not getattr(self, name) > 0:
-                _fail(name, getattr(self, name), "a positive number or inf")
-        if self.wand_force not in WAND_FORCES:
-            _fail("wand_force", self.wand_force, f"one of {', '.join(WAND_FORCES)}")
-        if not self.wand_loss_force_scale > 0:
-            _fail("wand_loss_force_scale", self.wand_loss_force_scale, "a positive number")
-        if self.blend_signal not in BLEND_SIGNALS:
-            _fail("blend_signal", self.blend_signal, f"one of {', '.join(BLEND_SIGNALS)}")
-        if self.blend_low == self.blend_high:
-            _fail("blend_high", self.blend_high, f"a number other than blend_low={self.blend_low}")
-        if not 0.0 <= self.blend_smoothing < 1.0:
-            _fail("blend_smoothing", self.blend_smoothing, "a decay in [0, 1)")
-        if self.gradient_filter not in GRADIENT_FILTERS:
-            _fail("gradient_filter", self.gradient_filter, f"one of {', '.join(GRADIENT_FILTERS)}")
-        if not 0.0 <= self.grokfast_alpha < 1.0:
-            _fail("grokfast_alpha", self.grokfast_alpha, "a decay in [0, 1)")
-        if self.grokfast_lamb < 0:
-            _fail("grokfast_lamb", self.grokfast_lamb, "a number >= 0")
-        if not isinstance(self.grokfast_window, int) or self.grokfast_window < 1:
-            _fail("grokfast_window", self.grokfast_window, "a positive integer")
-        if self.loss not in LOSSES:
-            _fail("loss", self.loss, f"one of {', '.join(LOSSES)}")
-        if not isinstance(self.steps, int) or self.steps < 1:
-            _fail("steps", self.steps, "a positive integer")
-        if self.batch_size is not None and not 1 <= self.batch_size <= n_train:
-            _fail("batch_size", self.batch_size, f"None (full batch) or 1..{n_train}")
-        if not isinstance(self.eval_every, int) or not 0 <= self.eval_every <= self.steps:
-            _fail("eval_every", self.eval_every, f"an integer in 0..steps={self.steps}")
-        if not isinstance(self.eval_log_points, int) or self.eval_log_points < 0:
-            _fail("eval_log_points", self.eval_log_points, "a non-negative integer")
-        if self.eval_every == 0 and self.eval_log_points == 0:
-            _fail("eval_every", 0, "a positive cadence, unless eval_log_points > 0")
-        if not isinstance(self.chunk_evals, int) or self.chunk_evals < 1:
-            _fail("chunk_evals", self.chunk_evals, "a positive integer")
-        for name in ("memorise_threshold", "generalise_threshold"):
-            if not 0.0 < getattr(self, name) <= 1.0:
-                _fail(name, getattr(self, name), "an accuracy in (0, 1]")
-        if not self.smooth_slope > 0:
-            _fail("smooth_slope", self.smooth_slope, "a positive number")
-        if not self.divergence_loss > 0:
-            _fail("divergence_loss", self.divergence_loss, "a positive train loss")
-        waiting = tuple(int(t) for t in self.waiting_times)
-        object.__setattr__(self, "waiting_times", waiting)
-        missing = sorted(set(waiting) - set(self.eval_steps.tolist()))
-        if missing or len(set(waiting)) != len(waiting):
-            _fail(
-                "waiting_times",
-                self.waiting_times,
-                f"distinct evaluation steps (not evaluated: {missing}; see eval_every)",
-            )
+        if self.split_seed is not None:
+            self.positive_int("split_seed", minimum=0)
+        self.in_range("label_noise", 0.0, 1.0, "a fraction in [0, 1)")
 
     @property
     def n_examples(self) -> int:
@@ -296,38 +239,461 @@ class Config:
         """Tokens 0..p-1 and '=' (id p)."""
         return self.modulus + 1
 
-    @property
-    def eval_steps(self) -> np.ndarray:
-        """Sorted steps (counted after the update) at which metrics are recorded.
 
-        Step 0 (the initial parameters) and the final step are always included.
-        """
-        steps = {0, self.steps}
-        if self.eval_every:
-            steps.update(range(self.eval_every, self.steps + 1, self.eval_every))
-        if self.eval_log_points:
-            steps.update(
-                np.unique(np.geomspace(1, self.steps, self.eval_log_points).round().astype(int))
-            )
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig(Section):
+    """The network: `name` ('transformer' or 'mlp'), `n_layers`, `d_model`, `n_heads`,
+    `d_mlp`, `layer_norm` (see `grokjax.models`)."""
+
+    PATH: ClassVar[str] = "model"
+
+    name: str = "transformer"
+    n_layers: int = 1
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    layer_norm: bool = False
+
+    def __post_init__(self) -> None:
+        self.one_of("name", MODELS)
+        self.positive_int("n_layers", "d_model", "n_heads", "d_mlp")
+        if self.d_model % self.n_heads:
+            self.fail("n_heads", f"a divisor of model.d_model={self.d_model}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WandConfig(Section):
+    """WanD's settings besides dt, kT and c_f (those are `Hparams`); defaults are the paper's.
+
+    `bias_strength` (beta) and `loss_floor` (L0) of the initial bias
+    S_bias = beta (x - L0)^2 above L0, `deposit` (F) and `t_wl` (t_WL) of the Wang-Landau
+    rate, `sigma_bins` (kernel width in bins), the grid over x = ln L (`bin_width`,
+    `x_min`, `x_max`), `edge_strength` (the soft wall beyond the grid's edges, per unit
+    of x; `grokjax.entropy`), stabilisers `slope_cap` (bound on |dS/dx|) and `force_cap`
+    (bound on the entropy force's global norm), inf = the paper's; `force` ('entropy',
+    the paper's -dS/dx grad(ln L); 'loss', the ablation -`loss_force_scale` grad(L)).
+    """
+
+    PATH: ClassVar[str] = "optim.wand"
+    UNBOUNDED: ClassVar[tuple[str, ...]] = ("slope_cap", "force_cap")
+
+    bias_strength: float = 3000.0
+    loss_floor: float = -8.0
+    deposit: float = 3.0
+    t_wl: float = 1000.0
+    sigma_bins: float = 10.0
+    bin_width: float = 0.02
+    x_min: float = -20.0
+    x_max: float = 10.0
+    edge_strength: float = 100.0
+    slope_cap: float = math.inf
+    force_cap: float = math.inf
+    force: str = "entropy"
+    loss_force_scale: float = 13_500.0
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        for field in ("bias_strength", "deposit"):
+            if getattr(self, field) < 0:
+                self.fail(field, "a number >= 0")
+        for field, what in (
+            ("t_wl", "a positive number of steps"),
+            ("sigma_bins", "a positive number of bins"),
+            ("bin_width", "a positive width"),
+            ("edge_strength", "a positive number"),
+            ("slope_cap", "a positive number or inf"),
+            ("force_cap", "a positive number or inf"),
+            ("loss_force_scale", "a positive number"),
+        ):
+            if not getattr(self, field) > 0:
+                self.fail(field, what)
+        if not self.x_max - self.x_min >= 4 * self.bin_width:
+            self.fail("x_max", "at least 4 bins above optim.wand.x_min")
+        self.one_of("force", WAND_FORCES)
+
+    @property
+    def n_bins(self) -> int:
+        return int(round((self.x_max - self.x_min) / self.bin_width))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BlendConfig(Section):
+    """The blend alpha WanD + (1 - alpha) AdamW (`grokjax.blend`): alpha read from a
+    training-side `signal` ('train_loss': ln L of the batch; 'train_accuracy'), smoothed
+    by an EMA of decay `smoothing`, and ramped linearly from 0 at `low` to 1 at `high`
+    (for accuracy, low > high hands over to AdamW as accuracy rises)."""
+
+    PATH: ClassVar[str] = "optim.blend"
+
+    signal: str = "train_loss"
+    low: float = -3.0
+    high: float = 0.0
+    smoothing: float = 0.9
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        self.one_of("signal", BLEND_SIGNALS)
+        if self.low == self.high:
+            self.fail("high", f"a number other than optim.blend.low={self.low}")
+        self.in_range("smoothing", 0.0, 1.0, "a decay in [0, 1)")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FilterConfig(Section):
+    """A gradient filter before the optimizer (`grokjax.baselines`): `name` 'none',
+    'grokfast-ema' (decay `alpha`, amplification `lamb`), 'grokfast-ma' (`window`,
+    `lamb`) or 'orthogonal' (the gradient without its component along the weights);
+    `equal_lr` divides a Grokfast output by 1 + lamb (equal effective learning rate)."""
+
+    PATH: ClassVar[str] = "optim.filter"
+
+    name: str = "none"
+    alpha: float = 0.98
+    lamb: float = 2.0
+    window: int = 100
+    equal_lr: bool = False
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        self.one_of("name", GRADIENT_FILTERS)
+        self.in_range("alpha", 0.0, 1.0, "a decay in [0, 1)")
+        if self.lamb < 0:
+            self.fail("lamb", "a number >= 0")
+        self.positive_int("window")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OptimConfig(Section):
+    """The optimizer (`grokjax.optim`): `name` ('adamw'; 'adam', no weight decay; 'sgd'
+    with momentum and coupled weight decay; 'sgld', gradient steps plus Langevin noise
+    sqrt(2 lr kT) after the learning-rate scaling; 'wand'; 'wand-adamw', the blend),
+    `beta1`, `beta2`, `momentum`, `warmup_steps` (linear warm-up from 0; not WanD's),
+    `fixed_norm` (rescale all parameters to this global norm after init and after every
+    step, whatever the optimizer; None disables), and the sub-sections."""
+
+    PATH: ClassVar[str] = "optim"
+
+    name: str = "adamw"
+    beta1: float = 0.9
+    beta2: float = 0.98
+    momentum: float = 0.9
+    warmup_steps: int = 10
+    fixed_norm: float | None = None
+    wand: WandConfig = WandConfig()
+    blend: BlendConfig = BlendConfig()
+    filter: FilterConfig = FilterConfig()
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        self.one_of("name", OPTIMIZERS)
+        for field in ("beta1", "beta2", "momentum"):
+            self.in_range(field, 0.0, 1.0, "a number in [0, 1)")
+        self.positive_int("warmup_steps", minimum=0)
+        if self.fixed_norm is not None and not self.fixed_norm > 0:
+            self.fail("fixed_norm", "a positive number or None")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvalConfig(Section):
+    """Evaluation (`grokjax.train`, `grokjax.summary`): `every` (steps between
+    evaluations, 0 = none), `log_points` (extra log-spaced evaluation steps),
+    `chunk_evals` (evaluations per compiled chunk; checkpoints happen between chunks),
+    `memorise_threshold` / `generalise_threshold` (accuracy that marks memorisation and
+    generalisation), `smooth_slope` (sigmoid slope of the smoothed accuracy),
+    `divergence_loss` (a member whose train loss exceeds it, or whose loss or weight
+    norm is not finite, is marked diverged from then on), `waiting_times` (evaluation
+    steps t_w whose parameters are kept for the ageing observables, `grokjax.ageing`)."""
+
+    PATH: ClassVar[str] = "eval"
+
+    every: int = 10
+    log_points: int = 0
+    chunk_evals: int = 100
+    memorise_threshold: float = 0.99
+    generalise_threshold: float = 0.99
+    smooth_slope: float = 7.0
+    divergence_loss: float = 100.0
+    waiting_times: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        self.positive_int("every", "log_points", minimum=0)
+        if self.every == 0 and self.log_points == 0:
+            self.fail("every", "a positive cadence, unless eval.log_points > 0")
+        self.positive_int("chunk_evals")
+        for field in ("memorise_threshold", "generalise_threshold"):
+            self.in_range(field, 0.0, 1.0, "an accuracy in (0, 1]", hi_open=False)
+        if not self.smooth_slope > 0:
+            self.fail("smooth_slope", "a positive number")
+        if not self.divergence_loss > 0:
+            self.fail("divergence_loss", "a positive train loss")
+        try:
+            waiting = tuple(int(t) for t in self.waiting_times)
+        except (TypeError, ValueError):
+            self.fail("waiting_times", "evaluation steps (integers)")
+        object.__setattr__(self, "waiting_times", waiting)
+
+    def steps(self, budget: int) -> np.ndarray:
+        """Sorted steps (counted after the update) at which metrics are recorded in a run
+        of `budget` updates; step 0 (the initial parameters) and the last are included."""
+        steps = {0, budget}
+        if self.every:
+            steps.update(range(self.every, budget + 1, self.every))
+        if self.log_points:
+            steps.update(np.unique(np.geomspace(1, budget, self.log_points).round().astype(int)))
         return np.array(sorted(steps), dtype=np.int64)
 
-    def replace(self, **changes: Any) -> Config:
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ConfigError(
-                f"unknown config field(s) {sorted(unknown)}; allowed: {sorted(field_names())}"
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Config(Section):
+    """Everything about a run except the member keys and the swept `Hparams`: the
+    sections (see the module docstring), the training `loss` ('cross_entropy' or
+    'stablemax', Prieto et al.'s; evaluation stays softmax), `steps` (optimizer updates)
+    and `batch_size` (None = full batch; minibatches drawn without replacement per epoch).
+
+    Built from sections, dotted paths or flat aliases:
+    `Config(data=DataConfig(modulus=11), steps=20)`, `Config(**{"data.modulus": 11})`
+    and `Config(modulus=11, steps=20)` are the same config.
+    """
+
+    data: DataConfig
+    model: ModelConfig
+    optim: OptimConfig
+    eval: EvalConfig
+    loss: str
+    steps: int
+    batch_size: int | None
+
+    def __init__(
+        self,
+        *,
+        data: DataConfig = DataConfig(),
+        model: ModelConfig | str = ModelConfig(),
+        optim: OptimConfig = OptimConfig(),
+        eval: EvalConfig = EvalConfig(),  # noqa: A002 (the section's name)
+        loss: str = "cross_entropy",
+        steps: int = 10_000,
+        batch_size: int | None = None,
+        **paths: Any,
+    ) -> None:
+        if isinstance(model, str):  # the flat alias model=<name>
+            paths = {"model.name": model, **paths}
+            model = ModelConfig()
+        given = dict(data=data, model=model, optim=optim, eval=eval)
+        for section, value in given.items():
+            if not isinstance(value, Section):
+                raise ConfigError(f"{section}={value!r} is not allowed: a {section} section")
+            object.__setattr__(self, section, value)
+        object.__setattr__(self, "loss", loss)
+        object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "batch_size", batch_size)
+        if paths:
+            grouped = _group(paths)
+            for section, changes in grouped.items():
+                object.__setattr__(self, section, getattr(self, section).replace(**changes))
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        self.one_of("loss", LOSSES)
+        self.positive_int("steps")
+        n_train = self.data.n_train
+        if self.batch_size is not None:
+            self.positive_int("batch_size")
+            if self.batch_size > n_train:
+                self.fail("batch_size", f"None (full batch) or 1..{n_train}")
+        if self.eval.every > self.steps:
+            self.eval.fail("every", f"an integer in 0..steps={self.steps}")
+        waiting = self.eval.waiting_times
+        missing = sorted(set(waiting) - set(self.eval_steps.tolist()))
+        if missing or len(set(waiting)) != len(waiting):
+            self.eval.fail(
+                "waiting_times",
+                f"distinct evaluation steps (not evaluated: {missing}; see eval.every)",
             )
-        return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["waiting_times"] = list(self.waiting_times)
-        return out
+    @property
+    def eval_steps(self) -> np.ndarray:
+        """The evaluation steps of this run (`EvalConfig.steps` of `steps`)."""
+        return self.eval.steps(self.steps)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with `changes` (dotted paths, section names or flat aliases), validated."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return Config(**{**fields, **changes})
 
 
-def field_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(Config)]
+def _group(paths: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{section: {path below it: value}} from dotted paths or flat aliases; unknown
+    names are refused with the list of allowed ones."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for key, value in paths.items():
+        path = FLAT_NAMES.get(key, key)
+        section, _, rest = path.partition(".")
+        if section not in _SECTIONS or not rest or path not in _LEAVES:
+            raise ConfigError(
+                f"config field {key!r} is unknown; allowed: {', '.join(field_paths())} "
+                f"(or the flat names {', '.join(FLAT_NAMES)})"
+            )
+        grouped.setdefault(section, {})[rest] = value
+    return grouped
+
+
+def _assign(section: Section, changes: dict[str, Any]) -> Section:
+    """`section` with the fields at the dotted paths (below it) of `changes` set, all at
+    once, so that the result is validated once, not after each change."""
+    names = {f.name for f in dataclasses.fields(section)}
+    direct: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in changes.items():
+        head, _, rest = key.partition(".")
+        if head not in names:
+            where = f"{section.PATH}." if section.PATH else ""
+            allowed = ", ".join(f"{where}{n}" for n in sorted(names))
+            raise ConfigError(f"config field {where}{key!r} is unknown; allowed: {allowed}")
+        if rest:
+            if not isinstance(getattr(section, head), Section):
+                raise ConfigError(f"config field {section.path_of(head)} has no field {rest!r}")
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, below in nested.items():
+        direct[head] = direct.get(head, getattr(section, head)).replace(**below)
+    return dataclasses.replace(section, **direct)
+
+
+_SECTIONS = ("data", "model", "optim", "eval")
+
+
+def _leaves(section: Section, prefix: str) -> dict[str, str]:
+    """{dotted path: type} of every leaf field under `section`."""
+    out = {}
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, Section):
+            out.update(_leaves(value, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = str(f.type)
+    return out
+
+
+# The flat field names of grokjax 0.1, accepted as aliases of the dotted paths.
+FLAT_NAMES: dict[str, str] = {
+    **{k: f"data.{k}" for k in ("task", "modulus", "train_fraction", "split_seed", "label_noise")},
+    "model": "model.name",
+    **{k: f"model.{k}" for k in ("n_layers", "d_model", "n_heads", "d_mlp", "layer_norm")},
+    "optimizer": "optim.name",
+    **{k: f"optim.{k}" for k in ("beta1", "beta2", "momentum", "warmup_steps", "fixed_norm")},
+    **{f"wand_{k}": f"optim.wand.{k}" for k in WandConfig().to_dict()},
+    **{f"blend_{k}": f"optim.blend.{k}" for k in BlendConfig().to_dict()},
+    "gradient_filter": "optim.filter.name",
+    **{f"grokfast_{k}": f"optim.filter.{k}" for k in ("alpha", "lamb", "window", "equal_lr")},
+    "eval_every": "eval.every",
+    "eval_log_points": "eval.log_points",
+    **{
+        k: f"eval.{k}"
+        for k in (
+            "chunk_evals",
+            "memorise_threshold",
+            "generalise_threshold",
+            "smooth_slope",
+            "divergence_loss",
+            "waiting_times",
+        )
+    },
+}
+_ALIAS_OF = {path: flat for flat, path in FLAT_NAMES.items()}
+
+_LEAVES: dict[str, str] = {}
+for _section in _SECTIONS:
+    _LEAVES.update(_leaves(Config.__init__.__kwdefaults__[_section], f"{_section}."))
+_TOP = {"loss": "str", "steps": "int", "batch_size": "int | None"}
+
+
+def field_paths() -> list[str]:
+    """Every leaf field of `Config` by its dotted path (the top-level ones bare)."""
+    return [*_LEAVES, *_TOP]
 
 
 def field_types() -> dict[str, str]:
-    return {f.name: str(f.type) for f in dataclasses.fields(Config)}
+    """{dotted path or flat alias: the field's type as written}."""
+    types = {**_LEAVES, **_TOP}
+    return {**types, **{flat: types[path] for flat, path in FLAT_NAMES.items()}}
+
+
+def parse_value(field: str, text: str, kind: str) -> Any:
+    """`text` as a value of the type `kind` (as `field_types` writes it); errors name
+    `field` and what is allowed."""
+    lowered = text.strip().lower()
+    if "None" in kind and lowered in ("none", "null"):
+        return None
+    try:
+        if kind.startswith("bool"):
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return lowered in ("true", "1", "yes")
+        if kind.startswith("tuple"):
+            return tuple(int(part) for part in text.split(",") if part.strip())
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float") or kind == "Any":
+            return float(text)
+    except ValueError:
+        allowed = "true or false" if kind.startswith("bool") else f"a value of type {kind}"
+        raise ConfigError(f"{field}={text!r} is not allowed: {allowed}") from None
+    return text.strip()
+
+
+def split_assignment(item: str) -> tuple[str, str]:
+    """'field=value' -> (field, value text); a missing '=' is refused."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r} is not allowed: write field=value")
+    field, text = item.split("=", 1)
+    return field.strip().replace("-", "_"), text
+
+
+def _kind(section: Section, path: str, shown: str = "") -> str:
+    """The type (as written) of the field at dotted `path` below `section`; unknown
+    fields are refused with the allowed paths."""
+    shown = shown or path
+    if isinstance(section, Config):
+        kinds = field_types()
+        if path in kinds:
+            return kinds[path]
+        head, _, rest = path.partition(".")
+        if head not in _SECTIONS or not rest:
+            raise ConfigError(
+                f"--set field {shown!r} is unknown; allowed: {', '.join(field_paths())}, "
+                f"{', '.join(Hparams._fields)} (or the flat names {', '.join(FLAT_NAMES)})"
+            )
+    head, _, rest = path.partition(".")
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    if head in fields and rest and isinstance(getattr(section, head), Section):
+        return _kind(getattr(section, head), rest, shown)
+    if head in fields and not rest and not isinstance(getattr(section, head), Section):
+        return str(fields[head].type)
+    allowed = [f"{n}.<field>" if isinstance(getattr(section, n), Section) else n for n in fields]
+    raise ConfigError(f"--set field {shown!r} is unknown; allowed: {', '.join(allowed)}")
+
+
+def override(section: Section, assignments: list[str]) -> Section:
+    """`section` (a `Config`, a `LandscapeConfig`, ...) with 'path=value' strings applied,
+    each value parsed as its field's type; errors name the field. Later ones win."""
+    changes = {}
+    for item in assignments:
+        field, text = split_assignment(item)
+        changes[field] = parse_value(field, text, _kind(section, field))
+    return section.replace(**changes)
+
+
+def apply_overrides(cfg: Config, hparams: Hparams, assignments: list[str]):
+    """Apply 'field=value' strings (dotted paths, flat aliases or `Hparams` names) to the
+    config and the hparams; errors name the field. Later assignments win."""
+    numbers, fields = {}, []
+    for item in assignments:
+        field, text = split_assignment(item)
+        if field in Hparams._fields:
+            numbers[field] = parse_value(field, text, "float")
+        else:
+            fields.append(item)
+    return override(cfg, fields), hparams._replace(**numbers)

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from grokjax.config import Config
+from grokjax.config import DataConfig
 from grokjax.tasks import all_pairs
 
 
@@ -25,7 +25,7 @@ class Dataset(NamedTuple):
     clean_train_labels: jax.Array  # the true labels of the training set, before label noise
 
 
-def make(key: jax.Array, cfg: Config) -> Dataset:
+def make(key: jax.Array, cfg: DataConfig) -> Dataset:
     """Split all pairs of `cfg.task` modulo `cfg.modulus` with `key`.
 
     A random permutation of the pairs gives the first `cfg.n_train` to training and
@@ -34,12 +34,12 @@ def make(key: jax.Array, cfg: Config) -> Dataset:
 
     Args:
         key: the split key (pass the same key to reuse a split across seeds).
-        cfg: the run configuration.
+        cfg: the task and split (`Config.data`).
     Returns:
         A `Dataset`; shapes depend only on `cfg`, so `make` traces under jit and vmap.
 
     Example:
-        >>> ds = make(jax.random.key(0), Config(task="x+y", modulus=7, train_fraction=0.5))
+        >>> ds = make(jax.random.key(0), DataConfig(task="x+y", modulus=7, train_fraction=0.5))
         >>> ds.train_inputs.shape
         (24, 3)
     """

@@ -15,8 +15,6 @@ and finishes with the numbers the uninterrupted run would have had.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,21 +24,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from grokjax.checkpoint import (
-    ChunkCheckpointer,
-    atomic_write_json,
-    atomic_write_with,
-    json_safe,
-    read_json,
-    remove_temporaries,
-    resume_point,
+from grokjax.checkpoint import atomic_write_json, atomic_write_with, json_safe
+from grokjax.config import Config, Hparams, apply_overrides, validate_hparams
+from grokjax.devices import (
+    default_member_batch,
+    drop_padding,
+    member_mesh,
+    over_devices,
+    over_members,
+    padded_members,
+    shard_members,
+    to_host,
 )
-from grokjax.config import Config, Hparams
 from grokjax.errors import ConfigError
-from grokjax.optim import validate_hparams
+from grokjax.loop import Progress, run_chunks
 from grokjax.plots import ensemble_figures
+from grokjax.rundir import check_out_dir, on_all_processes, prepare_out_dir
 from grokjax.summary import diverged_mask, ensemble_summary, format_table
 from grokjax.train import chunk_schedule, make_train, metric_names
 
@@ -62,6 +62,11 @@ class RunResult(NamedTuple):
     state: Any  # the final TrainState, stacked over members
     files: tuple[str, ...] = ()  # the files written in out_dir (besides checkpoints/)
 
+    def text(self) -> str:
+        """The summary table and the files written."""
+        wrote = f"wrote {self.out_dir}/: {', '.join(self.files)}, checkpoints/"
+        return f"{format_table(self.summary)}\n\n{wrote}"
+
 
 def member_keys(seeds: Sequence[int]) -> jax.Array:
     """One typed key per member: seed i gives `jax.random.key(i)`."""
@@ -82,219 +87,11 @@ def member_hparams(hparams: Hparams, n_members: int) -> Hparams:
     return Hparams(*out)
 
 
-def default_member_batch() -> int | None:
-    """Members vmapped together by default: all of them on accelerators, one on CPU.
-
-    On a CPU the full-batch step is compute-bound, and XLA:CPU runs a member's
-    unbatched matmuls faster than the batched matmuls of a vmapped ensemble
-    (benchmarks/ensemble_throughput.py prints both).
-    """
-    return 1 if jax.default_backend() == "cpu" else None
-
-
-def over_members(fn: Callable, member_batch: int | None) -> Callable:
-    """Apply `fn(*args)` over a leading member axis of every argument.
-
-    `member_batch=None` vmaps all members at once; an integer vmaps groups of that
-    many members and runs the groups one after another (`lax.map`). The result is the
-    same stacked pytree either way.
-    """
-    if member_batch is None:
-        return jax.vmap(fn)
-    return lambda *args: jax.lax.map(lambda a: fn(*a), args, batch_size=member_batch)
-
-
-def member_mesh(devices: int | None | str = "auto") -> Mesh | None:
-    """A 1-D mesh over the member axis, or None for one device.
-
-    `devices`: "auto" (every device JAX sees, when there are several: the local ones, or
-    all hosts' after `jax.distributed.initialize()`), an int (the first n), or None/1
-    (no sharding). Across processes the mesh must hold devices of every process.
-    """
-    available = jax.devices()
-    if devices == "auto":
-        devices = len(available)
-    if jax.process_count() > 1:
-        # Every process runs the same program on its own devices: a process left out of
-        # the mesh (or a run on no mesh) would train nothing, or everything again.
-        first: dict[int, int] = {}
-        for i, device in enumerate(available):
-            first.setdefault(device.process_index, i)
-        needed = 1 + max(first.values())
-        if not isinstance(devices, int) or not needed <= devices <= len(available):
-            raise ConfigError(
-                f"devices={devices!r} is not allowed in a run of {jax.process_count()} "
-                f"processes: 'auto' or an int in {needed}..{len(available)} (a mesh over "
-                "devices of every process)"
-            )
-    if devices is None or devices == 1:
-        return None
-    if not isinstance(devices, int) or not 1 <= devices <= len(available):
-        raise ConfigError(
-            f"devices={devices!r} is not allowed: 'auto' or an int in 1..{len(available)}"
-        )
-    return Mesh(np.asarray(available[:devices]), ("members",))
-
-
-def padded_members(seeds: list[int], hp: Hparams, n_devices: int) -> tuple[list[int], Hparams]:
-    """Members padded to a multiple of the device count by repeating the last member
-    (its results are computed and dropped), so every device holds as many members."""
-    extra = -len(seeds) % n_devices
-    if not extra:
-        return seeds, hp
-    seeds = seeds + [seeds[-1]] * extra
-    hp = Hparams(*(jnp.concatenate([v, jnp.repeat(v[-1:], extra)]) for v in hp))
-    return seeds, hp
-
-
-def over_devices(fn: Callable, mesh: Mesh | None) -> Callable:
-    """`fn` over the member axis split across the mesh: each device runs its own members
-    (with `over_members` inside), nothing is communicated until the results are read."""
-    if mesh is None:
-        return fn
-    spec = PartitionSpec("members")
-    return jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec)
-
-
-def _host(tree):
-    """Device arrays to host numpy; across hosts, gathered from every process."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.device_get(tree)
-
-
-def _writable(directory: Path) -> bool:
-    """Whether a file can really be made in `directory` (os.access says yes to root even
-    where the filesystem refuses, as in /proc or /sys)."""
-    try:
-        with tempfile.TemporaryFile(dir=directory):
-            return True
-    except OSError:
-        return False
-
-
-def on_all_processes(fn: Callable, *args, writer_only: bool = False) -> None:
-    """Call `fn(*args)` on every process (on process 0 alone with `writer_only`), then
-    wait for all of them, and raise on every process if it raised on any.
-
-    In a multi-process run the processes must take the same branch: one that gave up
-    on a refused run directory while the others went on would leave them waiting in
-    their first collective until it times out. The wait also orders the files: no
-    process checks the run directory after process 0 has started writing it, and none
-    returns before process 0 has written its outputs. With one process it is `fn(*args)`.
-    """
-    if jax.process_count() == 1:
-        fn(*args)
-        return
-    from jax.experimental import multihost_utils
-
-    error = None
-    if not writer_only or jax.process_index() == 0:
-        try:
-            fn(*args)
-        except Exception as err:  # re-raised below, after the others have heard of it
-            error = err
-    failed = np.asarray(multihost_utils.process_allgather(np.int32(error is not None)))
-    if error is not None:
-        raise error
-    if failed.any():
-        raise ConfigError(
-            f"process {int(np.argmax(failed))} refused the run ({fn.__name__}): see its error"
-        )
-
-
-def check_out_dir(
-    out_dir: Path, resume: bool, overwrite: bool, settings: str = "config.json"
-) -> None:
-    """Refuse, before any compute, a run directory that cannot be used as asked.
-
-    `settings` names the file that records a run's settings (a landscape and a sweep use
-    their own); a directory that holds files but not that one is no grokjax run of this
-    kind, and neither resumed nor overwritten.
-    """
-    if resume and overwrite:
-        raise ConfigError("resume and overwrite are exclusive: choose one")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"out={str(out_dir)!r} is not allowed: it is a file, not a directory")
-    parent = out_dir if out_dir.exists() else out_dir.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not _writable(parent):
-        raise ConfigError(
-            f"out={str(out_dir)!r} is not allowed: {parent} is not a writable directory"
-        )
-    occupied = out_dir.exists() and any(out_dir.iterdir())
-    is_run = (out_dir / settings).is_file()
-    if resume and not is_run:
-        raise ConfigError(f"out={str(out_dir)!r}: nothing to resume (no {settings})")
-    if occupied and overwrite and not is_run:
-        raise ConfigError(
-            f"out={str(out_dir)!r} is not allowed with overwrite: it holds files but no "
-            f"{settings}, so it is not a grokjax run; choose another directory or empty it"
-        )
-    if occupied and not resume and not overwrite:
-        raise ConfigError(
-            f"out={str(out_dir)!r} already holds files: pass resume to continue that run "
-            "or overwrite to replace it"
-        )
-
-
 def _with_config_defaults(saved: dict) -> dict:
-    """Fields added to Config after a run was written default to the old behaviour."""
-    return {**saved, "config": {**json_safe(Config().to_dict()), **saved.get("config", {})}}
-
-
-def first_difference(saved: Any, wanted: Any, path: str = "") -> str | None:
-    """The first dotted field where two JSON-like records differ, with both values."""
-    if isinstance(saved, dict) and isinstance(wanted, dict):
-        for key in [*wanted, *(k for k in saved if k not in wanted)]:
-            found = first_difference(saved.get(key), wanted.get(key), f"{path}{key}.")
-            if found:
-                return found
-        return None
-    if saved != wanted:
-        return f"{path.rstrip('.')} (saved {saved!r}, now {wanted!r})"
-    return None
-
-
-def prepare_out_dir(
-    out_dir: Path,
-    record: dict,
-    resume: bool,
-    overwrite: bool,
-    settings: str = "config.json",
-    normalise=_with_config_defaults,
-) -> None:
-    """Resume: check the saved settings equal `record` (after `normalise`), naming the
-    first field that differs; otherwise start the directory afresh and write `record`
-    with the jax version and backend. Temporaries an interrupted write left are removed.
-    """
-    record = json_safe(record)  # compared with what was saved: JSON against JSON
-    if resume:
-        saved = read_json(out_dir / settings, "the run's settings")
-        if not isinstance(saved, dict):
-            raise ConfigError(f"out={str(out_dir)!r}: {settings} does not hold a grokjax run")
-        saved.pop("versions", None)
-        difference = first_difference(normalise(saved), record)
-        if difference:
-            raise ConfigError(
-                f"out={str(out_dir)!r} holds a run with another configuration: {difference}; "
-                "resume needs the same preset, fields, hparams and seeds"
-            )
-        remove_temporaries(out_dir)
-        return
-    try:
-        if overwrite and out_dir.exists():
-            shutil.rmtree(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        versions = {"jax": jax.__version__, "backend": jax.default_backend()}
-        atomic_write_json(out_dir / settings, {**record, "versions": versions})
-    except OSError as err:
-        raise ConfigError(
-            f"out={str(out_dir)!r} is not allowed: {err.strerror or err} ({err.filename})"
-        ) from None
+    """The saved settings as this release writes them: fields added to `Config` since
+    default to the old behaviour, and a flat config of an earlier release reads as the
+    nested one."""
+    return {**saved, "config": json_safe(Config.from_dict(saved.get("config", {})).to_dict())}
 
 
 def _record(cfg: Config, hparams: Hparams, seeds: Sequence[int], preset: str | None) -> dict:
@@ -362,14 +159,29 @@ def run_ensemble(
     out_dir = Path(out_dir)
     on_all_processes(check_out_dir, out_dir, resume, overwrite)
     record = _record(cfg, hp, seeds, preset)
-    on_all_processes(prepare_out_dir, out_dir, record, resume, overwrite, writer_only=True)
+    on_all_processes(
+        prepare_out_dir,
+        out_dir,
+        record,
+        resume,
+        overwrite,
+        "config.json",
+        _with_config_defaults,
+        writer_only=True,
+    )
 
-    trainer = make_train(cfg)
-    names = metric_names(cfg)
     run_seeds, run_hp = seeds, hp
     if mesh is not None:
         run_seeds, run_hp = padded_members(seeds, hp, mesh.size)
-        run_hp = jax.device_put(run_hp, NamedSharding(mesh, PartitionSpec("members")))
+        run_hp = shard_members(run_hp, mesh)
+    bar = Progress(
+        cfg.steps,
+        len(run_seeds),
+        desc=f"{n_members} members",
+        enabled=progress and jax.process_index() == 0,  # one bar, not one per process
+    )
+    trainer = make_train(cfg, report=bar.report if bar.enabled else None)
+    names = metric_names(cfg)
     init_fn = jax.jit(over_devices(jax.vmap(trainer.init), mesh))
     run_fn = jax.jit(
         lambda state, hp, segs: over_devices(
@@ -377,59 +189,53 @@ def run_ensemble(
             mesh,
         )(state, hp)
     )
-
     steps_E = cfg.eval_steps
     chunks = chunk_schedule(cfg)
     n_chunks, per_chunk = chunks.shape
 
-    state = init_fn(member_keys(run_seeds), run_hp)
-    histories = {k: np.full((n_members, steps_E.size), np.nan, np.float32) for k in names}
-    checkpointer = ChunkCheckpointer(out_dir / "checkpoints")
-    start, restored = 0, None
-    if resume:
-        template = {"state": state, "histories": histories}
-        start, restored = resume_point(checkpointer, template, out_dir)
-    if restored is not None:
-        state = restored["state"]
-        if mesh is not None:
-            state = jax.device_put(state, NamedSharding(mesh, PartitionSpec("members")))
-        histories = {k: np.asarray(restored["histories"][k]) for k in names}
-
-    progress = progress and jax.process_index() == 0  # one bar, not one per process
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        done = int(chunks[:start].sum())
-        bar = tqdm(total=cfg.steps, initial=done, unit="step", desc=f"{n_members} members")
-    t0 = time.perf_counter()
-    for c in range(start, n_chunks):
-        if profile_dir is not None and c == start:
-            jax.profiler.start_trace(str(profile_dir))
-        state, metrics = run_fn(state, run_hp, jnp.asarray(chunks[c]))
-        if profile_dir is not None and c == min(start + 1, n_chunks - 1):
-            jax.block_until_ready(state)
-            jax.profiler.stop_trace()
-        metrics = _host(metrics)
+    def chunk(c: int, carry: dict) -> dict:
+        state, metrics = run_fn(carry["state"], run_hp, jnp.asarray(chunks[c]))
+        metrics = to_host(metrics)
         lo = c * per_chunk
         hi = min(lo + per_chunk, steps_E.size)
+        histories = carry["histories"]
         for k in names:
             histories[k][:, lo:hi] = metrics[k][:n_members, : hi - lo]
-        checkpointer.save(c, {"state": state, "histories": histories})
-        if bar is not None:
-            bar.update(int(chunks[c].sum()))
-            bar.set_postfix(test_acc=f"{np.median(histories['test_acc'][:, hi - 1]):.3f}")
-        if on_chunk is not None:
-            on_chunk(c)
-    if bar is not None:
-        bar.close()
-    checkpointer.close()
-    if progress:
-        print(f"trained {n_chunks - start} chunk(s) in {time.perf_counter() - t0:.1f} s")
+        return {"state": state, "histories": histories, "last": hi - 1}
 
-    summary = ensemble_summary(histories, steps_E, cfg, seeds)
-    diverged_ME = diverged_mask(histories, cfg.divergence_loss)
-    title = preset or f"{cfg.task} mod {cfg.modulus}"
+    def restore(saved: dict, start: int) -> dict:
+        histories = {k: np.asarray(saved["histories"][k]) for k in names}
+        return {"state": shard_members(saved["state"], mesh), "histories": histories}
+
+    carry = {
+        "state": init_fn(member_keys(run_seeds), run_hp),
+        "histories": {k: np.full((n_members, steps_E.size), np.nan, np.float32) for k in names},
+    }
+    t0 = time.perf_counter()
+    carry, n_run = run_chunks(
+        chunk,
+        carry,
+        n_chunks,
+        out_dir,
+        resume=resume,
+        restore=restore,
+        saved=lambda carry: {"state": carry["state"], "histories": carry["histories"]},
+        progress=bar,
+        chunk_steps=lambda c: int(chunks[c].sum()),
+        postfix=lambda carry: {
+            "test_acc": f"{np.median(carry['histories']['test_acc'][:, carry['last']]):.3f}"
+        },
+        on_chunk=on_chunk,
+        profile_dir=profile_dir,
+    )
+    bar.close()
+    if bar.enabled:
+        print(f"trained {n_run} chunk(s) in {time.perf_counter() - t0:.1f} s")
+    state, histories = carry["state"], carry["histories"]
+
+    summary = ensemble_summary(histories, steps_E, cfg.eval, seeds)
+    diverged_ME = diverged_mask(histories, cfg.eval.divergence_loss)
+    title = preset or f"{cfg.data.task} mod {cfg.data.modulus}"
     figures: list[Path] = []
 
     def write_outputs() -> None:
@@ -442,7 +248,7 @@ def run_ensemble(
 
     on_all_processes(write_outputs, writer_only=True)
     if mesh is not None:
-        state = _drop_padding(state, n_members)
+        state = drop_padding(state, n_members)
     files = ("config.json", "metrics.parquet", "summary.json")
     files += tuple(p.name for p in figures) or ("accuracy.png", "loss.png", "weight_norm.png")
     return RunResult(out_dir, summary, histories, steps_E, state, files)
@@ -450,17 +256,6 @@ def run_ensemble(
 
 def _diverged(summary: dict) -> list[int]:
     return [m["diverged_step"] for m in summary["members"] if m["diverged_step"] is not None]
-
-
-def _drop_padding(state, n_members: int):
-    """The first `n_members` of every leaf, in one jitted program.
-
-    Each eager slice of an array sharded over several processes is a program with its
-    own collectives, dispatched without waiting for the one before; on CPU (gloo) a few
-    dozen of them, one per leaf of the state, were seen to hang both processes. One
-    program per run has not.
-    """
-    return jax.jit(lambda tree: jax.tree.map(lambda x: x[:n_members], tree))(state)
 
 
 def _write_metrics(path: Path, histories, diverged_ME, steps_E, seeds, hp: Hparams) -> None:
@@ -478,6 +273,19 @@ def _write_metrics(path: Path, histories, diverged_ME, steps_E, seeds, hp: Hpara
     atomic_write_with(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
-def print_summary(result: RunResult) -> None:
-    print(format_table(result.summary))
-    print(f"\nwrote {result.out_dir}/: {', '.join(result.files)}, checkpoints/")
+
+def run_preset(
+    name: str,
+    seeds: Sequence[int],
+    *,
+    settings: Sequence[str] = (),
+    out_dir: str | os.PathLike,
+    **options: Any,
+) -> RunResult:
+    """`run_ensemble` of the preset `name` with 'field=value' `settings` (dotted paths,
+    flat names or hparams; `grokjax.config.apply_overrides`); `options` go to it."""
+    from grokjax.presets import get_preset
+
+    preset = get_preset(name)
+    cfg, hparams = apply_overrides(preset.config, preset.hparams, list(settings))
+    return run_ensemble(cfg, hparams, seeds, out_dir, preset=name, **options)

@@ -39,21 +39,14 @@ import numpy as np
 import optax
 
 from grokjax import data as data_lib
-from grokjax.checkpoint import (
-    ChunkCheckpointer,
-    atomic_write_json,
-    atomic_write_with,
-    json_safe,
-    read_json,
-    resume_point,
-)
-from grokjax.config import Config, check_finite
+from grokjax.checkpoint import atomic_write_json, atomic_write_with, json_safe, read_json
+from grokjax.config import Config, Section
 from grokjax.entropy import Grid
-from grokjax.errors import ConfigError
-from grokjax.experiment import check_out_dir, prepare_out_dir
+from grokjax.loop import Progress, run_chunks
 from grokjax.metrics import cross_entropy, smoothed_accuracy
 from grokjax.models import make_model
 from grokjax.optim import rescale_to_norm
+from grokjax.rundir import check_out_dir, prepare_out_dir
 from grokjax.wlmd import Estimate, Sampler, Walker, fan_in_walls, make_sampler
 
 PROTOCOLS = ("average", "shared")
@@ -61,7 +54,7 @@ STARTS = ("random", "descent")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class LandscapeConfig:
+class LandscapeConfig(Section):
     """A WLMD landscape run: the network and data (`model`), the grid, the sampler.
 
     Grid: x = ln L_train in [x_min, x_max) with bins of `x_bin`; y = smoothed test
@@ -86,7 +79,7 @@ class LandscapeConfig:
     its window; at most `descent_steps` steps).
     """
 
-    model: Config
+    model: Config = Config()
     x_min: float = -12.0
     x_max: float = 3.0
     x_bin: float = 0.05
@@ -118,11 +111,11 @@ class LandscapeConfig:
 
     def __post_init__(self) -> None:
         def fail(field: str, value: Any, allowed: str) -> None:
-            raise ConfigError(f"{field}={value!r} is not allowed: {allowed}")
+            self.fail(field, allowed, value)
 
         if not isinstance(self.model, Config):
             fail("model", self.model, "a grokjax Config")
-        check_finite(self)
+        self.check_finite()
         if not self.x_max - self.x_min >= 4 * self.x_bin > 0:
             fail("x_max", self.x_max, "at least 4 bins of x_bin > 0 above x_min")
         if not isinstance(self.y_bins, int) or self.y_bins < 4:
@@ -207,25 +200,17 @@ class LandscapeConfig:
         m = self.window_bins
         return [(Grid(x.x_min + a * x.bin_width, x.bin_width, m), y) for a in self.window_starts]
 
-    def replace(self, **changes: Any) -> LandscapeConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["model"] = self.model.to_dict()
-        return out
-
 
 def collective_variables(lcfg: LandscapeConfig):
     """(cv_fn, init_fn): params -> [ln L_train, smoothed A_test], and key -> params."""
     cfg = lcfg.model
-    model = make_model(cfg)
-    ds = data_lib.make(jax.random.key(cfg.split_seed or 0), cfg)
+    model = make_model(cfg.model, cfg.data.vocab_size)
+    ds = data_lib.make(jax.random.key(cfg.data.split_seed or 0), cfg.data)
 
     def cv_fn(params) -> jax.Array:
         loss = cross_entropy(model.apply(params, ds.train_inputs), ds.train_labels)
         test = smoothed_accuracy(
-            model.apply(params, ds.test_inputs), ds.test_labels, cfg.smooth_slope
+            model.apply(params, ds.test_inputs), ds.test_labels, cfg.eval.smooth_slope
         )
         return jnp.stack([jnp.log(loss), test])
 
@@ -318,9 +303,10 @@ def init_walkers(
     return walkers, estimates
 
 
-def make_chunk(lcfg: LandscapeConfig, sampler: Sampler):
+def make_chunk(lcfg: LandscapeConfig, sampler: Sampler, report=None):
     """chunk(walkers, estimates) -> (walkers, estimates, positions [records, walkers, 2])
-    for the walkers of one window."""
+    for the walkers of one window; `report`, if given, is called from the program
+    (`jax.debug.callback`) with the steps its walkers took after each record."""
     n_records = lcfg.chunk_steps // lcfg.record_every
     per_window = lcfg.walkers // lcfg.windows
 
@@ -348,6 +334,8 @@ def make_chunk(lcfg: LandscapeConfig, sampler: Sampler):
 
         first = advance(*carry[:2])
         carry, _ = jax.lax.scan(body, first, length=lcfg.record_every - 1)
+        if report is not None:
+            jax.debug.callback(report, jnp.full(per_window, lcfg.record_every))
         return carry, carry[2]
 
     def chunk(walkers, estimates):
@@ -472,8 +460,9 @@ def convergence_row(lcfg, samplers, estimates, previous: np.ndarray | None) -> d
 
 
 def _with_model_defaults(saved: dict) -> dict:
-    """Model fields added after a landscape was written default to the old behaviour."""
-    return {**saved, "model": {**json_safe(Config().to_dict()), **saved.get("model", {})}}
+    """The saved settings as this release writes them: fields added since default to the
+    old behaviour, a flat model config of an earlier release reads as the nested one."""
+    return json_safe(LandscapeConfig.from_dict(saved).to_dict())
 
 
 def run_landscape(
@@ -484,10 +473,11 @@ def run_landscape(
     overwrite: bool = False,
     progress: bool = True,
     on_chunk=None,
+    profile_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Sample the landscape chunk by chunk (checkpointed) and write the run directory.
 
-    Returns {"entropy", "histogram", "x", "y", "convergence", "positions"} as numpy.
+    Returns {"entropy", "histogram", "x", "y", "convergence", "positions", "files"}.
     """
     out_dir = Path(out_dir)
     check_out_dir(out_dir, resume, overwrite, settings="landscape.json")
@@ -499,6 +489,7 @@ def run_landscape(
         settings="landscape.json",
         normalise=_with_model_defaults,
     )
+    bar = Progress(lcfg.steps, lcfg.walkers, desc=f"{lcfg.walkers} walkers", enabled=progress)
     built = [make_landscape_sampler(lcfg, g) for g in lcfg.window_grids()]
     samplers = [sm for sm, _ in built]
     init_params = built[0][1]
@@ -506,73 +497,65 @@ def run_landscape(
         jax.jit(lambda sm=sm, k=k: init_walkers(lcfg, sm, init_params, k))()
         for k, sm in enumerate(samplers)
     ]
-    walkers = tuple(w for w, _ in states)
-    estimates = tuple(e for _, e in states)
-    chunks = [jax.jit(make_chunk(lcfg, sm)) for sm in samplers]
+    report = bar.report if progress else None
+    chunks = [jax.jit(make_chunk(lcfg, sm, report)) for sm in samplers]
     n_chunks = lcfg.steps // lcfg.chunk_steps
     n_records = lcfg.chunk_steps // lcfg.record_every
-    positions = np.full((n_chunks * n_records, lcfg.walkers, 2), np.nan, np.float32)
+    carry = {
+        "walkers": tuple(w for w, _ in states),
+        "estimates": tuple(e for _, e in states),
+        "positions": np.full((n_chunks * n_records, lcfg.walkers, 2), np.nan, np.float32),
+        "previous": np.zeros(tuple(g.n_bins for g in lcfg.grids), np.float32),
+    }
     rows: list[dict] = []
-    previous = None
-    checkpointer = ChunkCheckpointer(out_dir / "checkpoints")
-    start, restored = 0, None
-    if resume:
-        template = {
+
+    def chunk(c: int, carry: dict) -> dict:
+        t0 = time.perf_counter()
+        stepped = [
+            ch(w, e) for ch, w, e in zip(chunks, carry["walkers"], carry["estimates"], strict=True)
+        ]
+        estimates = tuple(e for _, e, _ in stepped)
+        positions = carry["positions"]
+        pos = np.concatenate([np.asarray(p) for _, _, p in stepped], axis=1)
+        positions[c * n_records : (c + 1) * n_records] = pos
+        previous = carry["previous"] if c else None
+        row, entropy = convergence_row(lcfg, samplers, estimates, previous)
+        seconds = round(time.perf_counter() - t0, 3)
+        rows.append({"chunk": c, "step": (c + 1) * lcfg.chunk_steps, "seconds": seconds, **row})
+        atomic_write_json(out_dir / "convergence.json", rows)
+        walkers = tuple(w for w, _, _ in stepped)
+        return {
             "walkers": walkers,
             "estimates": estimates,
             "positions": positions,
-            "previous": np.zeros(tuple(g.n_bins for g in lcfg.grids), np.float32),
+            "previous": entropy,
         }
-        start, restored = resume_point(checkpointer, template, out_dir)
-    if restored is not None:
-        walkers, estimates = tuple(restored["walkers"]), tuple(restored["estimates"])
-        positions = np.asarray(restored["positions"])
-        previous = np.asarray(restored["previous"])
-        rows = read_json(out_dir / "convergence.json", "convergence rows")[:start]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(
-            total=lcfg.steps,
-            initial=start * lcfg.chunk_steps,
-            unit="step",
-            desc=f"{lcfg.walkers} walkers",
-        )
-    for c in range(start, n_chunks):
-        t0 = time.perf_counter()
-        stepped = [ch(w, e) for ch, w, e in zip(chunks, walkers, estimates, strict=True)]
-        walkers = tuple(w for w, _, _ in stepped)
-        estimates = tuple(e for _, e, _ in stepped)
-        pos = np.concatenate([np.asarray(p) for _, _, p in stepped], axis=1)
-        positions[c * n_records : (c + 1) * n_records] = pos
-        row, previous = convergence_row(lcfg, samplers, estimates, previous)
-        row = {
-            "chunk": c,
-            "step": (c + 1) * lcfg.chunk_steps,
-            "seconds": round(time.perf_counter() - t0, 3),
-            **row,
+    def restore(saved: dict, start: int) -> dict:
+        rows.extend(read_json(out_dir / "convergence.json", "convergence rows")[:start])
+        return {
+            "walkers": tuple(saved["walkers"]),
+            "estimates": tuple(saved["estimates"]),
+            "positions": np.asarray(saved["positions"]),
+            "previous": np.asarray(saved["previous"]),
         }
-        rows.append(row)
-        checkpointer.save(
-            c,
-            {
-                "walkers": walkers,
-                "estimates": estimates,
-                "positions": positions,
-                "previous": previous,
-            },
-        )
-        atomic_write_json(out_dir / "convergence.json", rows)
-        if bar is not None:
-            bar.update(lcfg.chunk_steps)
-            bar.set_postfix(change=row["rms_change"], spread=row["walker_spread"])
-        if on_chunk is not None:
-            on_chunk(c)
-    if bar is not None:
-        bar.close()
-    checkpointer.close()
-    entropy, histogram, per_walker = combined(lcfg, samplers, estimates)
+
+    carry, _ = run_chunks(
+        chunk,
+        carry,
+        n_chunks,
+        out_dir,
+        resume=resume,
+        restore=restore,
+        progress=bar,
+        chunk_steps=lambda c: lcfg.chunk_steps,
+        postfix=lambda _: {"change": rows[-1]["rms_change"], "spread": rows[-1]["walker_spread"]},
+        on_chunk=on_chunk,
+        profile_dir=profile_dir,
+    )
+    bar.close()
+    entropy, histogram, per_walker = combined(lcfg, samplers, carry["estimates"])
+    positions = carry["positions"]
     x, y = (np.asarray(g.centres) for g in lcfg.grids)
     arrays = {"entropy": entropy, "histogram": histogram, "x": x, "y": y}
     if per_walker is not None:

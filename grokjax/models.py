@@ -26,7 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from grokjax.config import Config
+from grokjax.config import ModelConfig
 
 N_CTX = 3
 
@@ -138,8 +138,9 @@ class Model(NamedTuple):
     apply: Callable[[dict, jax.Array], jax.Array]
 
 
-def make_model(cfg: Config) -> Model:
-    """The model `cfg.model` with the config's widths, as an `init`/`apply` pair.
+def make_model(cfg: ModelConfig, vocab_size: int) -> Model:
+    """The network `cfg.name` with `cfg`'s widths over `vocab_size` tokens (p + 1,
+    `DataConfig.vocab_size`), as an `init`/`apply` pair.
 
     The network reads p + 1 tokens and writes p + 1 logits, and the loss and accuracies
     are taken over all of them, as in Nanda et al. (the '=' class is never a label, so
@@ -148,17 +149,17 @@ def make_model(cfg: Config) -> Model:
     the paper reads about 700.
 
     Example:
-        >>> model = make_model(Config(modulus=67))
+        >>> model = make_model(ModelConfig(), vocab_size=68)
         >>> params = model.init(jax.random.key(0))
         >>> sum(x.size for x in jax.tree.leaves(params))
         215040
     """
-    if cfg.model == "transformer":
+    if cfg.name == "transformer":
         module: nn.Module = Transformer(
-            cfg.vocab_size, cfg.d_model, cfg.n_heads, cfg.d_mlp, cfg.n_layers, cfg.layer_norm
+            vocab_size, cfg.d_model, cfg.n_heads, cfg.d_mlp, cfg.n_layers, cfg.layer_norm
         )
     else:
-        module = MLP(cfg.vocab_size, cfg.d_model, cfg.d_mlp, cfg.n_layers)
+        module = MLP(vocab_size, cfg.d_model, cfg.d_mlp, cfg.n_layers)
     dummy_BxT = jnp.zeros((1, N_CTX), jnp.int32)
 
     def init(key: jax.Array) -> dict:

@@ -5,7 +5,7 @@ over the first 10 updates, decoupled weight decay (as PyTorch's AdamW: the decay
 scaled by the learning rate). The fixed-norm mode (Liu et al. 2023; the paper's
 norm-30 baseline) rescales all parameters to a fixed global norm after each update;
 `project_to_global_norm` is that step as an optax transformation, which the trainer
-appends to any optimizer when `Config.fixed_norm` is set.
+appends to any optimizer when `OptimConfig.fixed_norm` is set.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import optax
 
 from grokjax.baselines import grokfast_ema, grokfast_ma, langevin_noise, orthogonal_gradient
 from grokjax.blend import blend, ramp_weight
-from grokjax.config import Config, Hparams
+from grokjax.config import FilterConfig, Hparams, OptimConfig, WandConfig
 from grokjax.entropy import Grid
-from grokjax.errors import ConfigError
 from grokjax.wand import wand
 
 
@@ -53,87 +52,88 @@ def rescale_to_norm(params, norm: float):
     return jax.tree.map(lambda p: p * scale, params)
 
 
-def wand_grid(cfg: Config) -> Grid:
-    """The ln L grid of WanD's entropy estimate from the config."""
-    n_bins = int(round((cfg.wand_x_max - cfg.wand_x_min) / cfg.wand_bin_width))
-    return Grid(cfg.wand_x_min, cfg.wand_bin_width, n_bins)
+def wand_grid(cfg: WandConfig) -> Grid:
+    """The ln L grid of WanD's entropy estimate."""
+    return Grid(cfg.x_min, cfg.bin_width, cfg.n_bins)
 
 
-def _wand(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.GradientTransformation:
+def _wand(cfg: WandConfig, hparams: Hparams, key: jax.Array) -> optax.GradientTransformation:
     return wand(
         hparams.learning_rate,
         hparams.temperature,
         hparams.friction,
         key=key,
-        bias_strength=cfg.wand_bias_strength,
-        loss_floor=cfg.wand_loss_floor,
-        deposit=cfg.wand_deposit,
-        t_wl=cfg.wand_t_wl,
-        sigma_bins=cfg.wand_sigma_bins,
+        bias_strength=cfg.bias_strength,
+        loss_floor=cfg.loss_floor,
+        deposit=cfg.deposit,
+        t_wl=cfg.t_wl,
+        sigma_bins=cfg.sigma_bins,
         grid=wand_grid(cfg),
-        slope_cap=cfg.wand_slope_cap,
-        force_cap=cfg.wand_force_cap,
-        force=cfg.wand_force,
-        loss_force_scale=cfg.wand_loss_force_scale,
+        slope_cap=cfg.slope_cap,
+        force_cap=cfg.force_cap,
+        force=cfg.force,
+        loss_force_scale=cfg.loss_force_scale,
+        edge_strength=cfg.edge_strength,
     )
 
 
-def gradient_filter(cfg: Config) -> optax.GradientTransformation | None:
-    """The transformation `cfg.gradient_filter` puts before the optimizer, or None.
+def gradient_filter(cfg: FilterConfig) -> optax.GradientTransformation | None:
+    """The transformation `cfg.name` puts before the optimizer, or None.
 
-    With `cfg.grokfast_equal_lr` a Grokfast filter's output is divided by 1 + lamb, so a
+    With `cfg.equal_lr` a Grokfast filter's output is divided by 1 + lamb, so a
     constant gradient gives the step it gives without the filter (the fair comparison
     at equal effective learning rate); otherwise Grokfast's own amplification stays.
     """
-    name = cfg.gradient_filter
-    if name == "none":
+    if cfg.name == "none":
         return None
-    if name == "orthogonal":
+    if cfg.name == "orthogonal":
         return orthogonal_gradient()
-    if name == "grokfast-ema":
-        tx = grokfast_ema(cfg.grokfast_alpha, cfg.grokfast_lamb)
+    if cfg.name == "grokfast-ema":
+        tx = grokfast_ema(cfg.alpha, cfg.lamb)
     else:
-        tx = grokfast_ma(cfg.grokfast_window, cfg.grokfast_lamb)
-    if cfg.grokfast_equal_lr:
-        tx = optax.chain(tx, optax.scale(1.0 / (1.0 + cfg.grokfast_lamb)))
+        tx = grokfast_ma(cfg.window, cfg.lamb)
+    if cfg.equal_lr:
+        tx = optax.chain(tx, optax.scale(1.0 / (1.0 + cfg.lamb)))
     return tx
 
 
-def make_optimizer(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.GradientTransformation:
-    """The optax transformation for `cfg.optimizer` with the (possibly traced) `hparams`,
-    after `cfg.gradient_filter` when there is one.
+def make_optimizer(
+    cfg: OptimConfig, hparams: Hparams, key: jax.Array
+) -> optax.GradientTransformation:
+    """The optax transformation for `cfg.name` with the (possibly traced) `hparams`,
+    after the gradient filter `cfg.filter` when there is one.
 
     Built inside the vmapped training function so each member gets its own numbers
     (and, for stochastic optimizers, its own key). The fixed-norm projection is added
     by the trainer (`cfg.fixed_norm`), not here. 'wand-adamw' blends WanD with the
     AdamW above (same learning rate and weight decay), its weight read from the
-    training-side signal `cfg.blend_signal` (`grokjax.blend`).
+    training-side signal `cfg.blend.signal` (`grokjax.blend`).
     """
     tx = _optimizer(cfg, hparams, key)
-    before = gradient_filter(cfg)
+    before = gradient_filter(cfg.filter)
     return tx if before is None else optax.chain(before, tx)
 
 
-def _optimizer(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.GradientTransformation:
-    if cfg.optimizer == "wand":
-        return _wand(cfg, hparams, key)
+def _optimizer(cfg: OptimConfig, hparams: Hparams, key: jax.Array):
+    if cfg.name == "wand":
+        return _wand(cfg.wand, hparams, key)
     schedule = warmup(hparams.learning_rate, cfg.warmup_steps)
     adamw = optax.adamw(schedule, b1=cfg.beta1, b2=cfg.beta2, weight_decay=hparams.weight_decay)
-    if cfg.optimizer == "adamw":
+    if cfg.name == "adamw":
         return adamw
-    if cfg.optimizer == "wand-adamw":
-        by_loss = cfg.blend_signal == "train_loss"
+    if cfg.name == "wand-adamw":
+        by_loss = cfg.blend.signal == "train_loss"
         return blend(
-            _wand(cfg, hparams, key),
+            _wand(cfg.wand, hparams, key),
             adamw,
-            ramp_weight(cfg.blend_low, cfg.blend_high),
+            ramp_weight(cfg.blend.low, cfg.blend.high),
             observable="value" if by_loss else "train_accuracy",
             transform=jnp.log if by_loss else None,
-            smoothing=cfg.blend_smoothing,
+            smoothing=cfg.blend.smoothing,
         )
-    if cfg.optimizer == "adam":
+    if cfg.name == "adam":
         return optax.adam(schedule, b1=cfg.beta1, b2=cfg.beta2)
-    if cfg.optimizer == "sgld":
+    if cfg.name == "sgld":
         return optax.chain(
             optax.add_decayed_weights(hparams.weight_decay),
             optax.sgd(schedule),
@@ -144,19 +144,3 @@ def _optimizer(cfg: Config, hparams: Hparams, key: jax.Array) -> optax.GradientT
         optax.add_decayed_weights(hparams.weight_decay),
         optax.sgd(schedule, momentum=cfg.momentum),
     )
-
-
-def validate_hparams(hparams: Hparams) -> None:
-    """Clear errors for swept numbers outside their range, before any compute."""
-    checks = {
-        "learning_rate": (lambda v: v > 0, "positive"),
-        "weight_decay": (lambda v: v >= 0, ">= 0"),
-        "temperature": (lambda v: v >= 0, ">= 0"),
-        "friction": (lambda v: (v > 0) & (v <= 1), "in (0, 1]"),
-        "init_scale": (lambda v: v > 0, "positive"),
-    }
-    for name, (ok, allowed) in checks.items():
-        value = getattr(hparams, name)
-        array = jnp.asarray(value)
-        if not bool(jnp.all(jnp.isfinite(array) & ok(array))):
-            raise ConfigError(f"{name}={value!r} is not allowed: a finite number, {allowed}")

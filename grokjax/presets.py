@@ -15,9 +15,18 @@ from grokjax.landscape import LandscapeConfig
 
 
 class Preset(NamedTuple):
+    """A `grokjax run` / `compare` experiment."""
+
     description: str
     config: Config
     hparams: Hparams
+
+
+class LandscapePreset(NamedTuple):
+    """A `grokjax landscape` measurement."""
+
+    description: str
+    config: LandscapeConfig
 
 
 _PAPER = dict(modulus=67, train_fraction=0.5, steps=10_000, eval_every=10)
@@ -140,12 +149,6 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise ConfigError(f"preset={name!r} is not allowed: one of {', '.join(PRESETS)}")
-    return PRESETS[name]
-
-
 # WLMD landscapes (`grokjax landscape`). The CPU preset is a small grokking network
 # (x+y mod 23, 70 % train, width 32: AdamW groks it in 1,000-3,000 steps) with a linear
 # prior on ln L in place of the paper's quadratic bias, because a d-parameter network's
@@ -153,8 +156,8 @@ def get_preset(name: str) -> Preset:
 # remainder; the paper-sized ones are for accelerators and follow the paper's
 # predecessor (kT 1, bias 3000 above L0 = -8, walls 3 / sqrt(fan-in)). dt and c_f are
 # ours.
-LANDSCAPES: dict[str, tuple[str, LandscapeConfig]] = {
-    "landscape-cpu": (
+LANDSCAPES: dict[str, LandscapePreset] = {
+    "landscape-cpu": LandscapePreset(
         "x+y mod 23, 70 % train, 1-layer transformer of width 32 (14,080 parameters); "
         "a linear prior of slope 7,040 (half the parameter count) on ln L, 8 walkers, "
         "paper protocol, 200,000 steps; sized for two CPU cores (20-30 minutes).",
@@ -179,7 +182,7 @@ LANDSCAPES: dict[str, tuple[str, LandscapeConfig]] = {
             record_every=500,
         ),
     ),
-    "landscape-cpu-windows": (
+    "landscape-cpu-windows": LandscapePreset(
         "x+y mod 23, 70 % train, an MLP of embedding 16 and width 64 (4,032 parameters; "
         "AdamW groks it in 2,000-5,000 steps), walls at 4 / sqrt(fan-in); ln L_train in "
         "[-7, 1.5] as 4 overlapping windows of 2 walkers each, started by descent, soft "
@@ -213,7 +216,7 @@ LANDSCAPES: dict[str, tuple[str, LandscapeConfig]] = {
         ),
     ),
     **{
-        f"landscape-{short}": (
+        f"landscape-{short}": LandscapePreset(
             f"Paper-sized: {task} mod 67, 50 % train, the paper transformer; 8 walkers, "
             "paper protocol, 2 million steps per walker (for accelerators).",
             LandscapeConfig(
@@ -241,13 +244,9 @@ LANDSCAPES: dict[str, tuple[str, LandscapeConfig]] = {
 }
 
 
-def get_landscape(name: str) -> tuple[str, LandscapeConfig]:
-    if name not in LANDSCAPES:
-        raise ConfigError(f"preset={name!r} is not allowed: one of {', '.join(LANDSCAPES)}")
-    return LANDSCAPES[name]
-
-
 class SweepPreset(NamedTuple):
+    """A `grokjax sweep` grid."""
+
     description: str
     config: Config
     hparams: Hparams
@@ -302,7 +301,20 @@ SWEEPS: dict[str, SweepPreset] = {
 }
 
 
-def get_sweep(name: str) -> SweepPreset:
-    if name not in SWEEPS:
-        raise ConfigError(f"preset={name!r} is not allowed: one of {', '.join(SWEEPS)}")
-    return SWEEPS[name]
+REGISTRY = {"run": PRESETS, "landscape": LANDSCAPES, "sweep": SWEEPS}
+
+
+def get_preset(name: str, kind: str = "run"):
+    """The preset `name` of `kind` ('run' (also `compare`'s), 'landscape' or 'sweep')."""
+    presets = REGISTRY[kind]
+    if name not in presets:
+        raise ConfigError(f"preset={name!r} is not allowed: one of {', '.join(presets)}")
+    return presets[name]
+
+
+def listing() -> str:
+    """Every preset, one line each, by kind."""
+    lines = []
+    for kind, presets in REGISTRY.items():
+        lines += [f"{name:24s} {kind:9s} {p.description}" for name, p in presets.items()]
+    return "\n".join(lines)

@@ -6,7 +6,7 @@ the generalise threshold) and the grokking delay between them. A member that doe
 reach a threshold within its budget is *censored*: its step is None, never a number.
 
 A member *diverges* at the first evaluation where its train loss, test loss or weight
-norm is not finite, or its train loss exceeds `Config.divergence_loss` (default 100,
+norm is not finite, or its train loss exceeds `EvalConfig.divergence_loss` (default 100,
 some 25 times the loss of a fresh network on p = 67). From there on its metrics describe
 a broken network, so they count for nothing: its threshold steps are those reached
 before it diverged, its final values are None, and `diverged_step` says when.
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from grokjax.config import Config
+from grokjax.config import EvalConfig
 
 
 def first_crossing(values_E: np.ndarray, steps_E: np.ndarray, threshold: float) -> int | None:
@@ -69,7 +69,7 @@ def diverged_mask(histories: dict[str, np.ndarray], loss_bound: float) -> np.nda
     return mask
 
 
-def member_summary(history: dict[str, np.ndarray], steps_E: np.ndarray, cfg: Config) -> dict:
+def member_summary(history: dict[str, np.ndarray], steps_E: np.ndarray, cfg: EvalConfig) -> dict:
     """Threshold steps and final values for one member; `history` maps metric -> [E].
 
     Only the evaluations before the member diverged (if it did) count.
@@ -121,7 +121,7 @@ def censored_stats(values: list[int | float | None]) -> dict[str, Any]:
 
 
 def ensemble_summary(
-    histories: dict[str, np.ndarray], steps_E: np.ndarray, cfg: Config, seeds: list[int]
+    histories: dict[str, np.ndarray], steps_E: np.ndarray, cfg: EvalConfig, seeds: list[int]
 ) -> dict:
     """Per-member summaries and their censored statistics; `histories` maps metric -> [M, E]."""
     members = []

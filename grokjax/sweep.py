@@ -38,26 +38,46 @@ import numpy as np
 import pandas as pd
 
 from grokjax.checkpoint import atomic_write_with
-from grokjax.config import Config, Hparams
+from grokjax.config import (
+    FLAT_NAMES,
+    Config,
+    Hparams,
+    apply_overrides,
+    field_paths,
+    field_types,
+    parse_value,
+    validate_hparams,
+)
 from grokjax.errors import ConfigError
-from grokjax.experiment import check_out_dir, on_all_processes, prepare_out_dir, run_ensemble
-from grokjax.optim import validate_hparams
+from grokjax.experiment import run_ensemble
 from grokjax.phases import PHASES, classify_cell, classify_seed, phase_diagram, seed_steps
+from grokjax.presets import get_preset
+from grokjax.rundir import check_out_dir, on_all_processes, prepare_out_dir
 from grokjax.summary import censored_stats
 from grokjax.survival import from_censored_steps, survival_figure
 
-STEPS = ("memorisation_step", "generalisation_step", "delay")
+STEPS = ("memorisation_step", "generalisation_step", "grokking_delay")
 
 
 class SweepResult(NamedTuple):
     seeds: pd.DataFrame  # one row per (cell, seed): seeds.parquet
     cells: pd.DataFrame  # one row per cell: cells.csv
     files: tuple[str, ...]  # what was written in the sweep directory
+    out_dir: Path = Path(".")
+    axes: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        """The cells' phases and censored medians, and the files written."""
+        shown = [*self.axes, "phase", "generalisation_step_median"]
+        shown += ["generalisation_step_censored", "grokking_delay_median", "diverged", "seeds"]
+        with pd.option_context("display.width", 160, "display.max_rows", 500):
+            table = self.cells[shown].to_string(index=False)
+        return f"{table}\n\nwrote {self.out_dir}/: {', '.join(self.files)}"
 
 
 def split_axes(axes: Mapping[str, Sequence[Any]]) -> tuple[dict, dict]:
     """(numeric axes over `Hparams`, shape axes over `Config`); unknown names refused."""
-    config_fields = set(Config().to_dict())
+    config_fields = {*field_paths(), *FLAT_NAMES}
     numeric, shape = {}, {}
     for name, values in axes.items():
         if not values:
@@ -67,7 +87,7 @@ def split_axes(axes: Mapping[str, Sequence[Any]]) -> tuple[dict, dict]:
         elif name in config_fields:
             shape[name] = list(values)
         else:
-            allowed = ", ".join([*Hparams._fields, *sorted(config_fields)])
+            allowed = ", ".join([*Hparams._fields, *field_paths()])
             raise ConfigError(f"grid axis {name!r} is unknown; allowed: {allowed}")
     return numeric, shape
 
@@ -175,15 +195,15 @@ def run_sweep(
             )
         steps = seed_steps(
             pd.read_parquet(run_dir / "metrics.parquet"),
-            memorise_threshold=cell_cfg.memorise_threshold,
-            generalise_threshold=cell_cfg.generalise_threshold,
+            memorise_threshold=cell_cfg.eval.memorise_threshold,
+            generalise_threshold=cell_cfg.eval.generalise_threshold,
         )
         for name, value in cell.items():  # text, so mixed values ('full', 512) fit a column
             steps[name] = _label(name, value)
         frames.append(steps)
     seeds = pd.concat(frames, ignore_index=True)
     seeds = seeds[[*names, *(c for c in seeds.columns if c not in names)]]
-    seeds["delay"] = seeds["generalisation_step"] - seeds["memorisation_step"]
+    seeds["grokking_delay"] = seeds["generalisation_step"] - seeds["memorisation_step"]
     seeds["phase"] = [
         classify_seed(m, g)
         for m, g in zip(seeds["memorisation_step"], seeds["generalisation_step"], strict=True)
@@ -193,7 +213,7 @@ def run_sweep(
     cells = cell_table(seeds, names)
     atomic_write_with(out_dir / "cells.csv", lambda tmp: cells.to_csv(tmp, index=False))
     files = ["sweep.json", "seeds.parquet", "cells.csv"]
-    title = preset or f"{cfg.task} mod {cfg.modulus}"
+    title = preset or f"{cfg.data.task} mod {cfg.data.modulus}"
     if len(names) >= 2:
         x, y = diagram_axes or (names[0], names[1])
         others = [n for n in names if n not in (x, y)]
@@ -217,7 +237,7 @@ def run_sweep(
     }
     survival_figure(curves, out_dir / "survival.png", f"{title}: time to generalise")
     files += ["survival.png", *(f"{cell_name(cell)}/" for cell in outer)]
-    return SweepResult(seeds, cells, tuple(files))
+    return SweepResult(seeds, cells, tuple(files), out_dir, tuple(names))
 
 
 def cell_table(seeds: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
@@ -237,3 +257,50 @@ def cell_table(seeds: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
         row["seeds"] = phase.n_seeds
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def parse_grid(grid: Sequence[str], axes: Mapping[str, Sequence[Any]]) -> dict:
+    """`FIELD=V1,V2` strings onto `axes` (values typed as the field; 'none' = None);
+    '--grid none' drops every axis given before it."""
+    axes = dict(axes)
+    kinds = field_types()
+    for item in grid:
+        if item.strip().lower() == "none":
+            axes = {}
+            continue
+        field, sep, text = item.partition("=")
+        if not sep or not text:
+            raise ConfigError(f"--grid {item!r} is not allowed: FIELD=V1,V2,...")
+        kind = "float" if field in Hparams._fields else kinds.get(field)
+        if kind is None:
+            allowed = ", ".join([*Hparams._fields, *field_paths()])
+            raise ConfigError(f"grid axis {field!r} is unknown; allowed: {allowed}")
+        axes[field] = tuple(parse_value(field, v, kind) for v in text.split(","))
+    return axes
+
+
+def sweep_preset(
+    name: str,
+    seeds: Sequence[int] | None,
+    *,
+    settings: Sequence[str] = (),
+    grid: Sequence[str] = (),
+    out_dir: str | Path,
+    diagram_axes: str | None = None,
+    **options: Any,
+) -> SweepResult:
+    """`run_sweep` of the sweep preset `name` with `settings` ('field=value' overrides of
+    its base), `grid` (`parse_grid` onto its axes), `seeds` (None: the preset's count;
+    else their number) and `diagram_axes` 'X,Y'; `options` go to `run_sweep`."""
+    preset = get_preset(name, "sweep")
+    cfg, hparams = apply_overrides(preset.config, preset.hparams, list(settings))
+    axes = parse_grid(grid, preset.axes)
+    diagram = preset.diagram if preset.diagram and set(preset.diagram) <= set(axes) else None
+    if diagram_axes:
+        diagram = tuple(diagram_axes.split(","))
+        if len(diagram) != 2:
+            raise ConfigError(f"axes={diagram_axes!r} is not allowed: two axis names, X,Y")
+    n_seeds = preset.seeds if not seeds else len(seeds)
+    return run_sweep(
+        cfg, hparams, axes, n_seeds, out_dir, preset=name, diagram_axes=diagram, **options
+    )

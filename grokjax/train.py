@@ -62,7 +62,8 @@ class TrainState(NamedTuple):
 def metric_names(cfg: Config) -> tuple[str, ...]:
     """Every metric a run of `cfg` records: `METRIC_NAMES`, then for each waiting time
     t_w the mean-squared displacement `msd@t_w` and the overlap `overlap@t_w`."""
-    extra = [f"{kind}@{t}" for t in sorted(cfg.waiting_times) for kind in ("msd", "overlap")]
+    waiting = sorted(cfg.eval.waiting_times)
+    extra = [f"{kind}@{t}" for t in waiting for kind in ("msd", "overlap")]
     return METRIC_NAMES + tuple(extra)
 
 
@@ -79,13 +80,13 @@ def segments(cfg: Config) -> np.ndarray:
 
 
 def chunk_schedule(cfg: Config) -> np.ndarray:
-    """`segments(cfg)` cut into chunks of `cfg.chunk_evals` evaluations: [chunks, evals].
+    """`segments(cfg)` cut into chunks of `cfg.eval.chunk_evals` evaluations: [chunks, evals].
 
     The last chunk is padded with zero-step segments (evaluations that the caller
     drops), so every chunk has the same shape and one compiled program serves all.
     """
     segs = segments(cfg)
-    per_chunk = min(cfg.chunk_evals, segs.size)
+    per_chunk = min(cfg.eval.chunk_evals, segs.size)
     n_chunks = -(-segs.size // per_chunk)
     padded = np.zeros(n_chunks * per_chunk, np.int32)
     padded[: segs.size] = segs
@@ -95,7 +96,11 @@ def chunk_schedule(cfg: Config) -> np.ndarray:
 OptimizerFactory = Callable[[Hparams, jax.Array], optax.GradientTransformation]
 
 
-def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Trainer:
+def make_train(
+    cfg: Config,
+    optimizer: OptimizerFactory | None = None,
+    report: Callable[[Any], None] | None = None,
+) -> Trainer:
     """Build the pure training functions for `cfg` (see the module docstring).
 
     Args:
@@ -103,34 +108,41 @@ def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Traine
         optimizer: `optimizer(hparams, key) -> optax.GradientTransformation`, any optax
             chain; it is called inside the traced functions, so `hparams` may be traced
             (one value per vmapped member) and `key` is the member's optimizer key.
-            Defaults to the optimizer `cfg.optimizer` names (`grokjax.optim`). The
+            Defaults to the optimizer `cfg.optim` names (`grokjax.optim`). The
             update receives the batch loss as `value=` (optax's convention for
             loss-aware transforms) and the batch accuracy as `train_accuracy=`
             (training-side signals only); plain transforms ignore both.
+        report: a host function that `run` calls (`jax.debug.callback`, unordered)
+            with the steps each member took in each segment, for a progress bar; it
+            returns nothing to the program, so the numbers do not depend on it.
     Returns:
         A `Trainer(init, step, run, train)`.
     """
-    model = make_model(cfg)
+    model = make_model(cfg.model, cfg.data.vocab_size)
+    fixed_norm = cfg.optim.fixed_norm
     if optimizer is None:
 
         def optimizer(hparams: Hparams, key: jax.Array) -> optax.GradientTransformation:
-            return make_optimizer(cfg, hparams, key)
+            return make_optimizer(cfg.optim, hparams, key)
 
     def transform(hparams: Hparams, key: jax.Array):
         tx = optimizer(hparams, key)
-        if cfg.fixed_norm is not None:  # a mode of the trainer, whatever the optimizer
-            tx = optax.chain(tx, project_to_global_norm(cfg.fixed_norm))
+        if fixed_norm is not None:  # a mode of the trainer, whatever the optimizer
+            tx = optax.chain(tx, project_to_global_norm(fixed_norm))
         return optax.with_extra_args_support(tx)
 
     fixed_split = None
-    if cfg.split_seed is not None:
+    if cfg.data.split_seed is not None:
         # One split shared by every member: built once, so a vmapped ensemble sees
         # unbatched data and its matmuls stay large.
-        fixed_split = data_lib.make(jax.random.key(cfg.split_seed), cfg)
+        fixed_split = data_lib.make(jax.random.key(cfg.data.split_seed), cfg.data)
 
     def dataset(state: TrainState) -> data_lib.Dataset:
-        return fixed_split if fixed_split is not None else data_lib.make(state.data_key, cfg)
+        if fixed_split is not None:
+            return fixed_split
+        return data_lib.make(state.data_key, cfg.data)
 
+    waiting = cfg.eval.waiting_times
     train_loss = stablemax_cross_entropy if cfg.loss == "stablemax" else cross_entropy
 
     def loss_fn(params, inputs_BxT, labels_B):
@@ -141,17 +153,18 @@ def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Traine
         if cfg.batch_size is None:
             return ds.train_inputs, ds.train_labels
         # Sample without replacement within an epoch; a fresh permutation per epoch.
-        per_epoch = cfg.n_train // cfg.batch_size
+        n_train = cfg.data.n_train
+        per_epoch = n_train // cfg.batch_size
         epoch, offset = jnp.divmod(state.step, per_epoch)
-        order = jax.random.permutation(jax.random.fold_in(state.loop_key, epoch), cfg.n_train)
+        order = jax.random.permutation(jax.random.fold_in(state.loop_key, epoch), n_train)
         idx = jax.lax.dynamic_slice_in_dim(order, offset * cfg.batch_size, cfg.batch_size)
         return ds.train_inputs[idx], ds.train_labels[idx]
 
     def init(key: jax.Array, hparams: Hparams) -> TrainState:
         init_key, opt_key, loop_key, member_data_key = jax.random.split(key, 4)
         params = jax.tree.map(lambda p: p * hparams.init_scale, model.init(init_key))
-        if cfg.fixed_norm is not None:
-            params = rescale_to_norm(params, cfg.fixed_norm)
+        if fixed_norm is not None:
+            params = rescale_to_norm(params, fixed_norm)
         tx = transform(hparams, opt_key)
         return TrainState(
             params,
@@ -160,7 +173,7 @@ def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Traine
             opt_key,
             loop_key,
             member_data_key,
-            ageing_init(params, cfg.waiting_times) if cfg.waiting_times else None,
+            ageing_init(params, waiting) if waiting else None,
         )
 
     def update(state: TrainState, hparams: Hparams, ds: data_lib.Dataset) -> TrainState:
@@ -187,7 +200,10 @@ def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Traine
         ds = dataset(state)
 
         def segment(state: TrainState, n_steps: jax.Array):
+            before = state.step
             state = jax.lax.fori_loop(0, n_steps, lambda _, s: update(s, hparams, ds), state)
+            if report is not None:
+                jax.debug.callback(report, state.step - before)
             metrics = evaluate(
                 model.apply,
                 state.params,
@@ -195,13 +211,13 @@ def make_train(cfg: Config, optimizer: OptimizerFactory | None = None) -> Traine
                 ds.train_labels,
                 ds.test_inputs,
                 ds.test_labels,
-                cfg.smooth_slope,
+                cfg.eval.smooth_slope,
             )
-            if cfg.waiting_times:
+            if waiting:
                 ageing = ageing_update(state.ageing, state.params, state.step)
                 state = state._replace(ageing=ageing)
                 seen = observables(ageing, state.params)
-                for k, t in enumerate(sorted(cfg.waiting_times)):
+                for k, t in enumerate(sorted(waiting)):
                     metrics[f"msd@{t}"] = seen["msd"][k]
                     metrics[f"overlap@{t}"] = seen["overlap"][k]
             return state, metrics

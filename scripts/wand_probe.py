@@ -29,7 +29,7 @@ hp_over = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
 cfg = gj.get_preset("paper-wand-add").config.replace(steps=steps, **overrides)
 hp = gj.get_preset("paper-wand-add").hparams._replace(**hp_over)
 tr = gj.make_train(cfg)
-grid = wand_grid(cfg)
+grid = wand_grid(cfg.optim.wand)
 init = jax.jit(jax.vmap(tr.init, in_axes=(0, None)))
 run = jax.jit(lambda s, h: jax.lax.map(lambda a: tr.run(a, h, jnp.array([10], jnp.int32)), s))
 state = init(gj.member_keys(seeds), hp)
@@ -49,7 +49,7 @@ for k in range(steps // 10):
     i = np.asarray(jax.vmap(grid.index)(jnp.asarray(x)))
     g = [
         float(
-            bias_slope(grid, jnp.int32(ii), cfg.wand_bias_strength, cfg.wand_loss_floor)
+            bias_slope(grid, jnp.int32(ii), cfg.optim.wand.bias_strength, cfg.optim.wand.loss_floor)
             + slope(ws.deposits[j], grid, jnp.int32(ii))
         )
         for j, ii in enumerate(i)

@@ -32,7 +32,7 @@ BASE = gj.get_preset("wand-capped-add")
 
 def wand_with(**changes):
     cfg = BASE.config.replace(**changes)
-    return lambda hp, key: make_optimizer(cfg, hp, key)
+    return lambda hp, key: make_optimizer(cfg.optim, hp, key)
 
 
 def adamw(hp, key):

@@ -109,7 +109,7 @@ def test_resume_mismatch_names_the_field_that_differs(finished_run, tmp_path, ca
     out = _copy(run, tmp_path / "run")
     assert main([*_with_out(args, out), "--resume", "--set", "d_mlp=32"]) == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert "config.d_mlp" in line and "saved 64" in line and "now 32" in line, line
+    assert "config.model.d_mlp" in line and "saved 64" in line and "now 32" in line, line
 
 
 def test_overwrite_refuses_a_directory_that_is_no_grokjax_run(tmp_path, capsys):

@@ -54,7 +54,7 @@ COMMON = textwrap.dedent(
     LEARNING_RATES = [1e-3, 1e-2] * 3
 
     def library_members():
-        from grokjax.cli import apply_overrides
+        from grokjax.config import apply_overrides
         from grokjax.presets import get_preset
 
         preset = get_preset("default")

@@ -19,7 +19,7 @@ def test_member_summary_delay_and_censored_generalisation():
         "test_acc": np.array([0.0, 0.2, 0.995, 1.0]),
         "weight_norm": np.array([40.0, 41.0, 35.0, 30.0]),
     }
-    row = member_summary(hist, steps, cfg)
+    row = member_summary(hist, steps, cfg.eval)
     assert (row["memorisation_step"], row["generalisation_step"], row["grokking_delay"]) == (
         10,
         20,
@@ -27,7 +27,7 @@ def test_member_summary_delay_and_censored_generalisation():
     )
     assert row["weight_norm_at_generalisation"] == 35.0
     hist["test_acc"] = np.array([0.0, 0.2, 0.5, 0.6])
-    row = member_summary(hist, steps, cfg)
+    row = member_summary(hist, steps, cfg.eval)
     assert row["generalisation_step"] is None and row["grokking_delay"] is None
 
 

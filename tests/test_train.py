@@ -199,7 +199,7 @@ def test_small_run_groks():
         member_keys(seeds), Hparams(learning_rate=1e-2, weight_decay=1.0)
     )
     metrics = jax.device_get(metrics)
-    summary = ensemble_summary(metrics, cfg.eval_steps, cfg, seeds)
+    summary = ensemble_summary(metrics, cfg.eval_steps, cfg.eval, seeds)
     for m, member in enumerate(summary["members"]):
         assert member["memorisation_step"] is not None
         assert member["generalisation_step"] is not None
@@ -240,7 +240,7 @@ def test_blend_reads_the_train_accuracy_the_trainer_passes(tiny_cfg):
     state, m = jax.jit(make_train(cfg).train)(jax.random.key(0), Hparams(1e-2, 0.1))
     accuracy = float(state.opt_state.observable)  # the last batch's, before its update
     assert 0.0 <= accuracy <= 1.0
-    assert accuracy * cfg.n_train == pytest.approx(round(accuracy * cfg.n_train), abs=1e-3)
+    assert accuracy * cfg.data.n_train == pytest.approx(round(accuracy * cfg.data.n_train), abs=1e-3)
     np.testing.assert_allclose(float(state.opt_state.weight), 1.0 - accuracy, rtol=1e-5)
     chex.assert_tree_all_finite(m)
 
@@ -275,6 +275,6 @@ def test_grokfast_equal_lr_divides_the_filtered_gradient(tiny_cfg):
         cfg = tiny_cfg.replace(
             gradient_filter="grokfast-ema", grokfast_lamb=2.0, grokfast_equal_lr=equal
         )
-        tx = gradient_filter(cfg)
+        tx = gradient_filter(cfg.optim.filter)
         out, _ = tx.update(grads, tx.init(grads))  # first step: (1 + lamb) g, then / (1 + lamb)
         np.testing.assert_allclose(out["w"], factor * grads["w"], rtol=1e-6)

@@ -1,0 +1,146 @@
+"""Run directories: refuse a directory that cannot be used as asked, before any compute;
+start one afresh or check that a resumed one holds the same settings; write the files
+only from one process. Every long job (`grokjax.experiment`, `grokjax.landscape`,
+`grokjax.sweep`) goes through here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from grokjax.checkpoint import atomic_write_json, json_safe, read_json, remove_temporaries
+from grokjax.errors import ConfigError
+
+
+def _writable(directory: Path) -> bool:
+    """Whether a file can really be made in `directory` (os.access says yes to root even
+    where the filesystem refuses, as in /proc or /sys)."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
+
+
+def on_all_processes(fn: Callable, *args, writer_only: bool = False) -> None:
+    """Call `fn(*args)` on every process (on process 0 alone with `writer_only`), then
+    wait for all of them, and raise on every process if it raised on any.
+
+    In a multi-process run the processes must take the same branch: one that gave up
+    on a refused run directory while the others went on would leave them waiting in
+    their first collective until it times out. The wait also orders the files: no
+    process checks the run directory after process 0 has started writing it, and none
+    returns before process 0 has written its outputs. With one process it is `fn(*args)`.
+    """
+    if jax.process_count() == 1:
+        fn(*args)
+        return
+    from jax.experimental import multihost_utils
+
+    error = None
+    if not writer_only or jax.process_index() == 0:
+        try:
+            fn(*args)
+        except Exception as err:  # re-raised below, after the others have heard of it
+            error = err
+    failed = np.asarray(multihost_utils.process_allgather(np.int32(error is not None)))
+    if error is not None:
+        raise error
+    if failed.any():
+        raise ConfigError(
+            f"process {int(np.argmax(failed))} refused the run ({fn.__name__}): see its error"
+        )
+
+
+def check_out_dir(
+    out_dir: Path, resume: bool, overwrite: bool, settings: str = "config.json"
+) -> None:
+    """Refuse, before any compute, a run directory that cannot be used as asked.
+
+    `settings` names the file that records a run's settings (a landscape and a sweep use
+    their own); a directory that holds files but not that one is no grokjax run of this
+    kind, and neither resumed nor overwritten.
+    """
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite are exclusive: choose one")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"out={str(out_dir)!r} is not allowed: it is a file, not a directory")
+    parent = out_dir if out_dir.exists() else out_dir.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not _writable(parent):
+        raise ConfigError(
+            f"out={str(out_dir)!r} is not allowed: {parent} is not a writable directory"
+        )
+    occupied = out_dir.exists() and any(out_dir.iterdir())
+    is_run = (out_dir / settings).is_file()
+    if resume and not is_run:
+        raise ConfigError(f"out={str(out_dir)!r}: nothing to resume (no {settings})")
+    if occupied and overwrite and not is_run:
+        raise ConfigError(
+            f"out={str(out_dir)!r} is not allowed with overwrite: it holds files but no "
+            f"{settings}, so it is not a grokjax run; choose another directory or empty it"
+        )
+    if occupied and not resume and not overwrite:
+        raise ConfigError(
+            f"out={str(out_dir)!r} already holds files: pass resume to continue that run "
+            "or overwrite to replace it"
+        )
+
+
+def first_difference(saved: Any, wanted: Any, path: str = "") -> str | None:
+    """The first dotted field where two JSON-like records differ, with both values."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        for key in [*wanted, *(k for k in saved if k not in wanted)]:
+            found = first_difference(saved.get(key), wanted.get(key), f"{path}{key}.")
+            if found:
+                return found
+        return None
+    if saved != wanted:
+        return f"{path.rstrip('.')} (saved {saved!r}, now {wanted!r})"
+    return None
+
+
+def prepare_out_dir(
+    out_dir: Path,
+    record: dict,
+    resume: bool,
+    overwrite: bool,
+    settings: str = "config.json",
+    normalise: Callable[[dict], dict] = lambda saved: saved,
+) -> None:
+    """Resume: check the saved settings equal `record` (after `normalise`), naming the
+    first field that differs; otherwise start the directory afresh and write `record`
+    with the jax version and backend. Temporaries an interrupted write left are removed.
+    """
+    record = json_safe(record)  # compared with what was saved: JSON against JSON
+    if resume:
+        saved = read_json(out_dir / settings, "the run's settings")
+        if not isinstance(saved, dict):
+            raise ConfigError(f"out={str(out_dir)!r}: {settings} does not hold a grokjax run")
+        saved.pop("versions", None)
+        difference = first_difference(normalise(saved), record)
+        if difference:
+            raise ConfigError(
+                f"out={str(out_dir)!r} holds a run with another configuration: {difference}; "
+                "resume needs the same preset, fields, hparams and seeds"
+            )
+        remove_temporaries(out_dir)
+        return
+    try:
+        if overwrite and out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        versions = {"jax": jax.__version__, "backend": jax.default_backend()}
+        atomic_write_json(out_dir / settings, {**record, "versions": versions})
+    except OSError as err:
+        raise ConfigError(
+            f"out={str(out_dir)!r} is not allowed: {err.strerror or err} ({err.filename})"
+        ) from None
