@@ -26,7 +26,7 @@ from grokjax.config import Config, Hparams, apply_overrides
 from grokjax.errors import ConfigError
 from grokjax.experiment import RunResult, run_ensemble
 from grokjax.plots import comparison_figure, describe_run
-from grokjax.presets import get_preset
+from grokjax.presets import get_preset, preset_changes
 from grokjax.summary import diverged_mask
 
 COLUMNS = (
@@ -122,30 +122,10 @@ def compare_presets(
     return Comparison(table, files, out_dir)
 
 
-def _dotted_changes(base: dict, other: dict, prefix: str = "") -> dict:
-    """{dotted path: value} of `other`'s fields that differ from `base`'s (nested dicts)."""
-    out = {}
-    for key, value in other.items():
-        was = base.get(key)
-        if isinstance(value, dict) and isinstance(was, dict):
-            out.update(_dotted_changes(was, value, f"{prefix}{key}."))
-        elif not np.array_equal(np.asarray(was, dtype=object), np.asarray(value, dtype=object)):
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def arm_changes(arm: Arm) -> dict:
     """The config fields (dotted paths) and hparams in which `arm` differs from the preset
     of its name; empty when its name is not a preset's."""
-    try:
-        preset = get_preset(arm.name)
-    except ConfigError:
-        return {}
-    changes = _dotted_changes(preset.config.to_dict(), arm.config.to_dict())
-    for field, value in arm.hparams._asdict().items():
-        if not np.array_equal(value, getattr(preset.hparams, field)):
-            changes[field] = value
-    return changes
+    return preset_changes(arm.name, arm.config, arm.hparams)
 
 
 def _quartiles(values_ME: np.ndarray):

@@ -39,7 +39,8 @@ from grokjax.devices import (
 )
 from grokjax.errors import ConfigError
 from grokjax.loop import Progress, run_chunks
-from grokjax.plots import ensemble_figures
+from grokjax.plots import describe_run, ensemble_figures
+from grokjax.presets import preset_changes
 from grokjax.rundir import check_out_dir, on_all_processes, prepare_out_dir
 from grokjax.summary import diverged_mask, ensemble_summary, format_table
 from grokjax.train import chunk_schedule, make_train, metric_names
@@ -235,7 +236,8 @@ def run_ensemble(
 
     summary = ensemble_summary(histories, steps_E, cfg.eval, seeds)
     diverged_ME = diverged_mask(histories, cfg.eval.divergence_loss)
-    title = preset or f"{cfg.data.task} mod {cfg.data.modulus}"
+    changes = preset_changes(preset, cfg, hparams)
+    title = describe_run(preset, changes) or f"{cfg.data.task} mod {cfg.data.modulus}"
     figures: list[Path] = []
 
     def write_outputs() -> None:
@@ -271,7 +273,6 @@ def _write_metrics(path: Path, histories, diverged_ME, steps_E, seeds, hp: Hpara
         }
     )
     atomic_write_with(path, lambda tmp: frame.to_parquet(tmp, index=False))
-
 
 
 def run_preset(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
+
 from grokjax.config import Config, Hparams
 from grokjax.errors import ConfigError
 from grokjax.landscape import LandscapeConfig
@@ -299,6 +301,32 @@ SWEEPS: dict[str, SweepPreset] = {
         ("learning_rate", "optimizer"),
     ),
 }
+
+
+def _dotted_changes(base: dict, other: dict, prefix: str = "") -> dict:
+    """{dotted path: value} of `other`'s fields that differ from `base`'s (nested dicts)."""
+    out = {}
+    for key, value in other.items():
+        was = base.get(key)
+        if isinstance(value, dict) and isinstance(was, dict):
+            out.update(_dotted_changes(was, value, f"{prefix}{key}."))
+        elif not np.array_equal(np.asarray(was, dtype=object), np.asarray(value, dtype=object)):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def preset_changes(name: str | None, cfg: Config, hparams: Hparams, kind: str = "run") -> dict:
+    """The config fields (dotted paths) and hparams in which a run (or a sweep's base)
+    differs from the preset `name` of `kind`; empty when there is no such preset."""
+    presets = {"run": PRESETS, "sweep": SWEEPS}[kind]
+    if name not in presets:
+        return {}
+    preset = presets[name]
+    changes = _dotted_changes(preset.config.to_dict(), cfg.to_dict())
+    for field, value in hparams._asdict().items():
+        if not np.array_equal(value, getattr(preset.hparams, field)):
+            changes[field] = value
+    return changes
 
 
 REGISTRY = {"run": PRESETS, "landscape": LANDSCAPES, "sweep": SWEEPS}

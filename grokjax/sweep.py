@@ -51,7 +51,8 @@ from grokjax.config import (
 from grokjax.errors import ConfigError
 from grokjax.experiment import run_ensemble
 from grokjax.phases import PHASES, classify_cell, classify_seed, phase_diagram, seed_steps
-from grokjax.presets import get_preset
+from grokjax.plots import describe_run
+from grokjax.presets import get_preset, preset_changes
 from grokjax.rundir import check_out_dir, on_all_processes, prepare_out_dir
 from grokjax.summary import censored_stats
 from grokjax.survival import from_censored_steps, survival_figure
@@ -213,7 +214,8 @@ def run_sweep(
     cells = cell_table(seeds, names)
     atomic_write_with(out_dir / "cells.csv", lambda tmp: cells.to_csv(tmp, index=False))
     files = ["sweep.json", "seeds.parquet", "cells.csv"]
-    title = preset or f"{cfg.data.task} mod {cfg.data.modulus}"
+    changes = preset_changes(preset, cfg, hparams, "sweep")
+    title = describe_run(preset, changes) or f"{cfg.data.task} mod {cfg.data.modulus}"
     if len(names) >= 2:
         x, y = diagram_axes or (names[0], names[1])
         others = [n for n in names if n not in (x, y)]

@@ -36,10 +36,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from grokjax.config import WandConfig
 from grokjax.entropy import Grid, deposited, slopes_at
 from grokjax.thermostat import langevin_step, thermal_velocity
 
-DEFAULT_GRID = Grid()
+PAPER = WandConfig()  # the defaults, stated once, in grokjax.config
+DEFAULT_GRID = Grid(PAPER.x_min, PAPER.bin_width, PAPER.n_bins)
 
 
 class WandState(NamedTuple):
@@ -61,18 +63,18 @@ def scale_by_wand(
     friction,
     *,
     key: jax.Array,
-    bias_strength=3000.0,
-    loss_floor=-8.0,
-    deposit=3.0,
-    t_wl=1000.0,
-    sigma_bins: float = 10.0,
+    bias_strength=PAPER.bias_strength,
+    loss_floor=PAPER.loss_floor,
+    deposit=PAPER.deposit,
+    t_wl=PAPER.t_wl,
+    sigma_bins: float = PAPER.sigma_bins,
     grid: Grid = DEFAULT_GRID,
-    edge_strength=100.0,
+    edge_strength=PAPER.edge_strength,
     thermal_init: bool = True,
-    slope_cap=jnp.inf,
-    force_cap=jnp.inf,
-    force: str = "entropy",
-    loss_force_scale=13_500.0,
+    slope_cap=PAPER.slope_cap,
+    force_cap=PAPER.force_cap,
+    force: str = PAPER.force,
+    loss_force_scale=PAPER.loss_force_scale,
 ) -> optax.GradientTransformationExtraArgs:
     """WanD's Langevin velocity with the Wang-Landau entropy force; returns v (not v dt).
 
@@ -155,18 +157,18 @@ def wand(
     friction,
     *,
     key: jax.Array,
-    bias_strength=3000.0,
-    loss_floor=-8.0,
-    deposit=3.0,
-    t_wl=1000.0,
-    sigma_bins: float = 10.0,
+    bias_strength=PAPER.bias_strength,
+    loss_floor=PAPER.loss_floor,
+    deposit=PAPER.deposit,
+    t_wl=PAPER.t_wl,
+    sigma_bins: float = PAPER.sigma_bins,
     grid: Grid = DEFAULT_GRID,
-    edge_strength=100.0,
+    edge_strength=PAPER.edge_strength,
     thermal_init: bool = True,
-    slope_cap=jnp.inf,
-    force_cap=jnp.inf,
-    force: str = "entropy",
-    loss_force_scale=13_500.0,
+    slope_cap=PAPER.slope_cap,
+    force_cap=PAPER.force_cap,
+    force: str = PAPER.force,
+    loss_force_scale=PAPER.loss_force_scale,
 ) -> optax.GradientTransformationExtraArgs:
     """WanD (Zhang et al. 2025): Wang-Landau MD as an optimizer; the update is v * dt.
 
