@@ -16,7 +16,8 @@ from grokjax.config import Config, Hparams
 from grokjax.data import Dataset, make
 from grokjax.errors import ConfigError
 from grokjax.experiment import RunResult, member_hparams, member_keys, run_ensemble
-from grokjax.landscape import LandscapeConfig, run_landscape
+from grokjax.landscape import LandscapeConfig
+from grokjax.measure import run_landscape
 from grokjax.models import Model, count_params, make_model
 from grokjax.optim import make_optimizer, project_to_global_norm, warmup
 from grokjax.presets import PRESETS, get_preset

@@ -114,7 +114,7 @@ def _sweep(args) -> str:
 
 
 def _landscape(args) -> str:
-    from grokjax.landscape_analysis import measure_preset
+    from grokjax.measure import measure_preset
 
     return measure_preset(args.preset, args.trajectory, **_job(args))
 

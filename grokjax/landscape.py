@@ -1,7 +1,8 @@
-"""The grokking entropy landscape S(ln L_train, A_test) of a network, measured by WLMD.
+"""The landscape program: WLMD over a network's S(ln L_train, A_test), pure JAX.
 
-`run_landscape(lcfg, out_dir)` samples the density of states of the network `lcfg.model`
-(a `Config`: task, modulus, widths, data split) over two collective variables,
+`LandscapeConfig` describes the network (`model`, a `Config`: task, modulus, widths,
+data split), the grid and the sampler; the functions here build the sampler over two
+collective variables,
 
     x = ln L_train   (cross-entropy on the full training set)
     y = A_test       (the paper's smoothed test accuracy, mean sigmoid(s * margin))
@@ -10,27 +11,16 @@ with the WLMD sampler of `grokjax.wlmd`: walkers start from independent
 initialisations on one data split, move under the Langevin thermostat and the entropy
 force, and deposit into S. With `protocol="average"` (the paper's) each walker keeps its
 own estimate and all continue from their mean every `average_every` steps; with
-`"shared"` every walker deposits into one estimate at every step.
-
-The run is chunked: after each chunk of `chunk_steps` steps the walkers, the estimates,
-the recorded walker positions and a convergence row (how much S changed since the last
-chunk; how far the walkers' own estimates disagree) are checkpointed, so an
-interrupted run resumes exactly. Outputs in the run directory:
-
-    landscape.json    the settings
-    landscape.npz     entropy S/kT and visit histogram on the grid, the bin centres, and
-                      per-walker estimates (average protocol)
-    convergence.json  one row per chunk
-    trajectories.npz  the walkers' (x, y) every `record_every` steps
+`"shared"` every walker deposits into one estimate at every step. `make_chunk` is one
+compiled chunk of `chunk_steps` steps; `combined` and `convergence_row` read the
+estimates after it. `grokjax.measure.run_landscape` drives the chunks through the host
+loop (checkpoints, exact resume) and writes the run directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -39,14 +29,11 @@ import numpy as np
 import optax
 
 from grokjax import data as data_lib
-from grokjax.checkpoint import atomic_write_json, atomic_write_with, json_safe, read_json
 from grokjax.config import Config, Section
 from grokjax.entropy import Grid
-from grokjax.loop import Progress, run_chunks
 from grokjax.metrics import cross_entropy, smoothed_accuracy
 from grokjax.models import make_model
 from grokjax.optim import rescale_to_norm
-from grokjax.rundir import check_out_dir, prepare_out_dir
 from grokjax.wlmd import Estimate, Sampler, Walker, fan_in_walls, make_sampler
 
 PROTOCOLS = ("average", "shared")
@@ -457,110 +444,3 @@ def convergence_row(lcfg, samplers, estimates, previous: np.ndarray | None) -> d
         row["walker_spread"] = rms(np.stack([centred(s) for s in per_walker]).std(0))
         row["walker_spread_in_y"] = rms(np.stack([in_y(s) for s in per_walker]).std(0))
     return row, entropy
-
-
-def _with_model_defaults(saved: dict) -> dict:
-    """The saved settings as this release writes them: fields added since default to the
-    old behaviour, a flat model config of an earlier release reads as the nested one."""
-    return json_safe(LandscapeConfig.from_dict(saved).to_dict())
-
-
-def run_landscape(
-    lcfg: LandscapeConfig,
-    out_dir: str | os.PathLike,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    on_chunk=None,
-    profile_dir: str | os.PathLike | None = None,
-) -> dict:
-    """Sample the landscape chunk by chunk (checkpointed) and write the run directory.
-
-    Returns {"entropy", "histogram", "x", "y", "convergence", "positions", "files"}.
-    """
-    out_dir = Path(out_dir)
-    check_out_dir(out_dir, resume, overwrite, settings="landscape.json")
-    prepare_out_dir(
-        out_dir,
-        lcfg.to_dict(),
-        resume,
-        overwrite,
-        settings="landscape.json",
-        normalise=_with_model_defaults,
-    )
-    bar = Progress(lcfg.steps, lcfg.walkers, desc=f"{lcfg.walkers} walkers", enabled=progress)
-    built = [make_landscape_sampler(lcfg, g) for g in lcfg.window_grids()]
-    samplers = [sm for sm, _ in built]
-    init_params = built[0][1]
-    states = [
-        jax.jit(lambda sm=sm, k=k: init_walkers(lcfg, sm, init_params, k))()
-        for k, sm in enumerate(samplers)
-    ]
-    report = bar.report if progress else None
-    chunks = [jax.jit(make_chunk(lcfg, sm, report)) for sm in samplers]
-    n_chunks = lcfg.steps // lcfg.chunk_steps
-    n_records = lcfg.chunk_steps // lcfg.record_every
-    carry = {
-        "walkers": tuple(w for w, _ in states),
-        "estimates": tuple(e for _, e in states),
-        "positions": np.full((n_chunks * n_records, lcfg.walkers, 2), np.nan, np.float32),
-        "previous": np.zeros(tuple(g.n_bins for g in lcfg.grids), np.float32),
-    }
-    rows: list[dict] = []
-
-    def chunk(c: int, carry: dict) -> dict:
-        t0 = time.perf_counter()
-        stepped = [
-            ch(w, e) for ch, w, e in zip(chunks, carry["walkers"], carry["estimates"], strict=True)
-        ]
-        estimates = tuple(e for _, e, _ in stepped)
-        positions = carry["positions"]
-        pos = np.concatenate([np.asarray(p) for _, _, p in stepped], axis=1)
-        positions[c * n_records : (c + 1) * n_records] = pos
-        previous = carry["previous"] if c else None
-        row, entropy = convergence_row(lcfg, samplers, estimates, previous)
-        seconds = round(time.perf_counter() - t0, 3)
-        rows.append({"chunk": c, "step": (c + 1) * lcfg.chunk_steps, "seconds": seconds, **row})
-        atomic_write_json(out_dir / "convergence.json", rows)
-        walkers = tuple(w for w, _, _ in stepped)
-        return {
-            "walkers": walkers,
-            "estimates": estimates,
-            "positions": positions,
-            "previous": entropy,
-        }
-
-    def restore(saved: dict, start: int) -> dict:
-        rows.extend(read_json(out_dir / "convergence.json", "convergence rows")[:start])
-        return {
-            "walkers": tuple(saved["walkers"]),
-            "estimates": tuple(saved["estimates"]),
-            "positions": np.asarray(saved["positions"]),
-            "previous": np.asarray(saved["previous"]),
-        }
-
-    carry, _ = run_chunks(
-        chunk,
-        carry,
-        n_chunks,
-        out_dir,
-        resume=resume,
-        restore=restore,
-        progress=bar,
-        chunk_steps=lambda c: lcfg.chunk_steps,
-        postfix=lambda _: {"change": rows[-1]["rms_change"], "spread": rows[-1]["walker_spread"]},
-        on_chunk=on_chunk,
-        profile_dir=profile_dir,
-    )
-    bar.close()
-    entropy, histogram, per_walker = combined(lcfg, samplers, carry["estimates"])
-    positions = carry["positions"]
-    x, y = (np.asarray(g.centres) for g in lcfg.grids)
-    arrays = {"entropy": entropy, "histogram": histogram, "x": x, "y": y}
-    if per_walker is not None:
-        arrays["walker_entropy"] = per_walker
-    atomic_write_with(out_dir / "landscape.npz", lambda tmp: np.savez(tmp, **arrays))
-    atomic_write_with(out_dir / "trajectories.npz", lambda tmp: np.savez(tmp, positions=positions))
-    files = ["landscape.json", "landscape.npz", "trajectories.npz", "convergence.json"]
-    return {**arrays, "convergence": rows, "positions": positions, "files": files}

@@ -17,14 +17,11 @@ All functions take the grid arrays of `landscape.npz` (`entropy` [n_x, n_y] as S
 from __future__ import annotations
 
 import json
-import os
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from grokjax.errors import ConfigError
 from grokjax.plots import landscape_map_figure
 
 
@@ -234,46 +231,3 @@ def analyse(
     landscape_figure(landscape, out_dir / "landscape.png", curves, title)
     atomic_write_json(out_dir / "analysis.json", result)
     return result
-
-
-def measure_preset(
-    name: str,
-    trajectories: Sequence[str] = (),
-    *,
-    settings: Sequence[str] = (),
-    out_dir: str | os.PathLike,
-    **options,
-) -> str:
-    """Measure the landscape preset `name` with 'field=value' `settings` (landscape
-    fields, or its network's as `model.<path>`), analyse it with the `NAME=RUN_DIR`
-    `trajectories` overlaid, and say what was found and written. `options` go to
-    `grokjax.landscape.run_landscape`."""
-    from grokjax.config import override
-    from grokjax.landscape import run_landscape
-    from grokjax.presets import get_preset
-
-    lcfg = override(get_preset(name, "landscape").config, list(settings))
-    runs = {}
-    for item in trajectories:
-        label, _, run_dir = item.partition("=")
-        if not run_dir or not (Path(run_dir) / "metrics.parquet").is_file():
-            raise ConfigError(
-                f"trajectory={item!r} is not allowed: NAME=RUN_DIR with a metrics.parquet"
-            )
-        runs[label] = Path(run_dir)
-    out_dir = Path(out_dir)
-    landscape = run_landscape(lcfg, out_dir, **options)
-    result = analyse(out_dir, runs, title=name)
-    barrier, verdict = result["barrier"], result.get("convergence", {})
-    lines = [
-        f"converged: {verdict.get('converged')} ({verdict.get('reason')})",
-        f"visited bins {result['visited_bins']}; barrier dip {barrier['dip']} "
-        f"(ln L band {result['x_band'][0]:.2f} to {result['x_band'][1]:.2f})",
-    ]
-    for label, row in result["trajectories"].items():
-        lines.append(
-            f"{label}: median S_eq - S = {row['median_entropy_gap']}, "
-            f"median A_eq - A = {row['median_accuracy_gap']} over {row['points_on_grid']} points"
-        )
-    files = [*landscape["files"], "analysis.json", "landscape.png"]
-    return "\n".join([*lines, f"wrote {out_dir}/: {', '.join(files)}"])

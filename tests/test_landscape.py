@@ -8,7 +8,8 @@ import pytest
 
 from grokjax.config import Config
 from grokjax.errors import ConfigError
-from grokjax.landscape import LandscapeConfig, run_landscape
+from grokjax.landscape import LandscapeConfig
+from grokjax.measure import run_landscape
 from grokjax.landscape_analysis import (
     barrier,
     convergence_verdict,

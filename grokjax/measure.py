@@ -1,0 +1,185 @@
+"""Measure a landscape: `run_landscape` drives the WLMD program of `grokjax.landscape`
+chunk by chunk through the host loop and writes the run directory; `measure_preset`
+adds the analysis (`grokjax.stats.landscape_analysis`).
+
+Outputs in the run directory:
+
+    landscape.json    the settings
+    landscape.npz     entropy S/kT and visit histogram on the grid, the bin centres, and
+                      per-walker estimates (average protocol)
+    convergence.json  one row per chunk
+    trajectories.npz  the walkers' (x, y) every `record_every` steps
+    analysis.json, landscape.png   (`measure_preset`)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from grokjax.checkpoint import atomic_write_json, atomic_write_with, json_safe, read_json
+from grokjax.config import override
+from grokjax.errors import ConfigError
+from grokjax.landscape import (
+    LandscapeConfig,
+    combined,
+    convergence_row,
+    init_walkers,
+    make_chunk,
+    make_landscape_sampler,
+)
+from grokjax.landscape_analysis import analyse
+from grokjax.loop import Progress, run_chunks
+from grokjax.presets import get_preset
+from grokjax.rundir import check_out_dir, prepare_out_dir
+
+
+def _with_model_defaults(saved: dict) -> dict:
+    """The saved settings as this release writes them: fields added since default to the
+    old behaviour, a flat model config of an earlier release reads as the nested one."""
+    return json_safe(LandscapeConfig.from_dict(saved).to_dict())
+
+
+def run_landscape(
+    lcfg: LandscapeConfig,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_chunk=None,
+    profile_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Sample the landscape chunk by chunk (checkpointed) and write the run directory.
+
+    Returns {"entropy", "histogram", "x", "y", "convergence", "positions", "files"}.
+    """
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir, resume, overwrite, settings="landscape.json")
+    prepare_out_dir(
+        out_dir,
+        lcfg.to_dict(),
+        resume,
+        overwrite,
+        settings="landscape.json",
+        normalise=_with_model_defaults,
+    )
+    bar = Progress(lcfg.steps, lcfg.walkers, desc=f"{lcfg.walkers} walkers", enabled=progress)
+    built = [make_landscape_sampler(lcfg, g) for g in lcfg.window_grids()]
+    samplers = [sm for sm, _ in built]
+    init_params = built[0][1]
+    states = [
+        jax.jit(lambda sm=sm, k=k: init_walkers(lcfg, sm, init_params, k))()
+        for k, sm in enumerate(samplers)
+    ]
+    report = bar.report if progress else None
+    chunks = [jax.jit(make_chunk(lcfg, sm, report)) for sm in samplers]
+    n_chunks = lcfg.steps // lcfg.chunk_steps
+    n_records = lcfg.chunk_steps // lcfg.record_every
+    carry = {
+        "walkers": tuple(w for w, _ in states),
+        "estimates": tuple(e for _, e in states),
+        "positions": np.full((n_chunks * n_records, lcfg.walkers, 2), np.nan, np.float32),
+        "previous": np.zeros(tuple(g.n_bins for g in lcfg.grids), np.float32),
+    }
+    rows: list[dict] = []
+
+    def chunk(c: int, carry: dict) -> dict:
+        t0 = time.perf_counter()
+        stepped = [
+            ch(w, e) for ch, w, e in zip(chunks, carry["walkers"], carry["estimates"], strict=True)
+        ]
+        estimates = tuple(e for _, e, _ in stepped)
+        positions = carry["positions"]
+        pos = np.concatenate([np.asarray(p) for _, _, p in stepped], axis=1)
+        positions[c * n_records : (c + 1) * n_records] = pos
+        previous = carry["previous"] if c else None
+        row, entropy = convergence_row(lcfg, samplers, estimates, previous)
+        seconds = round(time.perf_counter() - t0, 3)
+        rows.append({"chunk": c, "step": (c + 1) * lcfg.chunk_steps, "seconds": seconds, **row})
+        atomic_write_json(out_dir / "convergence.json", rows)
+        walkers = tuple(w for w, _, _ in stepped)
+        return {
+            "walkers": walkers,
+            "estimates": estimates,
+            "positions": positions,
+            "previous": entropy,
+        }
+
+    def restore(saved: dict, start: int) -> dict:
+        rows.extend(read_json(out_dir / "convergence.json", "convergence rows")[:start])
+        return {
+            "walkers": tuple(saved["walkers"]),
+            "estimates": tuple(saved["estimates"]),
+            "positions": np.asarray(saved["positions"]),
+            "previous": np.asarray(saved["previous"]),
+        }
+
+    carry, _ = run_chunks(
+        chunk,
+        carry,
+        n_chunks,
+        out_dir,
+        resume=resume,
+        restore=restore,
+        progress=bar,
+        chunk_steps=lambda c: lcfg.chunk_steps,
+        postfix=lambda _: {"change": rows[-1]["rms_change"], "spread": rows[-1]["walker_spread"]},
+        on_chunk=on_chunk,
+        profile_dir=profile_dir,
+    )
+    bar.close()
+    entropy, histogram, per_walker = combined(lcfg, samplers, carry["estimates"])
+    positions = carry["positions"]
+    x, y = (np.asarray(g.centres) for g in lcfg.grids)
+    arrays = {"entropy": entropy, "histogram": histogram, "x": x, "y": y}
+    if per_walker is not None:
+        arrays["walker_entropy"] = per_walker
+    atomic_write_with(out_dir / "landscape.npz", lambda tmp: np.savez(tmp, **arrays))
+    atomic_write_with(out_dir / "trajectories.npz", lambda tmp: np.savez(tmp, positions=positions))
+    files = ["landscape.json", "landscape.npz", "trajectories.npz", "convergence.json"]
+    return {**arrays, "convergence": rows, "positions": positions, "files": files}
+
+
+def measure_preset(
+    name: str,
+    trajectories: Sequence[str] = (),
+    *,
+    settings: Sequence[str] = (),
+    out_dir: str | os.PathLike,
+    **options,
+) -> str:
+    """Measure the landscape preset `name` with 'field=value' `settings` (landscape
+    fields, or its network's as `model.<path>`), analyse it with the `NAME=RUN_DIR`
+    `trajectories` overlaid, and say what was found and written. `options` go to
+    `grokjax.landscape.run_landscape`."""
+    lcfg = override(get_preset(name, "landscape").config, list(settings))
+    runs = {}
+    for item in trajectories:
+        label, _, run_dir = item.partition("=")
+        if not run_dir or not (Path(run_dir) / "metrics.parquet").is_file():
+            raise ConfigError(
+                f"trajectory={item!r} is not allowed: NAME=RUN_DIR with a metrics.parquet"
+            )
+        runs[label] = Path(run_dir)
+    out_dir = Path(out_dir)
+    landscape = run_landscape(lcfg, out_dir, **options)
+    result = analyse(out_dir, runs, title=name)
+    barrier, verdict = result["barrier"], result.get("convergence", {})
+    lines = [
+        f"converged: {verdict.get('converged')} ({verdict.get('reason')})",
+        f"visited bins {result['visited_bins']}; barrier dip {barrier['dip']} "
+        f"(ln L band {result['x_band'][0]:.2f} to {result['x_band'][1]:.2f})",
+    ]
+    for label, row in result["trajectories"].items():
+        lines.append(
+            f"{label}: median S_eq - S = {row['median_entropy_gap']}, "
+            f"median A_eq - A = {row['median_accuracy_gap']} over {row['points_on_grid']} points"
+        )
+    files = [*landscape["files"], "analysis.json", "landscape.png"]
+    return "\n".join([*lines, f"wrote {out_dir}/: {', '.join(files)}"])
