@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from grokjax.config import Config, Hparams
-from grokjax.experiment import member_hparams, member_keys, over_members
+from grokjax.host.experiment import member_hparams, member_keys, over_members
 from grokjax.train import make_train
 from grokjax.xla_flags import use_recommended_cpu_flags
 
@@ -280,7 +280,8 @@ def main() -> None:
         f"GFLOP/s ({100 * dot_flops / dot_s / peak:.1f}% of peak)"
     )
     print(
-        f"paper model: p={cfg.data.modulus}, {cfg.data.n_train} training examples, full batch, AdamW; "
+        f"paper model: p={cfg.data.modulus}, {cfg.data.n_train} training examples, full batch, "
+        "AdamW; "
         f"{args.steps} steps per call, best of {args.repeats}"
     )
     head = f"{'members':>7} {'vmapped':>7} {'compile s':>9} {'member-steps/s':>14} "

@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ensemble_throughput import PEAK_SIZE, matmul_peak  # noqa: E402
 
 from grokjax.landscape import collective_variables, init_walkers, make_landscape_sampler  # noqa: E402
-from grokjax.metrics import cross_entropy  # noqa: E402
 from grokjax.presets import get_preset  # noqa: E402
+from grokjax.problem.metrics import cross_entropy  # noqa: E402
 from grokjax.xla_flags import use_recommended_cpu_flags  # noqa: E402
 
 # First, before any JAX computation: XLA reads XLA_FLAGS when its backend starts (the
@@ -76,8 +76,8 @@ def bench(lcfg, n_walkers: int, steps: int, repeats: int) -> dict:
     sampler, init_params = make_landscape_sampler(lcfg)
     walkers, estimates = jax.jit(lambda: init_walkers(lcfg, sampler, init_params))()
     cv_fn, _ = collective_variables(lcfg)
-    from grokjax import data as data_lib
-    from grokjax.models import make_model
+    from grokjax.problem import data as data_lib
+    from grokjax.problem.models import make_model
 
     net = lcfg.model
     model = make_model(net.model, net.data.vocab_size)

@@ -79,7 +79,7 @@ def _job(args) -> dict:
 
 
 def _hardware(args) -> dict:
-    from grokjax.devices import hardware
+    from grokjax.host.devices import hardware
 
     names = ("devices", "member_batch", "distributed", "coordinator", "num_processes", "process_id")
     return hardware(**{name: getattr(args, name) for name in names})
@@ -95,26 +95,26 @@ def _seeds(args) -> range:
 
 
 def _run(args) -> str:
-    from grokjax.experiment import run_preset
+    from grokjax.host.experiment import run_preset
 
     return run_preset(args.preset, seeds=_seeds(args), **_hardware(args), **_job(args)).text()
 
 
 def _compare(args) -> str:
-    from grokjax.compare import compare_named
+    from grokjax.host.compare import compare_named
 
     return compare_named(args.presets, _seeds(args), same_lr=args.same_lr, **_job(args)).text()
 
 
 def _sweep(args) -> str:
-    from grokjax.sweep import sweep_preset
+    from grokjax.host.sweep import sweep_preset
 
     options = dict(grid=args.grid, diagram_axes=args.axes, group=args.group, **_hardware(args))
     return sweep_preset(args.preset, _seeds(args) or None, **options, **_job(args)).text()
 
 
 def _landscape(args) -> str:
-    from grokjax.measure import measure_preset
+    from grokjax.host.measure import measure_preset
 
     return measure_preset(args.preset, args.trajectory, **_job(args))
 

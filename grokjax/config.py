@@ -6,13 +6,13 @@ with a message naming the field by its dotted path and what is allowed), and eac
 only to the code that uses it:
 
     Config
-      data    DataConfig    the task and its split             -> grokjax.data
-      model   ModelConfig   the network's kind and widths      -> grokjax.models
+      data    DataConfig    the task and its split             -> grokjax.problem.data
+      model   ModelConfig   the network's kind and widths      -> grokjax.problem.models
       optim   OptimConfig   the optimizer                      -> grokjax.optim
-        wand    WandConfig    WanD's entropy estimate and force  -> grokjax.wand
-        blend   BlendConfig   the WanD/AdamW blend's weight      -> grokjax.blend
-        filter  FilterConfig  a gradient filter before it      -> grokjax.baselines
-      eval    EvalConfig    evaluation cadence and thresholds  -> grokjax.summary
+        wand    WandConfig    WanD's entropy estimate and force  -> grokjax.optim.wand
+        blend   BlendConfig   the WanD/AdamW blend's weight      -> grokjax.optim.blend
+        filter  FilterConfig  a gradient filter before it      -> grokjax.optim.baselines
+      eval    EvalConfig    evaluation cadence and thresholds  -> grokjax.stats.summary
       loss, steps, batch_size                                  -> grokjax.train
 
 `Hparams` is a NamedTuple of numbers that a vmapped sweep may vary per ensemble member
@@ -34,7 +34,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from grokjax.errors import ConfigError
-from grokjax.tasks import TASKS, canonical_task, needs_prime
+from grokjax.problem.tasks import TASKS, canonical_task, needs_prime
 
 MODELS = ("transformer", "mlp")
 OPTIMIZERS = ("adamw", "adam", "sgd", "sgld", "wand", "wand-adamw")
@@ -186,7 +186,7 @@ def _from_json(value: Any) -> Any:
 class DataConfig(Section):
     """The task and its split.
 
-    `task` (see `grokjax.tasks.TASKS`; aliases like 'add' allowed), `modulus` p,
+    `task` (see `grokjax.problem.tasks.TASKS`; aliases like 'add' allowed), `modulus` p,
     `train_fraction` in (0, 1), `split_seed` (the data split, independent of the
     initialisation seed; None draws a split per member from its own key), `label_noise`
     (fraction of training labels replaced by a wrong label).
@@ -243,7 +243,7 @@ class DataConfig(Section):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig(Section):
     """The network: `name` ('transformer' or 'mlp'), `n_layers`, `d_model`, `n_heads`,
-    `d_mlp`, `layer_norm` (see `grokjax.models`)."""
+    `d_mlp`, `layer_norm` (see `grokjax.problem.models`)."""
 
     PATH: ClassVar[str] = "model"
 
@@ -269,7 +269,7 @@ class WandConfig(Section):
     S_bias = beta (x - L0)^2 above L0, `deposit` (F) and `t_wl` (t_WL) of the Wang-Landau
     rate, `sigma_bins` (kernel width in bins), the grid over x = ln L (`bin_width`,
     `x_min`, `x_max`), `edge_strength` (the soft wall beyond the grid's edges, per unit
-    of x; `grokjax.entropy`), stabilisers `slope_cap` (bound on |dS/dx|) and `force_cap`
+    of x; `grokjax.wanglandau.entropy`), stabilisers `slope_cap` (bound on |dS/dx|) and `force_cap`
     (bound on the entropy force's global norm), inf = the paper's; `force` ('entropy',
     the paper's -dS/dx grad(ln L); 'loss', the ablation -`loss_force_scale` grad(L)).
     """
@@ -318,7 +318,7 @@ class WandConfig(Section):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BlendConfig(Section):
-    """The blend alpha WanD + (1 - alpha) AdamW (`grokjax.blend`): alpha read from a
+    """The blend alpha WanD + (1 - alpha) AdamW (`grokjax.optim.blend`): alpha read from a
     training-side `signal` ('train_loss': ln L of the batch; 'train_accuracy'), smoothed
     by an EMA of decay `smoothing`, and ramped linearly from 0 at `low` to 1 at `high`
     (for accuracy, low > high hands over to AdamW as accuracy rises)."""
@@ -340,7 +340,7 @@ class BlendConfig(Section):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FilterConfig(Section):
-    """A gradient filter before the optimizer (`grokjax.baselines`): `name` 'none',
+    """A gradient filter before the optimizer (`grokjax.optim.baselines`): `name` 'none',
     'grokfast-ema' (decay `alpha`, amplification `lamb`), 'grokfast-ma' (`window`,
     `lamb`) or 'orthogonal' (the gradient without its component along the weights);
     `equal_lr` divides a Grokfast output by 1 + lamb (equal effective learning rate)."""
@@ -395,14 +395,14 @@ class OptimConfig(Section):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class EvalConfig(Section):
-    """Evaluation (`grokjax.train`, `grokjax.summary`): `every` (steps between
+    """Evaluation (`grokjax.train`, `grokjax.stats.summary`): `every` (steps between
     evaluations, 0 = none), `log_points` (extra log-spaced evaluation steps),
     `chunk_evals` (evaluations per compiled chunk; checkpoints happen between chunks),
     `memorise_threshold` / `generalise_threshold` (accuracy that marks memorisation and
     generalisation), `smooth_slope` (sigmoid slope of the smoothed accuracy),
     `divergence_loss` (a member whose train loss exceeds it, or whose loss or weight
     norm is not finite, is marked diverged from then on), `waiting_times` (evaluation
-    steps t_w whose parameters are kept for the ageing observables, `grokjax.ageing`)."""
+    steps t_w whose parameters are kept for the ageing observables, `grokjax.stats.ageing`)."""
 
     PATH: ClassVar[str] = "eval"
 

@@ -7,13 +7,13 @@ collective variables,
     x = ln L_train   (cross-entropy on the full training set)
     y = A_test       (the paper's smoothed test accuracy, mean sigmoid(s * margin))
 
-with the WLMD sampler of `grokjax.wlmd`: walkers start from independent
+with the WLMD sampler of `grokjax.wanglandau.wlmd`: walkers start from independent
 initialisations on one data split, move under the Langevin thermostat and the entropy
 force, and deposit into S. With `protocol="average"` (the paper's) each walker keeps its
 own estimate and all continue from their mean every `average_every` steps; with
 `"shared"` every walker deposits into one estimate at every step. `make_chunk` is one
 compiled chunk of `chunk_steps` steps; `combined` and `convergence_row` read the
-estimates after it. `grokjax.measure.run_landscape` drives the chunks through the host
+estimates after it. `grokjax.host.measure.run_landscape` drives the chunks through the host
 loop (checkpoints, exact resume) and writes the run directory.
 """
 
@@ -28,13 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from grokjax import data as data_lib
 from grokjax.config import Config, Section
-from grokjax.entropy import Grid
-from grokjax.metrics import cross_entropy, smoothed_accuracy
-from grokjax.models import make_model
 from grokjax.optim import rescale_to_norm
-from grokjax.wlmd import Estimate, Sampler, Walker, fan_in_walls, make_sampler
+from grokjax.problem import data as data_lib
+from grokjax.problem.metrics import cross_entropy, smoothed_accuracy
+from grokjax.problem.models import make_model
+from grokjax.wanglandau.entropy import Grid
+from grokjax.wanglandau.wlmd import Estimate, Sampler, Walker, fan_in_walls, make_sampler
 
 PROTOCOLS = ("average", "shared")
 STARTS = ("random", "descent")

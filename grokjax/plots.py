@@ -1,9 +1,9 @@
 """Every figure grokjax draws, from arrays and plain data.
 
-The modules that compute call these with the numbers: `grokjax.experiment` (ensemble
-figures), `grokjax.compare` (comparison), `grokjax.survival` (Kaplan-Meier curves),
-`grokjax.phases` (phase diagram), `grokjax.landscape_analysis` (entropy map) and
-`grokjax.ageing` (ageing curves). Nothing here reads a run directory or estimates
+The modules that compute call these with the numbers: `grokjax.host.experiment` (ensemble
+figures), `grokjax.host.compare` (comparison), `grokjax.stats.survival` (Kaplan-Meier curves),
+`grokjax.stats.phases` (phase diagram), `grokjax.stats.landscape_analysis` (entropy map) and
+`grokjax.stats.ageing` (ageing curves). Nothing here reads a run directory or estimates
 anything; the estimates stay with their modules.
 
 Figures are `matplotlib.figure.Figure` objects made outside pyplot, so drawing and
@@ -28,7 +28,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from grokjax.checkpoint import atomic_write_with
+from grokjax.host.checkpoint import atomic_write_with
 
 # The landscape's equilibrium curve: a dark line in a light outline reads on every
 # colour of a colormap, from its darkest to its lightest.
@@ -295,7 +295,7 @@ def comparison_figure(
 
     `arms` maps an arm's name to {"steps": [E], "train_acc", "test_acc", "weight_norm":
     [3, E] (lower quartile, median, upper quartile over seeds, NaN where no seed has a
-    value), "n_seeds": int}; `grokjax.compare.comparison_curves` makes it from runs.
+    value), "n_seeds": int}; `grokjax.host.compare.comparison_curves` makes it from runs.
     Step 0 is left out of the log axis. `title` is the caller's (see `describe_run`).
     """
     fig = figure(figsize=(11, 4.6))
@@ -361,7 +361,7 @@ def kaplan_meier_figure(
     `curves` maps a label to {"time": [K] distinct times, "survival": [K] S just after
     each, "std_err": [K] (NaN where undefined), "censored": [K] subjects censored at
     each, "n": subjects, "median": the median or None when censored}, as
-    `grokjax.survival.survival_curve` gives them. Each curve starts at S = 1 at time 0;
+    `grokjax.stats.survival.survival_curve` gives them. Each curve starts at S = 1 at time 0;
     a tick marks each time where subjects were censored; the shaded band is S -+ 1.96 SE.
     The legend gives each group's size and median (">" the last time when censored).
 

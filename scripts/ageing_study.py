@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 
 from grokjax import xla_flags as gj_flags
-from grokjax.ageing import ageing_figure, ageing_index, relaxation_times
-from grokjax.checkpoint import atomic_write_json
-from grokjax.experiment import run_ensemble
+from grokjax.host.checkpoint import atomic_write_json
+from grokjax.host.experiment import run_ensemble
 from grokjax.plots import indicator_figure
 from grokjax.presets import get_preset
+from grokjax.stats.ageing import ageing_figure, ageing_index, relaxation_times
 
 PLATEAU = (50, 100, 150, 200, 300)
 AFTER = (1000, 1500, 2000)

@@ -17,9 +17,9 @@ import numpy as np
 import optax
 
 import grokjax as gj
-from grokjax.entropy import bias_slope, slope
 from grokjax.optim import wand_grid
-from grokjax.wand import WandState
+from grokjax.optim.wand import WandState
+from grokjax.wanglandau.entropy import bias_slope, slope
 
 gj.use_recommended_cpu_flags()  # as the grokjax command does, before JAX's first computation
 steps = int(sys.argv[1])

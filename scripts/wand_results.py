@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from grokjax import xla_flags as gj_flags
-from grokjax.checkpoint import atomic_write_bytes
-from grokjax.compare import comparison_curves
-from grokjax.experiment import RunResult, run_ensemble
+from grokjax.host.checkpoint import atomic_write_bytes
+from grokjax.host.compare import comparison_curves
+from grokjax.host.experiment import RunResult, run_ensemble
 from grokjax.plots import comparison_figure
 from grokjax.presets import get_preset
-from grokjax.summary import censored_stats, first_crossing
+from grokjax.stats.summary import censored_stats, first_crossing
 
 # Run directory: (preset, steps, seed count kind: "main", "blend" or "ablation", hparam
 # overrides).

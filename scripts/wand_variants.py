@@ -23,9 +23,9 @@ import optax
 
 import grokjax as gj
 from grokjax import xla_flags as gj_flags
-from grokjax.blend import blend, ramp_weight
 from grokjax.optim import make_optimizer, warmup
-from grokjax.summary import first_crossing
+from grokjax.optim.blend import blend, ramp_weight
+from grokjax.stats.summary import first_crossing
 
 BASE = gj.get_preset("wand-capped-add")
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import grokjax.ageing
-from grokjax.ageing import (
+import grokjax.stats.ageing
+from grokjax.stats.ageing import (
     ageing_figure,
     ageing_index,
     ageing_init,
@@ -190,7 +190,7 @@ def test_last_layer_norm_finds_the_leaf():
 
 
 def test_last_layer_norm_on_the_model(tiny_cfg):
-    from grokjax.models import make_model
+    from grokjax.problem.models import make_model
 
     params = make_model(tiny_cfg.model, tiny_cfg.data.vocab_size).init(jax.random.key(0))
     # Two float32 reductions over 384 squares, summed in orders that depend on the CPU:
@@ -218,5 +218,5 @@ def test_figure_is_written(tmp_path):
 
 
 def test_docstring_example():
-    result = doctest.testmod(grokjax.ageing, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(grokjax.stats.ageing, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -9,8 +9,8 @@ import numpy as np
 import optax
 import pytest
 
-import grokjax.baselines
-from grokjax.baselines import (
+import grokjax.optim.baselines
+from grokjax.optim.baselines import (
     grokfast_ema,
     grokfast_ma,
     langevin_noise,
@@ -33,7 +33,7 @@ def _run(tx, grads_seq, params):
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(grokjax.baselines, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(grokjax.optim.baselines, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
 

@@ -4,8 +4,8 @@ import numpy as np
 import optax
 import pytest
 
-from grokjax.blend import blend, paper_weight, ramp_weight
-from grokjax.wand import wand
+from grokjax.optim.blend import blend, paper_weight, ramp_weight
+from grokjax.optim.wand import wand
 
 PARAMS = {"w": jnp.array([1.0, -2.0, 3.0])}
 GRADS = {"w": jnp.array([0.5, 0.25, -1.0])}

@@ -142,12 +142,12 @@ def _with_out(args: list[str], out: Path) -> list[str]:
 
 
 def test_unexpected_errors_are_one_line_unless_asked(monkeypatch, tmp_path, capsys):
-    import grokjax.experiment
+    import grokjax.host.experiment
 
     def broken(*args, **kwargs):
         raise RuntimeError("something inside broke\nover two lines")
 
-    monkeypatch.setattr(grokjax.experiment, "run_ensemble", broken)
+    monkeypatch.setattr(grokjax.host.experiment, "run_ensemble", broken)
     argv = ["run", "--out", str(tmp_path / "r"), *QUIET, *SMALL]
     assert main(argv) == 2
     err = capsys.readouterr().err

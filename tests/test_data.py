@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from grokjax.config import Config
-from grokjax.data import make
-from grokjax.tasks import TASKS, all_pairs
+from grokjax.problem.data import make
+from grokjax.problem.tasks import TASKS, all_pairs
 
 
 def _reference(task: str, x: int, y: int, p: int) -> int:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grokjax.experiment import OUTPUT_FILES
+from grokjax.host.experiment import OUTPUT_FILES
 
 COMMON = textwrap.dedent(
     """
@@ -81,7 +81,7 @@ WORKER = COMMON + textwrap.dedent(
     """
     process_id, address = int(sys.argv[1]), sys.argv[2]
     from grokjax import cli
-    from grokjax.experiment import run_ensemble
+    from grokjax.host.experiment import run_ensemble
 
     rc = cli.main([*CLI_ARGS, "--out", str(out / "cli"), "--distributed", "--coordinator",
                    address, "--num-processes", "2", "--process-id", str(process_id)])
@@ -111,7 +111,7 @@ WORKER = COMMON + textwrap.dedent(
 REFERENCE = COMMON + textwrap.dedent(
     """
     from grokjax import cli
-    from grokjax.experiment import run_ensemble
+    from grokjax.host.experiment import run_ensemble
 
     assert jax.process_count() == 1
     assert cli.main([*CLI_ARGS, "--out", str(out / "cli"), "--devices", "1"]) == 0

@@ -9,15 +9,15 @@ import pytest
 @pytest.mark.parametrize(
     "module",
     [
-        "grokjax.data",
-        "grokjax.models",
+        "grokjax.problem.data",
+        "grokjax.problem.models",
         "grokjax.train",
-        "grokjax.wand",
-        "grokjax.blend",
-        "grokjax.wlmd",
-        "grokjax.ageing",
-        "grokjax.phases",
-        "grokjax.survival",
+        "grokjax.optim.wand",
+        "grokjax.optim.blend",
+        "grokjax.wanglandau.wlmd",
+        "grokjax.stats.ageing",
+        "grokjax.stats.phases",
+        "grokjax.stats.survival",
     ],
 )
 def test_docstring_examples(module):

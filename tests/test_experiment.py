@@ -8,7 +8,7 @@ import pytest
 
 from grokjax.cli import main
 from grokjax.config import Hparams
-from grokjax.experiment import OUTPUT_FILES, run_ensemble
+from grokjax.host.experiment import OUTPUT_FILES, run_ensemble
 
 HP = Hparams(learning_rate=3e-3, weight_decay=1.0)
 SMALL = ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64"]

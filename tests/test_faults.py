@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grokjax.checkpoint import MANIFEST
 from grokjax.cli import main
 from grokjax.config import Hparams
 from grokjax.errors import ConfigError
-from grokjax.experiment import run_ensemble
-from grokjax.summary import divergence
+from grokjax.host.checkpoint import MANIFEST
+from grokjax.host.experiment import run_ensemble
+from grokjax.stats.summary import divergence
 
 SMALL = ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64"]
 

@@ -8,9 +8,9 @@ import pytest
 
 from grokjax.config import Config
 from grokjax.errors import ConfigError
+from grokjax.host.measure import run_landscape
 from grokjax.landscape import LandscapeConfig
-from grokjax.measure import run_landscape
-from grokjax.landscape_analysis import (
+from grokjax.stats.landscape_analysis import (
     barrier,
     convergence_verdict,
     equilibrium_curve,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from grokjax.config import Config
-from grokjax.models import count_params, make_model
+from grokjax.problem.models import count_params, make_model
 
 
 def test_paper_transformer_has_215040_parameters_at_p67():
@@ -18,7 +18,9 @@ def test_paper_transformer_has_215040_parameters_at_p67():
 @pytest.mark.parametrize(("d_model", "d_mlp"), [(32, 128), (64, 256), (128, 512)])
 def test_width_variants_count(d_model, d_mlp):
     p, v = 67, 68
-    params = make_model(Config(modulus=p, d_model=d_model, d_mlp=d_mlp).model, p + 1).init(jax.random.key(0))
+    params = make_model(Config(modulus=p, d_model=d_model, d_mlp=d_mlp).model, p + 1).init(
+        jax.random.key(0)
+    )
     attn = 4 * d_model * d_model
     mlp = 2 * d_model * d_mlp + d_mlp + d_model
     assert count_params(params) == 2 * v * d_model + 3 * d_model + attn + mlp

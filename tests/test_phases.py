@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import grokjax.phases
-from grokjax.phases import PHASES, classify_cell, classify_seed, phase_diagram, phase_table
-from grokjax.summary import first_crossing
+import grokjax.stats.phases
+from grokjax.stats.phases import PHASES, classify_cell, classify_seed, phase_diagram, phase_table
+from grokjax.stats.summary import first_crossing
 
 STEPS = np.arange(0, 2001, 50)
 THRESHOLD = 0.99  # Config's memorise and generalise thresholds
@@ -168,5 +168,5 @@ def test_phase_table_from_a_per_seed_table():
 
 
 def test_docstring_examples():
-    result = doctest.testmod(grokjax.phases)
+    result = doctest.testmod(grokjax.stats.phases)
     assert result.attempted > 0 and result.failed == 0

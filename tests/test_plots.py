@@ -5,7 +5,7 @@ import pytest
 from matplotlib.colors import to_rgb
 
 from grokjax import plots
-from grokjax.survival import survival_curve
+from grokjax.stats.survival import survival_curve
 
 
 def _luminance(rgb) -> float:
@@ -54,7 +54,7 @@ def test_equilibrium_curve_shows_on_every_colour_of_the_map():
 
 
 def test_landscape_figure_draws_the_equilibrium_curve_it_computes():
-    from grokjax.landscape_analysis import equilibrium_curve, landscape_figure
+    from grokjax.stats.landscape_analysis import equilibrium_curve, landscape_figure
 
     rng = np.random.default_rng(0)
     entropy = rng.normal(size=(13, 10))
@@ -191,7 +191,7 @@ def test_comparison_figure_takes_the_callers_title(tmp_path):
 
 
 def test_compare_describes_each_arm_by_its_changes_from_the_preset():
-    from grokjax.compare import Arm, arm_changes
+    from grokjax.host.compare import Arm, arm_changes
     from grokjax.presets import get_preset
 
     preset = get_preset("default")

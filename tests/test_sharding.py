@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent(
     import json, sys
     import jax, numpy as np
     from grokjax.config import Config, Hparams
-    from grokjax.experiment import member_mesh, run_ensemble
+    from grokjax.host.experiment import member_mesh, run_ensemble
 
     assert jax.device_count() == 4, jax.devices()
     out = sys.argv[1]

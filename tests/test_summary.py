@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from grokjax.config import Config
-from grokjax.summary import censored_stats, first_crossing, member_summary
+from grokjax.stats.summary import censored_stats, first_crossing, member_summary
 
 
 def test_first_crossing_and_censoring():

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import grokjax.survival
-from grokjax.survival import (
+import grokjax.stats.survival
+from grokjax.stats.survival import (
     from_censored_steps,
     kaplan_meier,
     median_survival,
@@ -87,7 +87,7 @@ def test_bad_input_is_rejected():
 
 
 def test_docstring_examples():
-    result = doctest.testmod(grokjax.survival)
+    result = doctest.testmod(grokjax.stats.survival)
     assert result.attempted > 0 and result.failed == 0
 
 

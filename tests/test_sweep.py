@@ -10,8 +10,8 @@ import pytest
 from grokjax.cli import main
 from grokjax.config import Hparams
 from grokjax.errors import ConfigError
-from grokjax.experiment import member_keys
-from grokjax.sweep import run_sweep
+from grokjax.host.experiment import member_keys
+from grokjax.host.sweep import run_sweep
 from grokjax.train import make_train
 
 

@@ -1,11 +1,11 @@
-"""The Langevin thermostat shared by WanD and WLMD (`grokjax.thermostat`)."""
+"""The Langevin thermostat shared by WanD and WLMD (`grokjax.wanglandau.thermostat`)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from grokjax.thermostat import langevin_step, normal_like, thermal_velocity
+from grokjax.wanglandau.thermostat import langevin_step, normal_like, thermal_velocity
 
 KEY = jax.random.key(0)
 

@@ -7,9 +7,9 @@ import pytest
 
 from grokjax.config import Config, Hparams
 from grokjax.errors import ConfigError
-from grokjax.experiment import member_keys
+from grokjax.host.experiment import member_keys
 from grokjax.optim import warmup
-from grokjax.summary import ensemble_summary
+from grokjax.stats.summary import ensemble_summary
 from grokjax.train import make_train, segments
 
 HP = Hparams(learning_rate=3e-3, weight_decay=1.0)
@@ -240,7 +240,9 @@ def test_blend_reads_the_train_accuracy_the_trainer_passes(tiny_cfg):
     state, m = jax.jit(make_train(cfg).train)(jax.random.key(0), Hparams(1e-2, 0.1))
     accuracy = float(state.opt_state.observable)  # the last batch's, before its update
     assert 0.0 <= accuracy <= 1.0
-    assert accuracy * cfg.data.n_train == pytest.approx(round(accuracy * cfg.data.n_train), abs=1e-3)
+    assert accuracy * cfg.data.n_train == pytest.approx(
+        round(accuracy * cfg.data.n_train), abs=1e-3
+    )
     np.testing.assert_allclose(float(state.opt_state.weight), 1.0 - accuracy, rtol=1e-5)
     chex.assert_tree_all_finite(m)
 

@@ -5,8 +5,8 @@ import numpy as np
 import optax
 import pytest
 
-from grokjax.entropy import Grid, gaussian_kernel, quadratic_bias, wang_landau_rate
-from grokjax.wand import scale_by_wand, wand
+from grokjax.optim.wand import scale_by_wand, wand
+from grokjax.wanglandau.entropy import Grid, gaussian_kernel, quadratic_bias, wang_landau_rate
 
 KEY = jax.random.key(0)
 

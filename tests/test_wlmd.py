@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from grokjax.entropy import Grid, gaussian_kernel, kernel
 from grokjax.landscape import stitch
-from grokjax.wlmd import fan_in_walls, make_sampler, reflect
+from grokjax.wanglandau.entropy import Grid, gaussian_kernel, kernel
+from grokjax.wanglandau.wlmd import fan_in_walls, make_sampler, reflect
 
 WALKERS = 16
 

@@ -3,7 +3,7 @@
 A run directory holds
     config.json      the resolved Config, Hparams per member, seeds, preset, versions
     metrics.parquet  one row per (member, evaluation step): every metric, and whether
-                     the member has diverged by then (`grokjax.summary`)
+                     the member has diverged by then (`grokjax.stats.summary`)
     summary.json     per-member threshold steps (None = censored) and ensemble statistics
     accuracy.png, loss.png, weight_norm.png
     checkpoints/     orbax checkpoints of the ensemble state after each chunk
@@ -25,9 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from grokjax.checkpoint import atomic_write_json, atomic_write_with, json_safe
 from grokjax.config import Config, Hparams, apply_overrides, validate_hparams
-from grokjax.devices import (
+from grokjax.errors import ConfigError
+from grokjax.host.checkpoint import atomic_write_json, atomic_write_with, json_safe
+from grokjax.host.devices import (
     default_member_batch,
     drop_padding,
     member_mesh,
@@ -37,12 +38,11 @@ from grokjax.devices import (
     shard_members,
     to_host,
 )
-from grokjax.errors import ConfigError
-from grokjax.loop import Progress, run_chunks
+from grokjax.host.loop import Progress, run_chunks
+from grokjax.host.rundir import check_out_dir, on_all_processes, prepare_out_dir
 from grokjax.plots import describe_run, ensemble_figures
 from grokjax.presets import preset_changes
-from grokjax.rundir import check_out_dir, on_all_processes, prepare_out_dir
-from grokjax.summary import diverged_mask, ensemble_summary, format_table
+from grokjax.stats.summary import diverged_mask, ensemble_summary, format_table
 from grokjax.train import chunk_schedule, make_train, metric_names
 
 OUTPUT_FILES = (

@@ -189,7 +189,7 @@ def analyse(
     title: str = "",
 ) -> dict:
     """Read `landscape.npz` in out_dir; write analysis.json and landscape.png there."""
-    from grokjax.checkpoint import atomic_write_json
+    from grokjax.host.checkpoint import atomic_write_json
 
     out_dir = Path(out_dir)
     with np.load(out_dir / "landscape.npz") as npz:

@@ -1,7 +1,7 @@
 """Run directories: refuse a directory that cannot be used as asked, before any compute;
 start one afresh or check that a resumed one holds the same settings; write the files
-only from one process. Every long job (`grokjax.experiment`, `grokjax.landscape`,
-`grokjax.sweep`) goes through here.
+only from one process. Every long job (`grokjax.host.experiment`, `grokjax.landscape`,
+`grokjax.host.sweep`) goes through here.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from grokjax.checkpoint import atomic_write_json, json_safe, read_json, remove_temporaries
 from grokjax.errors import ConfigError
+from grokjax.host.checkpoint import atomic_write_json, json_safe, read_json, remove_temporaries
 
 
 def _writable(directory: Path) -> bool:

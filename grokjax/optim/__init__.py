@@ -14,11 +14,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from grokjax.baselines import grokfast_ema, grokfast_ma, langevin_noise, orthogonal_gradient
-from grokjax.blend import blend, ramp_weight
 from grokjax.config import FilterConfig, Hparams, OptimConfig, WandConfig
-from grokjax.entropy import Grid
-from grokjax.wand import wand
+from grokjax.optim.baselines import grokfast_ema, grokfast_ma, langevin_noise, orthogonal_gradient
+from grokjax.optim.blend import blend, ramp_weight
+from grokjax.optim.wand import wand
+from grokjax.wanglandau.entropy import Grid
 
 
 def warmup(learning_rate, warmup_steps: int) -> optax.Schedule:
@@ -107,7 +107,7 @@ def make_optimizer(
     (and, for stochastic optimizers, its own key). The fixed-norm projection is added
     by the trainer (`cfg.fixed_norm`), not here. 'wand-adamw' blends WanD with the
     AdamW above (same learning rate and weight decay), its weight read from the
-    training-side signal `cfg.blend.signal` (`grokjax.blend`).
+    training-side signal `cfg.blend.signal` (`grokjax.optim.blend`).
     """
     tx = _optimizer(cfg, hparams, key)
     before = gradient_filter(cfg.filter)

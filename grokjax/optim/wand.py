@@ -22,10 +22,10 @@ grokjax additions, each off by default so the defaults are the paper's update:
 exp(grid.x_min) before ln L and grad L / L are taken (and x at x_min), because a float32
 cross-entropy can round to exactly 0 while its gradient does not.
 
-The reading of S and the deposits are those of the WLMD sampler (`grokjax.entropy`'s
+The reading of S and the deposits are those of the WLMD sampler (`grokjax.wanglandau.entropy`'s
 `slopes_at` and `deposited`: the kernel is mirrored at the grid's edges, above the grid
 only the slope back onto it counts plus a soft wall), and the velocity step is
-`grokjax.thermostat.langevin_step`.
+`grokjax.wanglandau.thermostat.langevin_step`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import optax
 
 from grokjax.config import WandConfig
-from grokjax.entropy import Grid, deposited, slopes_at
-from grokjax.thermostat import langevin_step, thermal_velocity
+from grokjax.wanglandau.entropy import Grid, deposited, slopes_at
+from grokjax.wanglandau.thermostat import langevin_step, thermal_velocity
 
 PAPER = WandConfig()  # the defaults, stated once, in grokjax.config
 DEFAULT_GRID = Grid(PAPER.x_min, PAPER.bin_width, PAPER.n_bins)

@@ -1,5 +1,5 @@
 """How an ensemble's members map onto the hardware: vmapped groups, a device mesh,
-several processes. The only module besides `grokjax.rundir` that knows about devices.
+several processes. The only module besides `grokjax.host.rundir` that knows about devices.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ one parameter tensor, w: that tensor, u: the update after the optimizer):
       s(x) = x + 1 (x >= 0),  1 / (1 - x) (x < 0);   p_i = s(x_i) / sum_j s(x_j),
 
   and loss = mean over the batch of -log p_label. A loss, used in place of
-  `grokjax.metrics.cross_entropy`, not a transformation.
+  `grokjax.problem.metrics.cross_entropy`, not a transformation.
 - `langevin_noise` (SGLD, Welling and Teh 2011, "Bayesian Learning via Stochastic
   Gradient Langevin Dynamics"): u <- u + sqrt(2 lr T) xi, xi ~ N(0, 1) per parameter.
   Goes last, after the learning rate is applied:
@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from grokjax.thermostat import normal_like
+from grokjax.wanglandau.thermostat import normal_like
 
 
 class GrokfastEmaState(NamedTuple):
@@ -205,7 +205,7 @@ def stablemax_cross_entropy(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.A
     StableMax is softmax over log s(x), and log s(x) = log1p(x) for x >= 0 and
     -log1p(-x) for x < 0 is finite with finite derivatives for every finite logit, so
     the loss is optax's softmax cross-entropy on log s (the same arithmetic as
-    `grokjax.metrics.cross_entropy`): no division, and no NaN in the gradient at
+    `grokjax.problem.metrics.cross_entropy`): no division, and no NaN in the gradient at
     large logits of either sign. Compute in the logits' dtype (float64 if enabled).
 
     Example:

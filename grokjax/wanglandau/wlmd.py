@@ -17,8 +17,8 @@ converges to kT times the log density of states. Per step t of a walker:
                          grid, t counting deposits; G mirrored at the grid's edges)
 
 S is the quadratic bias on the first axis plus the deposits; its reading and depositing
-(`slopes_at`, `deposited`) are `grokjax.entropy`'s and the thermostat is
-`grokjax.thermostat`'s, the same as WanD's. At a
+(`slopes_at`, `deposited`) are `grokjax.wanglandau.entropy`'s and the thermostat is
+`grokjax.wanglandau.thermostat`'s, the same as WanD's. At a
 flat histogram the walkers' density over c is exp(-S / kT) times the density of states
 Omega(c), so S / kT = ln Omega + const: `Sampler.entropy` returns that.
 
@@ -46,8 +46,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from grokjax.entropy import Grid, deposited, quadratic_bias, slopes_at
-from grokjax.thermostat import langevin_step, thermal_velocity
+from grokjax.wanglandau.entropy import Grid, deposited, quadratic_bias, slopes_at
+from grokjax.wanglandau.thermostat import langevin_step, thermal_velocity
 
 
 class Walker(NamedTuple):
@@ -134,7 +134,7 @@ def make_sampler(
         edge_strength: off the grid a walker feels a soft wall in collective-variable
             space, edge_strength (c - edge) added to dS/dc, and only the part of the
             edge bin's slope that points back onto the grid; it deposits nothing there
-            (`grokjax.entropy.slopes_at` and `deposited`, the same as WanD's).
+            (`grokjax.wanglandau.entropy.slopes_at` and `deposited`, the same as WanD's).
     Returns:
         `Sampler(init, step, step_shared, average, entropy)`; none of them jits itself.
     """

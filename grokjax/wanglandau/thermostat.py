@@ -1,4 +1,5 @@
-"""The Langevin thermostat shared by WanD (`grokjax.wand`) and WLMD (`grokjax.wlmd`).
+"""The Langevin thermostat shared by WanD (`grokjax.optim.wand`) and WLMD
+(`grokjax.wanglandau.wlmd`).
 
 One step of the discrete Langevin velocity update (a BAOAB-like friction step with the
 force kick folded in), per coordinate:
@@ -10,7 +11,7 @@ temperature. Without a force the velocity relaxes to a stationary variance of ex
 kT: Var' = (1 - c_f)^2 Var + c_f (2 - c_f) kT has the fixed point Var = kT (the
 fluctuation-dissipation relation for this discrete step), which is why the thermal
 initial velocity is N(0, kT). The same per-leaf standard normals also serve the SGLD
-noise of `grokjax.baselines.langevin_noise`.
+noise of `grokjax.optim.baselines.langevin_noise`.
 
 All three are pure functions of their arguments; timestep, friction and temperature may
 be traced arrays (one per vmapped member).

@@ -65,7 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from grokjax.metrics import last_layer_norm, saturated_fraction, weight_norm
+from grokjax.problem.metrics import last_layer_norm, saturated_fraction, weight_norm
 
 __all__ = [
     "AgeingState",

@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from grokjax.checkpoint import ChunkCheckpointer, resume_point
+from grokjax.host.checkpoint import ChunkCheckpointer, resume_point
 
 
 class Progress:
@@ -105,7 +105,7 @@ def run_chunks(
         carry: the job's state before its first chunk (also the checkpoint template).
         n_chunks: chunks in the whole job.
         out_dir: the run directory; checkpoints go to `out_dir/checkpoints`.
-        resume: start after the last checkpoint that verifies (`grokjax.checkpoint`).
+        resume: start after the last checkpoint that verifies (`grokjax.host.checkpoint`).
         restore: `restore(saved, start)` turns the checkpoint restored to resume at
             chunk `start` back into a carry (e.g. onto the mesh).
         saved: what of the carry is checkpointed (default all of it).

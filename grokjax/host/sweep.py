@@ -13,16 +13,16 @@ Outputs in `out_dir`:
     sweep.json     the base settings, the axes and the seeds
     seeds.parquet  one row per (cell, seed): the axis values, memorisation and
                    generalisation steps (NaN = censored: not reached within the
-                   budget), delay, and the seed's phase (`grokjax.phases`)
+                   budget), delay, and the seed's phase (`grokjax.stats.phases`)
     cells.csv      one row per cell: median and quartiles of the three steps over
                    seeds with the count censored (a censored median is empty), the
                    cell's phase, the fraction of seeds in each phase, and how many
-                   seeds diverged (`grokjax.summary`; their steps count up to then)
+                   seeds diverged (`grokjax.stats.summary`; their steps count up to then)
     phases.png     the phase diagram over two axes (the first two by default), pooling
                    the seeds of the other axes; phases-<axis=value,...>.png, one per
                    value of the other axes
     survival.png   Kaplan-Meier curves of the generalisation step, one per cell of
-                   the `group` axis (`grokjax.survival`): runs that never generalise
+                   the `group` axis (`grokjax.stats.survival`): runs that never generalise
                    count as censored, not as numbers
 """
 
@@ -37,7 +37,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from grokjax.checkpoint import atomic_write_with
 from grokjax.config import (
     FLAT_NAMES,
     Config,
@@ -49,13 +48,14 @@ from grokjax.config import (
     validate_hparams,
 )
 from grokjax.errors import ConfigError
-from grokjax.experiment import run_ensemble
-from grokjax.phases import PHASES, classify_cell, classify_seed, phase_diagram, seed_steps
+from grokjax.host.checkpoint import atomic_write_with
+from grokjax.host.experiment import run_ensemble
+from grokjax.host.rundir import check_out_dir, on_all_processes, prepare_out_dir
 from grokjax.plots import describe_run
 from grokjax.presets import get_preset, preset_changes
-from grokjax.rundir import check_out_dir, on_all_processes, prepare_out_dir
-from grokjax.summary import censored_stats
-from grokjax.survival import from_censored_steps, survival_figure
+from grokjax.stats.phases import PHASES, classify_cell, classify_seed, phase_diagram, seed_steps
+from grokjax.stats.summary import censored_stats
+from grokjax.stats.survival import from_censored_steps, survival_figure
 
 STEPS = ("memorisation_step", "generalisation_step", "grokking_delay")
 

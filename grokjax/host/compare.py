@@ -21,13 +21,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from grokjax.checkpoint import atomic_write_json
 from grokjax.config import Config, Hparams, apply_overrides
 from grokjax.errors import ConfigError
-from grokjax.experiment import RunResult, run_ensemble
+from grokjax.host.checkpoint import atomic_write_json
+from grokjax.host.experiment import RunResult, run_ensemble
 from grokjax.plots import comparison_figure, describe_run
 from grokjax.presets import get_preset, preset_changes
-from grokjax.summary import diverged_mask
+from grokjax.stats.summary import diverged_mask
 
 COLUMNS = (
     "generalisation_step",

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from grokjax.config import DataConfig
-from grokjax.tasks import all_pairs
+from grokjax.problem.tasks import all_pairs
 
 
 class Dataset(NamedTuple):

@@ -22,9 +22,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from grokjax.checkpoint import atomic_write_json, atomic_write_with, json_safe, read_json
 from grokjax.config import override
 from grokjax.errors import ConfigError
+from grokjax.host.checkpoint import atomic_write_json, atomic_write_with, json_safe, read_json
+from grokjax.host.loop import Progress, run_chunks
+from grokjax.host.rundir import check_out_dir, prepare_out_dir
 from grokjax.landscape import (
     LandscapeConfig,
     combined,
@@ -33,10 +35,8 @@ from grokjax.landscape import (
     make_chunk,
     make_landscape_sampler,
 )
-from grokjax.landscape_analysis import analyse
-from grokjax.loop import Progress, run_chunks
 from grokjax.presets import get_preset
-from grokjax.rundir import check_out_dir, prepare_out_dir
+from grokjax.stats.landscape_analysis import analyse
 
 
 def _with_model_defaults(saved: dict) -> dict:

@@ -3,7 +3,7 @@
 Liu et al., "Towards Understanding Grokking: An Effective Theory of Representation
 Learning" (NeurIPS 2022), split a hyperparameter plane into comprehension, grokking,
 memorisation and confusion. Here a seed is classified from two steps, computed as
-`grokjax.summary` computes them on the evaluation grid:
+`grokjax.stats.summary` computes them on the evaluation grid:
 
     m = first evaluated step with train accuracy >= memorise_threshold (default 0.99)
     g = first evaluated step with test accuracy  >= generalise_threshold (default 0.99)
@@ -41,7 +41,7 @@ import pandas as pd
 
 from grokjax.config import EvalConfig, Hparams
 from grokjax.plots import phase_figure
-from grokjax.summary import first_crossing
+from grokjax.stats.summary import first_crossing
 
 PHASES = ("comprehension", "grokking", "memorisation", "confusion")  # fastest to slowest
 PHASE_COLORS = ("#4daf4a", "#377eb8", "#ff7f00", "#9e9e9e")
@@ -116,7 +116,7 @@ def seed_steps(
     Rows are grouped by the hyperparameter columns present, member and seed; the result
     keeps those columns and adds memorisation_step, generalisation_step, budget_steps
     (the seed's last evaluated step) and diverged_step (NaN if it did not). Rows a run
-    directory marks `diverged` do not count, as in `grokjax.summary`.
+    directory marks `diverged` do not count, as in `grokjax.stats.summary`.
     """
     keys = [c for c in (*Hparams._fields, "member", "seed") if c in metrics.columns]
     rows = []

@@ -2,7 +2,7 @@
 
 A seed's memorisation or generalisation step is a time to an event; a seed that never
 reaches the threshold within its budget is *right-censored* at its last step (see
-`grokjax.summary`). When every seed shares one budget, `summary.censored_stats`
+`grokjax.stats.summary`). When every seed shares one budget, `summary.censored_stats`
 already handles that; Kaplan-Meier also pools runs of different lengths and gives a
 survival curve S(t) = P(event later than t) with a standard error.
 

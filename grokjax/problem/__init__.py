@@ -1,0 +1,1 @@
+"""The problem a network learns: tasks, their data splits, the networks, the metrics."""
