@@ -4,7 +4,17 @@ Seed ensembles of small networks on modular arithmetic, trained by one jitted,
 vmapped function; see README.md.
 """
 
-from grokjax.config import Config, Hparams
+from grokjax.config import (
+    BlendConfig,
+    Config,
+    DataConfig,
+    EvalConfig,
+    FilterConfig,
+    Hparams,
+    ModelConfig,
+    OptimConfig,
+    WandConfig,
+)
 from grokjax.errors import ConfigError
 from grokjax.host.experiment import RunResult, member_hparams, member_keys, run_ensemble
 from grokjax.host.measure import run_landscape
@@ -35,7 +45,14 @@ __version__ = "0.1.0"
 __all__ = [
     "PRESETS",
     "TASKS",
+    "BlendConfig",
     "Config",
+    "DataConfig",
+    "EvalConfig",
+    "FilterConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "WandConfig",
     "ConfigError",
     "Dataset",
     "Hparams",

@@ -10,7 +10,8 @@ def test_readme_python_example_runs():
     text = README.read_text()
     code = "\n".join(re.findall(r"```python\n(.*?)```", text, re.S))
     assert "jax.jit(jax.vmap(trainer.train" in code
-    small = code.replace("modulus=47, steps=1500", "modulus=11, steps=20, d_model=32, d_mlp=64")
+    small = code.replace("modulus=23, train_fraction=0.7", "modulus=11, train_fraction=0.5")
+    small = small.replace("steps=1500", "steps=20, eval=gj.EvalConfig(every=10)")
     assert small != code
     namespace: dict = {}
     exec(compile(small, "README.md", "exec"), namespace)
