@@ -34,6 +34,7 @@ from grokjax.problem import data as data_lib
 from grokjax.problem.metrics import cross_entropy, smoothed_accuracy
 from grokjax.problem.models import make_model
 from grokjax.wanglandau.entropy import Grid
+from grokjax.wanglandau.wlmd import DEFAULTS as SAMPLER
 from grokjax.wanglandau.wlmd import Estimate, Sampler, Walker, fan_in_walls, make_sampler
 
 PROTOCOLS = ("average", "shared")
@@ -73,13 +74,13 @@ class LandscapeConfig(Section):
     y_bins: int = 50
     timestep: float = 1e-3
     friction: float = 0.01
-    temperature: float = 1.0
-    deposit: float = 1.0
-    t_wl: float = 1000.0
-    sigma_bins: float = 2.0
-    bias_strength: float = 0.0
-    bias_floor: float = -8.0
-    bias_power: float = 2.0
+    temperature: float = SAMPLER.temperature
+    deposit: float = SAMPLER.deposit
+    t_wl: float = SAMPLER.t_wl
+    sigma_bins: float = SAMPLER.sigma_bins
+    bias_strength: float = SAMPLER.bias_strength
+    bias_floor: float = SAMPLER.bias_floor
+    bias_power: float = SAMPLER.bias_power
     wall_scale: float = 3.0
     fixed_norm: float | None = None
     walkers: int = 8
@@ -91,7 +92,7 @@ class LandscapeConfig(Section):
     seed: int = 0
     windows: int = 1
     window_overlap: float = 0.5
-    edge_strength: float = 100.0
+    edge_strength: float = SAMPLER.edge_strength
     start: str = "random"
     descent_steps: int = 20_000
     descent_rate: float = 3e-3

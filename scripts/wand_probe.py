@@ -19,7 +19,7 @@ import optax
 import grokjax as gj
 from grokjax.optim import wand_grid
 from grokjax.optim.wand import WandState
-from grokjax.wanglandau.entropy import bias_slope, slope
+from grokjax.wanglandau.entropy import slopes_at
 
 gj.use_recommended_cpu_flags()  # as the grokjax command does, before JAX's first computation
 steps = int(sys.argv[1])
@@ -46,13 +46,19 @@ for k in range(steps // 10):
     state, m = run(state, hp)
     ws = wstate(state.opt_state)
     x = np.asarray(m["ln_train_loss"][:, 0])
-    i = np.asarray(jax.vmap(grid.index)(jnp.asarray(x)))
-    g = [
+    wcfg = cfg.optim.wand
+    g = [  # dS/dx as WanD reads it: the same rules (grokjax.wanglandau.entropy.slopes_at)
         float(
-            bias_slope(grid, jnp.int32(ii), cfg.optim.wand.bias_strength, cfg.optim.wand.loss_floor)
-            + slope(ws.deposits[j], grid, jnp.int32(ii))
+            slopes_at(
+                ws.deposits[j],
+                [grid],
+                jnp.float32(xj)[None],
+                bias_strength=wcfg.bias_strength,
+                bias_floor=wcfg.loss_floor,
+                edge_strength=wcfg.edge_strength,
+            )[0]
         )
-        for j, ii in enumerate(i)
+        for j, xj in enumerate(x)
     ]
     vnorm = np.asarray(jax.vmap(optax.tree.norm)(ws.velocity))
     if k % 10 == 9:

@@ -42,10 +42,6 @@ class Grid(NamedTuple):
     def centres(self) -> jax.Array:
         return self.x_min + self.bin_width * (jnp.arange(self.n_bins) + 0.5)
 
-    def index(self, x: jax.Array) -> jax.Array:
-        """The bin of x, kept one bin inside the edges so central differences exist."""
-        return jnp.clip(self.bin(x), 1, self.n_bins - 2)
-
     def bin(self, x: jax.Array) -> jax.Array:
         """The bin of x, clipped onto the grid."""
         i = jnp.floor((x - self.x_min) / self.bin_width).astype(jnp.int32)

@@ -67,6 +67,23 @@ class Estimate(NamedTuple):
     count: jax.Array
 
 
+class Settings(NamedTuple):
+    """The sampler's settings besides dt and c_f, with their defaults, stated once here
+    (`make_sampler` and `grokjax.landscape.LandscapeConfig` both read them)."""
+
+    temperature: float = 1.0
+    deposit: float = 3.0
+    t_wl: float = 1000.0
+    sigma_bins: float = 10.0
+    bias_strength: float = 0.0
+    bias_floor: float = 0.0
+    bias_power: float = 2.0
+    edge_strength: float = 100.0
+
+
+DEFAULTS = Settings()
+
+
 class Sampler(NamedTuple):
     init: Callable[[Any, jax.Array], tuple[Walker, Estimate]]
     step: Callable[[Walker, Estimate], tuple[Walker, Estimate, jax.Array]]
@@ -106,17 +123,17 @@ def make_sampler(
     *,
     timestep: float,
     friction: float,
-    temperature: float = 1.0,
-    deposit: float = 3.0,
-    t_wl: float = 1000.0,
-    sigma_bins: float = 10.0,
-    bias_strength: float = 0.0,
-    bias_floor: float = 0.0,
-    bias_power: float = 2.0,
+    temperature: float = DEFAULTS.temperature,
+    deposit: float = DEFAULTS.deposit,
+    t_wl: float = DEFAULTS.t_wl,
+    sigma_bins: float = DEFAULTS.sigma_bins,
+    bias_strength: float = DEFAULTS.bias_strength,
+    bias_floor: float = DEFAULTS.bias_floor,
+    bias_power: float = DEFAULTS.bias_power,
     walls: Any = None,
     fixed_norm: float | None = None,
     thermal_init: bool = True,
-    edge_strength: float = 100.0,
+    edge_strength: float = DEFAULTS.edge_strength,
 ) -> Sampler:
     """Build the WLMD walker functions (see the module docstring).
 
