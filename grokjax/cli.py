@@ -17,6 +17,11 @@ JOBS, SEEDED, HARDWARE = (
     ("run", "sweep"),
 )
 LIST = dict(action="append", default=[])
+DISTRIBUTED = (
+    ("--coordinator", str, "process 0's HOST:PORT"),
+    ("--num-processes", int, "processes taking part"),
+    ("--process-id", int, "this process, 0..n-1"),
+)
 ARGUMENTS = [  # (commands, flag, argparse keywords)
     (("compare",), "--preset", dict(dest="presets", action="append", required=True)),
     (("compare",), "--same-lr", dict(action="store_true", help="all at the first's lr")),
@@ -35,9 +40,7 @@ ARGUMENTS = [  # (commands, flag, argparse keywords)
     (HARDWARE, "--member-batch", dict(default="auto", help="an int, 'all' or 'auto'")),
     (HARDWARE, "--devices", dict(default="auto", help="an int or 'auto' (all)")),
     (HARDWARE, "--distributed", dict(action="store_true", help="join other processes")),
-    (HARDWARE, "--coordinator", dict(metavar="HOST:PORT", help="process 0's address")),
-    (HARDWARE, "--num-processes", dict(type=int, help="processes taking part")),
-    (HARDWARE, "--process-id", dict(type=int, help="this process, 0..n-1")),
+    *((HARDWARE, f, dict(type=t, help=h)) for f, t, h in DISTRIBUTED),
     (("landscape",), "--trajectory", dict(**LIST, metavar="NAME=RUN_DIR")),
     (("sweep",), "--grid", dict(**LIST, metavar="FIELD=V1,V2,...", help="an axis")),
     (("sweep",), "--axes", dict(help="X,Y: the two axes of the phase diagram")),
@@ -81,7 +84,8 @@ def _job(args) -> dict:
 def _hardware(args) -> dict:
     from grokjax.host.devices import hardware
 
-    names = ("devices", "member_batch", "distributed", "coordinator", "num_processes", "process_id")
+    names = ["devices", "member_batch", "distributed"]
+    names += [flag[2:].replace("-", "_") for flag, _, _ in DISTRIBUTED]
     return hardware(**{name: getattr(args, name) for name in names})
 
 
@@ -129,31 +133,27 @@ COMMANDS = dict(run=_run, compare=_compare, landscape=_landscape, sweep=_sweep, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the arguments and run the command; every error ends as one line, status 2.
-
-    A `ConfigError` (bad input, found before any compute) and an `OSError` (a file or
-    directory the command cannot use) are reported as they are; anything else is
-    reported as an internal error, with the traceback only when GROKJAX_TRACEBACK=1.
-    """
+    """Run the command; every error ends as one line and status 2: a `ConfigError` (bad
+    input, before any compute) or `OSError` as it is, anything else as an internal
+    error (GROKJAX_TRACEBACK=1 re-raises it)."""
     use_recommended_cpu_flags()  # before JAX starts its backend; the user's flags win
     args = _build_parser().parse_args(argv)
     try:
         print(COMMANDS[args.command](args))
         return 0
-    except ConfigError as err:
-        message = str(err)
-    except OSError as err:
-        message = f"{err.filename}: {err.strerror}" if err.filename else str(err)
     except KeyboardInterrupt:
         print("grokjax: interrupted; finished chunks are checkpointed (--resume)", file=sys.stderr)
         return 130
     except Exception as err:
-        if os.environ.get("GROKJAX_TRACEBACK") == "1":
+        if isinstance(err, ConfigError):
+            message = f"error: {err}"
+        elif isinstance(err, OSError):
+            message = f"error: {err.filename}: {err.strerror}" if err.filename else f"error: {err}"
+        elif os.environ.get("GROKJAX_TRACEBACK") == "1":
             raise
-        message = f"internal error: {type(err).__name__}: {err} (GROKJAX_TRACEBACK=1 shows it)"
-        print(f"grokjax: {' '.join(message.split())[:500]}", file=sys.stderr)
-        return 2
-    print(f"grokjax: error: {' '.join(message.split())[:500]}", file=sys.stderr)
+        else:
+            message = f"internal error: {type(err).__name__}: {err} (GROKJAX_TRACEBACK=1 shows it)"
+    print(f"grokjax: {' '.join(message.split())[:500]}", file=sys.stderr)
     return 2
 
 

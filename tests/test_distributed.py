@@ -69,7 +69,7 @@ COMMON = textwrap.dedent(
     def dump(result, name):
         (out / name).write_text(json.dumps({
             "histories": {k: v.tolist() for k, v in result.histories.items()},
-            "summary": result.summary,
+            "summary": result.summary.to_dict(),
             "state_members": int(result.state.step.shape[0]),
             "processes": jax.process_count(),
             "devices": jax.device_count(),

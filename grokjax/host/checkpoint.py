@@ -18,6 +18,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def json_safe(obj: Any) -> Any:
     """`obj` with NaN as None and +-inf as "inf" / "-inf", numpy numbers as Python ones,
     tuples as lists: what strict JSON can hold."""
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):  # dicts, and typed results that read as their JSON
         return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]

@@ -105,11 +105,11 @@ def compare_presets(
         )
     table = {
         name: {
-            "seeds": [m["seed"] for m in r.summary["members"]],
-            **{c: [m[c] for m in r.summary["members"]] for c in COLUMNS},
-            "diverged_step": [m["diverged_step"] for m in r.summary["members"]],
+            "seeds": [m.seed for m in r.summary.members],
+            **{c: [m[c] for m in r.summary.members] for c in COLUMNS},
+            "diverged_step": [m.diverged_step for m in r.summary.members],
             "ensemble": {
-                c: r.summary["ensemble"][c] for c in COLUMNS if c in r.summary["ensemble"]
+                c: r.summary.ensemble[c].to_dict() for c in COLUMNS if c in r.summary.ensemble
             },
         }
         for name, r in results.items()
@@ -140,7 +140,7 @@ def comparison_curves(results: dict[str, RunResult]) -> dict[str, dict]:
     of `grokjax.plots.comparison_figure`."""
     curves = {}
     for name, r in results.items():
-        diverged = diverged_mask(r.histories, r.summary["thresholds"]["divergence_train_loss"])
+        diverged = diverged_mask(r.histories, r.summary.thresholds["divergence_train_loss"])
         shown = {k: np.where(diverged, np.nan, v) for k, v in r.histories.items()}
         curves[name] = {
             "steps": np.asarray(r.steps),

@@ -42,7 +42,7 @@ from grokjax.host.loop import Progress, run_chunks
 from grokjax.host.rundir import check_out_dir, on_all_processes, prepare_out_dir
 from grokjax.plots import describe_run, ensemble_figures
 from grokjax.presets import preset_changes
-from grokjax.stats.summary import diverged_mask, ensemble_summary, format_table
+from grokjax.stats.summary import Summary, diverged_mask, ensemble_summary, format_table
 from grokjax.train import chunk_schedule, make_train, metric_names
 
 OUTPUT_FILES = (
@@ -57,7 +57,7 @@ OUTPUT_FILES = (
 
 class RunResult(NamedTuple):
     out_dir: Path
-    summary: dict
+    summary: Summary  # reads as summary.json too: result.summary["ensemble"]
     histories: dict[str, np.ndarray]  # metric -> [members, evaluations]
     steps: np.ndarray  # evaluation steps [evaluations]
     state: Any  # the final TrainState, stacked over members
@@ -256,8 +256,8 @@ def run_ensemble(
     return RunResult(out_dir, summary, histories, steps_E, state, files)
 
 
-def _diverged(summary: dict) -> list[int]:
-    return [m["diverged_step"] for m in summary["members"] if m["diverged_step"] is not None]
+def _diverged(summary: Summary) -> list[int]:
+    return [m.diverged_step for m in summary.members if m.diverged_step is not None]
 
 
 def _write_metrics(path: Path, histories, diverged_ME, steps_E, seeds, hp: Hparams) -> None:

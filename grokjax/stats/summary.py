@@ -20,6 +20,8 @@ are summarised over the members that did not diverge.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -69,7 +71,98 @@ def diverged_mask(histories: dict[str, np.ndarray], loss_bound: float) -> np.nda
     return mask
 
 
-def member_summary(history: dict[str, np.ndarray], steps_E: np.ndarray, cfg: EvalConfig) -> dict:
+class Record(Mapping):
+    """A typed result that reads as the JSON object it is written as: attributes for
+    code, `record["field"]` and `to_dict()` for files and for anyone reading them."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Record):
+                value = value.to_dict()
+            elif isinstance(value, (list, tuple)):
+                value = [v.to_dict() if isinstance(v, Record) else v for v in value]
+            elif isinstance(value, dict):
+                value = {k: v.to_dict() if isinstance(v, Record) else v for k, v in value.items()}
+            out[f.name] = value
+        return self._flat(out)
+
+    def _flat(self, out: dict[str, Any]) -> dict[str, Any]:
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def __iter__(self):
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+@dataclasses.dataclass(frozen=True)
+class Censored(Record):
+    """Median, quartiles and range over members, with censored members (None: past the
+    budget) ranked last; a statistic that falls on a censored member is None."""
+
+    n: int
+    n_censored: int
+    median: float | None
+    q25: float | None
+    q75: float | None
+    min: float | None
+    max: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberSummary(Record):
+    """One member's threshold steps (None = censored), its divergence, and its final
+    values (`finals`: metric -> value, None for a diverged member), written flat as
+    `final_<metric>`."""
+
+    member: int
+    seed: int
+    memorisation_step: int | None
+    generalisation_step: int | None
+    grokking_delay: int | None
+    weight_norm_at_generalisation: float | None
+    diverged_step: int | None
+    diverged_reason: str | None
+    finals: dict[str, float | None]
+
+    def _flat(self, out: dict[str, Any]) -> dict[str, Any]:
+        finals = out.pop("finals")
+        return {**out, **{f"final_{k}": v for k, v in finals.items()}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Diverged(Record):
+    n: int
+    n_diverged: int
+    seeds: list[int]
+    steps: list[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary(Record):
+    """An ensemble's summary (summary.json): the budget, the thresholds, every member,
+    and the censored statistics over members (`ensemble`: name -> `Censored`, and
+    'diverged')."""
+
+    budget_steps: int
+    thresholds: dict[str, float]
+    members: tuple[MemberSummary, ...]
+    ensemble: dict[str, Censored | Diverged]
+
+
+def member_summary(
+    history: dict[str, np.ndarray],
+    steps_E: np.ndarray,
+    cfg: EvalConfig,
+    member: int = 0,
+    seed: int = 0,
+) -> MemberSummary:
     """Threshold steps and final values for one member; `history` maps metric -> [E].
 
     Only the evaluations before the member diverged (if it did) count.
@@ -80,20 +173,22 @@ def member_summary(history: dict[str, np.ndarray], steps_E: np.ndarray, cfg: Eva
     gen = first_crossing(history["test_acc"][sane], steps_E[sane], cfg.generalise_threshold)
     delay = gen - mem if mem is not None and gen is not None else None
     gen_idx = None if gen is None else int(np.searchsorted(steps_E, gen))
-    return {
-        "memorisation_step": mem,
-        "generalisation_step": gen,
-        "grokking_delay": delay,
-        "weight_norm_at_generalisation": (
+    return MemberSummary(
+        member=member,
+        seed=seed,
+        memorisation_step=mem,
+        generalisation_step=gen,
+        grokking_delay=delay,
+        weight_norm_at_generalisation=(
             None if gen_idx is None else float(history["weight_norm"][gen_idx])
         ),
-        "diverged_step": None if div is None else int(steps_E[div]),
-        "diverged_reason": reason or None,
-        **{f"final_{k}": None if div is not None else float(v[-1]) for k, v in history.items()},
-    }
+        diverged_step=None if div is None else int(steps_E[div]),
+        diverged_reason=reason or None,
+        finals={k: None if div is not None else float(v[-1]) for k, v in history.items()},
+    )
 
 
-def censored_stats(values: list[int | float | None]) -> dict[str, Any]:
+def censored_stats(values: list[int | float | None]) -> Censored:
     """Median, quartiles and range over members; None entries are censored (> budget)."""
     n = len(values)
     observed = np.array([v for v in values if v is not None], dtype=float)
@@ -109,51 +204,60 @@ def censored_stats(values: list[int | float | None]) -> dict[str, Any]:
             return None
         return float(lo + (h - np.floor(h)) * (hi - lo))
 
-    return {
-        "n": n,
-        "n_censored": n - int(observed.size),
-        "median": quantile(0.5),
-        "q25": quantile(0.25),
-        "q75": quantile(0.75),
-        "min": float(observed.min()) if observed.size else None,
-        "max": float(observed.max()) if observed.size == n and n else None,
-    }
+    return Censored(
+        n=n,
+        n_censored=n - int(observed.size),
+        median=quantile(0.5),
+        q25=quantile(0.25),
+        q75=quantile(0.75),
+        min=float(observed.min()) if observed.size else None,
+        max=float(observed.max()) if observed.size == n and n else None,
+    )
+
+
+STEP_STATISTICS = (
+    "memorisation_step",
+    "generalisation_step",
+    "grokking_delay",
+    "weight_norm_at_generalisation",
+)
+FINAL_STATISTICS = ("train_acc", "test_acc", "weight_norm")
 
 
 def ensemble_summary(
     histories: dict[str, np.ndarray], steps_E: np.ndarray, cfg: EvalConfig, seeds: list[int]
-) -> dict:
+) -> Summary:
     """Per-member summaries and their censored statistics; `histories` maps metric -> [M, E]."""
-    members = []
-    for m, seed in enumerate(seeds):
-        row = member_summary({k: v[m] for k, v in histories.items()}, steps_E, cfg)
-        members.append({"member": m, "seed": seed, **row})
-    steps = ["memorisation_step", "generalisation_step", "grokking_delay"]
-    steps.append("weight_norm_at_generalisation")
-    finals = ["final_train_acc", "final_test_acc", "final_weight_norm"]
-    ensemble = {k: censored_stats([row[k] for row in members]) for k in steps}
-    for k in finals:  # over the members that did not diverge
-        ensemble[k] = censored_stats([row[k] for row in members if row[k] is not None])
-    diverged = [row for row in members if row["diverged_step"] is not None]
-    ensemble["diverged"] = {
-        "n": len(members),
-        "n_diverged": len(diverged),
-        "seeds": [row["seed"] for row in diverged],
-        "steps": [row["diverged_step"] for row in diverged],
+    members = tuple(
+        member_summary({k: v[m] for k, v in histories.items()}, steps_E, cfg, m, int(seed))
+        for m, seed in enumerate(seeds)
+    )
+    ensemble: dict[str, Censored | Diverged] = {
+        k: censored_stats([getattr(row, k) for row in members]) for k in STEP_STATISTICS
     }
-    return {
-        "budget_steps": int(steps_E[-1]),
-        "thresholds": {
+    for k in FINAL_STATISTICS:  # over the members that did not diverge
+        finals = [row.finals.get(k) for row in members]
+        ensemble[f"final_{k}"] = censored_stats([v for v in finals if v is not None])
+    diverged = [row for row in members if row.diverged_step is not None]
+    ensemble["diverged"] = Diverged(
+        n=len(members),
+        n_diverged=len(diverged),
+        seeds=[row.seed for row in diverged],
+        steps=[row.diverged_step for row in diverged],
+    )
+    return Summary(
+        budget_steps=int(steps_E[-1]),
+        thresholds={
             "memorise_train_acc": cfg.memorise_threshold,
             "generalise_test_acc": cfg.generalise_threshold,
             "divergence_train_loss": cfg.divergence_loss,
         },
-        "members": members,
-        "ensemble": ensemble,
-    }
+        members=members,
+        ensemble=ensemble,
+    )
 
 
-def format_table(summary: dict) -> str:
+def format_table(summary: Summary) -> str:
     """A plain-text table: one row per member, then the ensemble statistics."""
 
     def cell(v: Any) -> str:
@@ -164,28 +268,30 @@ def format_table(summary: dict) -> str:
     cols = ["seed", "memorisation_step", "generalisation_step", "grokking_delay"]
     cols += ["final_train_acc", "final_test_acc", "final_weight_norm"]
     heads = ["seed", "memorise@", "generalise@", "delay", "train acc", "test acc", "|w|"]
-    rows = [[cell(r[c]) for c in cols] for r in summary["members"]]
-    for row, member in zip(rows, summary["members"], strict=True):
-        if member.get("diverged_step") is not None:  # finals of a broken network
+    rows = []
+    for member in summary.members:
+        flat = member.to_dict()
+        row = [cell(flat.get(c)) for c in cols]
+        if member.diverged_step is not None:  # finals of a broken network
             row[4:] = ["diverged"] * 3
-    stats = summary["ensemble"]
-    for label, q in (("median", "median"), ("q25", "q25"), ("q75", "q75")):
-        rows.append([label] + [cell(stats[c][q]) for c in cols[1:]])
-    rows.append(["censored"] + [f"{stats[c]['n_censored']}/{stats[c]['n']}" for c in cols[1:]])
+        rows.append(row)
+    stats = summary.ensemble
+    for q in ("median", "q25", "q75"):
+        rows.append([q] + [cell(getattr(stats[c], q)) for c in cols[1:]])
+    rows.append(["censored"] + [f"{stats[c].n_censored}/{stats[c].n}" for c in cols[1:]])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
     line = "  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))
     out = [line, "-" * len(line)]
     for i, r in enumerate(rows):
-        if i == len(summary["members"]):
+        if i == len(summary.members):
             out.append("-" * len(line))
         out.append("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
-    diverged = [m for m in summary["members"] if m.get("diverged_step") is not None]
+    diverged = [m for m in summary.members if m.diverged_step is not None]
     if diverged:
         out.append(
-            f"diverged: {len(diverged)}/{len(summary['members'])} members ("
+            f"diverged: {len(diverged)}/{len(summary.members)} members ("
             + "; ".join(
-                f"seed {m['seed']} at step {m['diverged_step']}: {m['diverged_reason']}"
-                for m in diverged
+                f"seed {m.seed} at step {m.diverged_step}: {m.diverged_reason}" for m in diverged
             )
             + "); their steps count only what they reached before, their finals are left out"
         )
