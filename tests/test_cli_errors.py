@@ -132,7 +132,7 @@ def test_every_json_file_a_run_writes_is_strict(finished_run):
     for path in files:
         json.loads(path.read_text(), parse_constant=refuse)
     config = json.loads((run / "config.json").read_text())["config"]
-    assert config["wand_force_cap"] == "inf"  # read back as float("inf") on resume
+    assert config["optim"]["wand"]["force_cap"] == "inf"  # read back as float("inf") on resume
 
 
 def _with_out(args: list[str], out: Path) -> list[str]:

@@ -8,6 +8,7 @@ import pytest
 
 from grokjax.cli import main
 from grokjax.config import Hparams
+from grokjax.errors import ConfigError
 from grokjax.host.experiment import OUTPUT_FILES, run_ensemble
 
 HP = Hparams(learning_rate=3e-3, weight_decay=1.0)
@@ -55,10 +56,36 @@ def test_resume_accepts_a_run_written_before_a_config_field_existed(tmp_path, ti
     first = run_ensemble(tiny_cfg, HP, [0], tmp_path / "run", progress=False)
     path = tmp_path / "run" / "config.json"
     record = json.loads(path.read_text())
-    del record["config"]["blend_smoothing"]
+    del record["config"]["optim"]["blend"]["smoothing"]
     path.write_text(json.dumps(record))
     again = run_ensemble(tiny_cfg, HP, [0], tmp_path / "run", progress=False, resume=True)
     assert again.summary == first.summary
+
+
+def test_resume_accepts_a_run_written_with_the_flat_config_of_earlier_releases(
+    tmp_path, tiny_cfg
+):
+    """grokjax 0.1 wrote config.json with flat field names; such a run still resumes,
+    and one whose flat fields differ is refused naming the field."""
+    from grokjax.config import FLAT_NAMES
+
+    first = run_ensemble(tiny_cfg, HP, [0], tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "config.json"
+    record = json.loads(path.read_text())
+    nested = record["config"]
+    flat = {"loss": nested["loss"], "steps": nested["steps"], "batch_size": nested["batch_size"]}
+    for name, dotted in FLAT_NAMES.items():
+        value = nested
+        for part in dotted.split("."):
+            value = value[part]
+        flat[name] = value
+    assert len(flat) == len(FLAT_NAMES) + 3 and "modulus" in flat
+    path.write_text(json.dumps({**record, "config": flat}))
+    again = run_ensemble(tiny_cfg, HP, [0], tmp_path / "run", progress=False, resume=True)
+    assert again.summary == first.summary
+    path.write_text(json.dumps({**record, "config": {**flat, "d_mlp": 32}}))
+    with pytest.raises(ConfigError, match="model.d_mlp"):
+        run_ensemble(tiny_cfg, HP, [0], tmp_path / "run", progress=False, resume=True)
 
 
 def test_cli_writes_every_output_file(tmp_path, capsys):
@@ -71,7 +98,7 @@ def test_cli_writes_every_output_file(tmp_path, capsys):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert any((out / "checkpoints").iterdir())
     config = json.loads((out / "config.json").read_text())
-    assert config["config"]["modulus"] == 11 and config["seeds"] == [0, 1]
+    assert config["config"]["data"]["modulus"] == 11 and config["seeds"] == [0, 1]
     frame = pd.read_parquet(out / "metrics.parquet")
     assert len(frame) == 2 * 3  # members x evaluations (steps 0, 10, 20)
     assert set(frame.columns) >= {"seed", "step", "test_acc", "ln_train_loss", "weight_norm"}
