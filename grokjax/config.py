@@ -402,7 +402,7 @@ class EvalConfig(Section):
     generalisation), `smooth_slope` (sigmoid slope of the smoothed accuracy),
     `divergence_loss` (a member whose train loss exceeds it, or whose loss or weight
     norm is not finite, is marked diverged from then on), `waiting_times` (evaluation
-    steps t_w whose parameters are kept for the ageing observables, `grokjax.stats.ageing`)."""
+    steps t_w whose parameters are kept for the ageing observables, `grokjax.problem.ageing`)."""
 
     PATH: ClassVar[str] = "eval"
 

@@ -41,14 +41,14 @@ from grokjax.config import Config, Hparams
 from grokjax.optim import make_optimizer, project_to_global_norm, rescale_to_norm
 from grokjax.optim.baselines import stablemax_cross_entropy
 from grokjax.problem import data as data_lib
+from grokjax.problem.ageing import AgeingState, ageing_init, ageing_update, observables
 from grokjax.problem.metrics import METRIC_NAMES, accuracy, cross_entropy, evaluate
 from grokjax.problem.models import make_model
-from grokjax.stats.ageing import AgeingState, ageing_init, ageing_update, observables
 
 
 class TrainState(NamedTuple):
     """One member's run: parameters, optimizer state, updates taken, its keys, and the
-    parameters kept at the waiting times (`grokjax.stats.ageing`; None without them)."""
+    parameters kept at the waiting times (`grokjax.problem.ageing`; None without them)."""
 
     params: Any
     opt_state: Any

@@ -8,18 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import grokjax.stats.ageing
+import grokjax.problem.ageing
+from grokjax.problem.ageing import ageing_init, ageing_update, observables
+from grokjax.problem.metrics import last_layer_norm, saturated_fraction
 from grokjax.stats.ageing import (
     ageing_figure,
     ageing_index,
-    ageing_init,
     ageing_table,
-    ageing_update,
-    last_layer_norm,
-    observables,
     relaxation_time,
     relaxation_times,
-    saturated_fraction,
 )
 
 D = 200_000  # parameters of the synthetic walks
@@ -218,5 +215,5 @@ def test_figure_is_written(tmp_path):
 
 
 def test_docstring_example():
-    result = doctest.testmod(grokjax.stats.ageing, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(grokjax.problem.ageing, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -15,7 +15,7 @@ import pytest
         "grokjax.optim.wand",
         "grokjax.optim.blend",
         "grokjax.wanglandau.wlmd",
-        "grokjax.stats.ageing",
+        "grokjax.problem.ageing",
         "grokjax.stats.phases",
         "grokjax.stats.survival",
     ],

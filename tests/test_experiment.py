@@ -62,9 +62,7 @@ def test_resume_accepts_a_run_written_before_a_config_field_existed(tmp_path, ti
     assert again.summary == first.summary
 
 
-def test_resume_accepts_a_run_written_with_the_flat_config_of_earlier_releases(
-    tmp_path, tiny_cfg
-):
+def test_resume_accepts_a_run_written_with_the_flat_config_of_earlier_releases(tmp_path, tiny_cfg):
     """grokjax 0.1 wrote config.json with flat field names; such a run still resumes,
     and one whose flat fields differ is refused naming the field."""
     from grokjax.config import FLAT_NAMES
