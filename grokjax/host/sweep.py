@@ -13,7 +13,7 @@ Outputs in `out_dir`:
     sweep.json     the base settings, the axes and the seeds
     seeds.parquet  one row per (cell, seed): the axis values, memorisation and
                    generalisation steps (NaN = censored: not reached within the
-                   budget), delay, and the seed's phase (`grokjax.stats.phases`)
+                   budget), grokking_delay, and the seed's phase (`grokjax.stats.phases`)
     cells.csv      one row per cell: median and quartiles of the three steps over
                    seeds with the count censored (a censored median is empty), the
                    cell's phase, the fraction of seeds in each phase, and how many
