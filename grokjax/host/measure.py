@@ -14,6 +14,7 @@ Outputs in the run directory:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -37,6 +38,25 @@ from grokjax.landscape import (
 )
 from grokjax.presets import get_preset
 from grokjax.stats.landscape_analysis import analyse
+from grokjax.stats.summary import Record
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvergenceRow(Record):
+    """One chunk's row of convergence.json (`grokjax.landscape.convergence_row` defines
+    each measure); None where a measure needs a previous chunk or several walkers."""
+
+    chunk: int
+    step: int
+    seconds: float
+    visited_bins: int
+    rms_change: float | None = None
+    rms_change_in_y: float | None = None
+    equilibrium_change: float | None = None
+    relative_change_in_y: float | None = None
+    structure_in_y: float | None = None
+    walker_spread: float | None = None
+    walker_spread_in_y: float | None = None
 
 
 def _with_model_defaults(saved: dict) -> dict:
@@ -87,7 +107,7 @@ def run_landscape(
         "positions": np.full((n_chunks * n_records, lcfg.walkers, 2), np.nan, np.float32),
         "previous": np.zeros(tuple(g.n_bins for g in lcfg.grids), np.float32),
     }
-    rows: list[dict] = []
+    rows: list[ConvergenceRow] = []
 
     def chunk(c: int, carry: dict) -> dict:
         t0 = time.perf_counter()
@@ -101,7 +121,7 @@ def run_landscape(
         previous = carry["previous"] if c else None
         row, entropy = convergence_row(lcfg, samplers, estimates, previous)
         seconds = round(time.perf_counter() - t0, 3)
-        rows.append({"chunk": c, "step": (c + 1) * lcfg.chunk_steps, "seconds": seconds, **row})
+        rows.append(ConvergenceRow(c, (c + 1) * lcfg.chunk_steps, seconds, **row))
         atomic_write_json(out_dir / "convergence.json", rows)
         walkers = tuple(w for w, _, _ in stepped)
         return {
@@ -112,7 +132,8 @@ def run_landscape(
         }
 
     def restore(saved: dict, start: int) -> dict:
-        rows.extend(read_json(out_dir / "convergence.json", "convergence rows")[:start])
+        done = read_json(out_dir / "convergence.json", "convergence rows")[:start]
+        rows.extend(ConvergenceRow(**row) for row in done)
         return {
             "walkers": tuple(saved["walkers"]),
             "estimates": tuple(saved["estimates"]),
@@ -129,7 +150,7 @@ def run_landscape(
         restore=restore,
         progress=bar,
         chunk_steps=lambda c: lcfg.chunk_steps,
-        postfix=lambda _: {"change": rows[-1]["rms_change"], "spread": rows[-1]["walker_spread"]},
+        postfix=lambda _: {"change": rows[-1].rms_change, "spread": rows[-1].walker_spread},
         on_chunk=on_chunk,
         profile_dir=profile_dir,
     )
