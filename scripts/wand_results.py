@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from grokjax import xla_flags as gj_flags
+from grokjax.config import override
 from grokjax.host.checkpoint import atomic_write_bytes
 from grokjax.host.compare import comparison_curves
 from grokjax.host.experiment import RunResult, run_ensemble
@@ -62,10 +63,12 @@ THRESHOLDS = (0.99, 0.95, 0.90)
 COLLAPSE = 0.5  # test accuracy below this after reaching 99 % counts as a collapse
 
 
-def run_arm(name: str, out: Path, n_seeds: int, max_steps: int | None = None) -> RunResult:
+def run_arm(
+    name: str, out: Path, n_seeds: int, max_steps: int | None = None, settings: list[str] = ()
+) -> RunResult:
     preset_name, steps, _, overrides = ARMS[name]
     preset = get_preset(preset_name)
-    cfg = preset.config.replace(steps=min(steps, max_steps or steps))
+    cfg = override(preset.config, list(settings)).replace(steps=min(steps, max_steps or steps))
     hparams = preset.hparams._replace(**overrides)
     return run_ensemble(
         cfg,
@@ -153,6 +156,9 @@ def main() -> None:
     parser.add_argument("--figures", default="docs/figures")
     parser.add_argument("--only", nargs="*", help="run only these arms (no tables)")
     parser.add_argument("--max-steps", type=int, help="cap every arm's steps (a smoke test)")
+    parser.add_argument(
+        "--set", dest="settings", action="append", default=[], help="PATH=VALUE for every arm"
+    )
     args = parser.parse_args()
     out = Path(args.out)
     n = {
@@ -162,7 +168,7 @@ def main() -> None:
     }
     results = {}
     for name in args.only or ARMS:
-        results[name] = run_arm(name, out, n[ARMS[name][2]], args.max_steps)
+        results[name] = run_arm(name, out, n[ARMS[name][2]], args.max_steps, args.settings)
     if args.only:
         return
     sections = [
