@@ -80,7 +80,7 @@ def bench(lcfg, n_walkers: int, steps: int, repeats: int) -> dict:
     from grokjax.problem.models import make_model
 
     net = lcfg.model
-    model = make_model(net.model, net.data.vocab_size)
+    model = make_model(net.model, net.data.spec)
     ds = data_lib.make(jax.random.key(net.data.split_seed or 0), net.data)
 
     def train_loss(params):

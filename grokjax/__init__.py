@@ -1,6 +1,7 @@
 """grokjax: grokking as computational glass relaxation, in JAX.
 
-Seed ensembles of small networks on modular arithmetic, trained by one jitted,
+Seed ensembles of small networks on modular arithmetic, real images, sparse parity,
+a teacher-student regression or the user's own model and data, trained by one jitted,
 vmapped function; see README.md.
 """
 
@@ -21,18 +22,13 @@ from grokjax.host.measure import run_landscape
 from grokjax.host.sweep import run_sweep
 from grokjax.landscape import LandscapeConfig
 from grokjax.optim import make_optimizer, project_to_global_norm, warmup
-from grokjax.optim.baselines import (
-    grokfast_ema,
-    grokfast_ma,
-    langevin_noise,
-    orthogonal_gradient,
-    stablemax_cross_entropy,
-)
+from grokjax.optim.baselines import grokfast_ema, grokfast_ma, langevin_noise, orthogonal_gradient
 from grokjax.optim.blend import blend, paper_weight, ramp_weight
 from grokjax.optim.wand import WandState, scale_by_wand, wand
 from grokjax.presets import PRESETS, get_preset
-from grokjax.problem.data import Dataset, make
-from grokjax.problem.models import Model, count_params, make_model
+from grokjax.problem.data import Dataset, Source, Spec, from_arrays, make, register_task
+from grokjax.problem.metrics import Objective, make_objective, stablemax_cross_entropy
+from grokjax.problem.models import Model, count_params, make_model, register_model
 from grokjax.problem.tasks import TASKS
 from grokjax.stats.summary import ensemble_summary
 from grokjax.stats.survival import kaplan_meier
@@ -58,12 +54,16 @@ __all__ = [
     "Hparams",
     "LandscapeConfig",
     "Model",
+    "Objective",
+    "Source",
+    "Spec",
     "RunResult",
     "TrainState",
     "Trainer",
     "blend",
     "count_params",
     "ensemble_summary",
+    "from_arrays",
     "get_preset",
     "grokfast_ema",
     "grokfast_ma",
@@ -74,6 +74,7 @@ __all__ = [
     "stablemax_cross_entropy",
     "make",
     "make_model",
+    "make_objective",
     "make_optimizer",
     "make_sampler",
     "make_train",
@@ -82,6 +83,8 @@ __all__ = [
     "paper_weight",
     "project_to_global_norm",
     "ramp_weight",
+    "register_model",
+    "register_task",
     "run_ensemble",
     "run_landscape",
     "WandState",

@@ -34,12 +34,14 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from grokjax.errors import ConfigError
-from grokjax.problem.tasks import TASKS, canonical_task, needs_prime
+from grokjax.problem import data as data_lib
+from grokjax.problem.models import ACTIVATIONS, BUILTIN_MODELS, known_model
+from grokjax.problem.tasks import TASKS, needs_prime
 
-MODELS = ("transformer", "mlp")
+MODELS = BUILTIN_MODELS
 OPTIMIZERS = ("adamw", "adam", "sgd", "sgld", "wand", "wand-adamw")
 GRADIENT_FILTERS = ("none", "grokfast-ema", "grokfast-ma", "orthogonal")
-LOSSES = ("cross_entropy", "stablemax")
+LOSSES = ("cross_entropy", "stablemax", "hinge", "mse")
 WAND_FORCES = ("entropy", "loss")
 BLEND_SIGNALS = ("train_loss", "train_accuracy")
 
@@ -184,12 +186,18 @@ def _from_json(value: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DataConfig(Section):
-    """The task and its split.
+    """The task and its split (`grokjax.problem.data`).
 
-    `task` (see `grokjax.problem.tasks.TASKS`; aliases like 'add' allowed), `modulus` p,
-    `train_fraction` in (0, 1), `split_seed` (the data split, independent of the
-    initialisation seed; None draws a split per member from its own key), `label_noise`
-    (fraction of training labels replaced by a wrong label).
+    `task`: a modular operation (`grokjax.problem.tasks.TASKS`; aliases like 'add'),
+    'mnist', 'digits', 'parity', 'teacher-student', a task registered with
+    `grokjax.register_task`, or 'path/to/file.py:attr' / 'package.module:attr'.
+    `modulus` p (modular tasks); `train_fraction` in (0, 1) of a task's pool, or
+    `train_size` examples (and `test_size`; default the rest of the pool, or a drawn
+    task's own defaults); `split_seed` (the data split, independent of the
+    initialisation seed; None draws a split per member from its own key);
+    `label_noise` (fraction of training labels replaced by a wrong label);
+    `parity_bits` n and `parity_k` k (parity); `teacher_dims` (input, hidden..., output
+    widths) and `teacher_scale` (its parameters' alpha) (teacher-student).
     """
 
     PATH: ClassVar[str] = "data"
@@ -197,53 +205,104 @@ class DataConfig(Section):
     task: str = "x+y"
     modulus: int = 67
     train_fraction: float = 0.5
+    train_size: int | None = None
+    test_size: int | None = None
     split_seed: int | None = 0
     label_noise: float = 0.0
+    parity_bits: int = 40
+    parity_k: int = 3
+    teacher_dims: tuple[int, ...] = (5, 100, 100, 5)
+    teacher_scale: float = 1.0
 
     def __post_init__(self) -> None:
         self.check_finite()
-        object.__setattr__(self, "task", canonical_task(self.task))
-        p = self.modulus
-        if isinstance(p, bool) or not isinstance(p, int) or p < 2:
-            self.fail("modulus", "an integer >= 2")
-        if needs_prime(self.task) and not _is_prime(p):
-            self.fail("modulus", f"a prime, because task {self.task!r} divides modulo p")
+        object.__setattr__(self, "task", data_lib.canonical(self.task))
+        if self.task in TASKS:
+            p = self.modulus
+            if isinstance(p, bool) or not isinstance(p, int) or p < 2:
+                self.fail("modulus", "an integer >= 2")
+            if needs_prime(self.task) and not _is_prime(p):
+                self.fail("modulus", f"a prime, because task {self.task!r} divides modulo p")
         self.in_range("train_fraction", 0.0, 1.0, "a fraction strictly between 0 and 1")
         if self.train_fraction == 0.0:
             self.fail("train_fraction", "a fraction strictly between 0 and 1")
-        if not 1 <= self.n_train < self.n_examples:
-            self.fail(
-                "train_fraction",
-                f"a fraction leaving at least one training and one test example of the "
-                f"{self.n_examples} pairs",
-            )
+        for field in ("train_size", "test_size"):
+            if getattr(self, field) is not None:
+                self.positive_int(field)
+        self.positive_int("parity_bits", "parity_k")
+        if self.parity_k > self.parity_bits:
+            self.fail("parity_k", f"at most data.parity_bits={self.parity_bits}")
+        dims = self.teacher_dims
+        if len(dims) < 2 or not all(isinstance(d, int) and d >= 1 for d in dims):
+            self.fail("teacher_dims", "two or more positive widths (input, hidden..., output)")
+        object.__setattr__(self, "teacher_dims", tuple(dims))
+        if not self.teacher_scale > 0:
+            self.fail("teacher_scale", "a positive number")
         if self.split_seed is not None:
             self.positive_int("split_seed", minimum=0)
         self.in_range("label_noise", 0.0, 1.0, "a fraction in [0, 1)")
+        spec = self.spec
+        if spec.presplit and (self.train_size, self.test_size) != (None, None):
+            self.fail("train_size", f"None: task {self.task!r} brings its own split")
+        n_train, n_test = self.n_train, self.n_test
+        pool = spec.n_examples
+        if n_train < 1 or n_test < 1 or (pool is not None and n_train + n_test > pool):
+            field = "train_fraction" if self.train_size is None else "train_size"
+            self.fail(
+                field,
+                f"a split leaving at least one training and one test example of the "
+                f"{pool} examples (train {n_train}, test {n_test})",
+            )
+        if self.label_noise and spec.kind == data_lib.REGRESSION:
+            self.fail("label_noise", f"0, because task {self.task!r} is a regression")
 
     @property
-    def n_examples(self) -> int:
-        """Number of (x, y) pairs the task defines."""
-        return TASKS[self.task].n_pairs(self.modulus)
+    def spec(self) -> data_lib.Spec:
+        """What the task's examples look like (`grokjax.problem.data.Spec`)."""
+        return data_lib.source(self.task).spec(self)
+
+    @property
+    def n_examples(self) -> int | None:
+        """Examples in the task's pool (None for a drawn task)."""
+        return self.spec.n_examples
 
     @property
     def n_train(self) -> int:
-        return int(round(self.train_fraction * self.n_examples))
+        return self._sizes()[0]
 
     @property
     def n_test(self) -> int:
-        return self.n_examples - self.n_train
+        return self._sizes()[1]
+
+    def _sizes(self) -> tuple[int, int]:
+        spec = self.spec
+        if spec.presplit:
+            return spec.default_sizes
+        if spec.n_examples is None:  # a drawn task: train_fraction does not apply
+            default_train, default_test = spec.default_sizes
+            return self.train_size or default_train, self.test_size or default_test
+        n_train = self.train_size
+        if n_train is None:
+            n_train = int(round(self.train_fraction * spec.n_examples))
+        n_test = self.test_size if self.test_size is not None else spec.n_examples - n_train
+        return n_train, n_test
+
+    def describe(self) -> str:
+        """The task in a few words: 'x+y mod 67', 'mnist'."""
+        return f"{self.task} mod {self.modulus}" if self.task in TASKS else self.task
 
     @property
-    def vocab_size(self) -> int:
-        """Tokens 0..p-1 and '=' (id p)."""
-        return self.modulus + 1
+    def vocab_size(self) -> int | None:
+        """Tokens of a token task (modular: 0..p-1 and '=' with id p); None for float inputs."""
+        return self.spec.vocab_size
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig(Section):
-    """The network: `name` ('transformer' or 'mlp'), `n_layers`, `d_model`, `n_heads`,
-    `d_mlp`, `layer_norm` (see `grokjax.problem.models`)."""
+    """The network (`grokjax.problem.models`): `name` ('transformer', 'mlp', 'cnn', a model
+    registered with `grokjax.register_model`, or 'path/to/file.py:attr'), `n_layers`,
+    `d_model` (the CNN's channels), `n_heads`, `d_mlp`, `layer_norm` (transformer), and
+    `activation` of the float-input MLP and the CNN ('relu', 'tanh', 'gelu')."""
 
     PATH: ClassVar[str] = "model"
 
@@ -253,9 +312,15 @@ class ModelConfig(Section):
     n_heads: int = 4
     d_mlp: int = 512
     layer_norm: bool = False
+    activation: str = "relu"
 
     def __post_init__(self) -> None:
-        self.one_of("name", MODELS)
+        if not known_model(self.name):
+            self.fail(
+                "name",
+                f"one of {', '.join(MODELS)}, a registered model or path/to/file.py:attribute",
+            )
+        self.one_of("activation", tuple(ACTIVATIONS))
         self.positive_int("n_layers", "d_model", "n_heads", "d_mlp")
         if self.d_model % self.n_heads:
             self.fail("n_heads", f"a divisor of model.d_model={self.d_model}")
@@ -402,7 +467,9 @@ class EvalConfig(Section):
     generalisation), `smooth_slope` (sigmoid slope of the smoothed accuracy),
     `divergence_loss` (a member whose train loss exceeds it, or whose loss or weight
     norm is not finite, is marked diverged from then on), `waiting_times` (evaluation
-    steps t_w whose parameters are kept for the ageing observables, `grokjax.problem.ageing`)."""
+    steps t_w whose parameters are kept for the ageing observables, `grokjax.problem.ageing`),
+    `regression_threshold` (a regression's example counts as right when its squared
+    error is below it; Omnigrok's 1e-3, `grokjax.problem.metrics`)."""
 
     PATH: ClassVar[str] = "eval"
 
@@ -414,6 +481,7 @@ class EvalConfig(Section):
     smooth_slope: float = 7.0
     divergence_loss: float = 100.0
     waiting_times: tuple[int, ...] = ()
+    regression_threshold: float = 1e-3
 
     def __post_init__(self) -> None:
         self.check_finite()
@@ -427,6 +495,8 @@ class EvalConfig(Section):
             self.fail("smooth_slope", "a positive number")
         if not self.divergence_loss > 0:
             self.fail("divergence_loss", "a positive train loss")
+        if not self.regression_threshold > 0:
+            self.fail("regression_threshold", "a positive squared error")
         try:
             waiting = tuple(int(t) for t in self.waiting_times)
         except (TypeError, ValueError):
@@ -447,8 +517,9 @@ class EvalConfig(Section):
 @dataclasses.dataclass(frozen=True, init=False)
 class Config(Section):
     """Everything about a run except the member keys and the swept `Hparams`: the
-    sections (see the module docstring), the training `loss` ('cross_entropy' or
-    'stablemax', Prieto et al.'s; evaluation stays softmax), `steps` (optimizer updates)
+    sections (see the module docstring), the training `loss` ('cross_entropy';
+    'stablemax', Prieto et al.'s, evaluated as softmax; 'hinge'; 'mse', on one-hot
+    targets or a regression's; `grokjax.problem.metrics`), `steps` (optimizer updates)
     and `batch_size` (None = full batch; minibatches drawn without replacement per epoch).
 
     Built from sections, dotted paths or flat aliases:
@@ -497,6 +568,19 @@ class Config(Section):
         self.check_finite()
         self.one_of("loss", LOSSES)
         self.positive_int("steps")
+        spec, task = self.data.spec, self.data.task
+        if self.model.name == "transformer" and not spec.tokens:
+            self.model.fail(
+                "name", f"mlp or cnn: task {task!r} has float inputs, the transformer reads tokens"
+            )
+        if self.model.name == "cnn" and (spec.tokens or len(spec.input_shape) != 3):
+            self.model.fail(
+                "name",
+                f"transformer or mlp: task {task!r} has no images "
+                "[height, width, channels] for the cnn",
+            )
+        if spec.kind == data_lib.REGRESSION and self.loss != "mse":
+            self.fail("loss", f"mse, because task {task!r} is a regression")
         n_train = self.data.n_train
         if self.batch_size is not None:
             self.positive_int("batch_size")

@@ -4,8 +4,10 @@
 data split), the grid and the sampler; the functions here build the sampler over two
 collective variables,
 
-    x = ln L_train   (cross-entropy on the full training set)
-    y = A_test       (the paper's smoothed test accuracy, mean sigmoid(s * margin))
+    x = ln L_train   (the recorded loss on the full training set: cross-entropy, or
+                      the task's hinge or MSE)
+    y = A_test       (the paper's smoothed test accuracy, mean sigmoid(s * margin); for
+                      a regression its analogue, `grokjax.problem.metrics`)
 
 with the WLMD sampler of `grokjax.wanglandau.wlmd`: walkers start from independent
 initialisations on one data split, move under the Langevin thermostat and the entropy
@@ -31,7 +33,7 @@ import optax
 from grokjax.config import Config, Section
 from grokjax.optim import rescale_to_norm
 from grokjax.problem import data as data_lib
-from grokjax.problem.metrics import cross_entropy, smoothed_accuracy
+from grokjax.problem.metrics import make_objective
 from grokjax.problem.models import make_model
 from grokjax.wanglandau.entropy import Grid
 from grokjax.wanglandau.wlmd import DEFAULTS as SAMPLER
@@ -192,14 +194,14 @@ class LandscapeConfig(Section):
 def collective_variables(lcfg: LandscapeConfig):
     """(cv_fn, init_fn): params -> [ln L_train, smoothed A_test], and key -> params."""
     cfg = lcfg.model
-    model = make_model(cfg.model, cfg.data.vocab_size)
+    spec = cfg.data.spec
+    model = make_model(cfg.model, spec)
+    objective = make_objective(cfg.loss, spec.kind, cfg.eval)
     ds = data_lib.make(jax.random.key(cfg.data.split_seed or 0), cfg.data)
 
     def cv_fn(params) -> jax.Array:
-        loss = cross_entropy(model.apply(params, ds.train_inputs), ds.train_labels)
-        test = smoothed_accuracy(
-            model.apply(params, ds.test_inputs), ds.test_labels, cfg.eval.smooth_slope
-        )
+        loss = objective.loss(model.apply(params, ds.train_inputs), ds.train_labels)
+        test = objective.smoothed_accuracy(model.apply(params, ds.test_inputs), ds.test_labels)
         return jnp.stack([jnp.log(loss), test])
 
     return cv_fn, model.init

@@ -39,10 +39,9 @@ import optax
 
 from grokjax.config import Config, Hparams
 from grokjax.optim import make_optimizer, project_to_global_norm, rescale_to_norm
-from grokjax.optim.baselines import stablemax_cross_entropy
 from grokjax.problem import data as data_lib
 from grokjax.problem.ageing import AgeingState, ageing_init, ageing_update, observables
-from grokjax.problem.metrics import METRIC_NAMES, accuracy, cross_entropy, evaluate
+from grokjax.problem.metrics import METRIC_NAMES, evaluate, make_objective
 from grokjax.problem.models import make_model
 
 
@@ -118,7 +117,9 @@ def make_train(
     Returns:
         A `Trainer(init, step, run, train)`.
     """
-    model = make_model(cfg.model, cfg.data.vocab_size)
+    spec = cfg.data.spec
+    model = make_model(cfg.model, spec)
+    objective = make_objective(cfg.loss, spec.kind, cfg.eval)
     fixed_norm = cfg.optim.fixed_norm
     if optimizer is None:
 
@@ -143,11 +144,10 @@ def make_train(
         return data_lib.make(state.data_key, cfg.data)
 
     waiting = cfg.eval.waiting_times
-    train_loss = stablemax_cross_entropy if cfg.loss == "stablemax" else cross_entropy
 
-    def loss_fn(params, inputs_BxT, labels_B):
-        logits_BxC = model.apply(params, inputs_BxT)
-        return train_loss(logits_BxC, labels_B), logits_BxC
+    def loss_fn(params, inputs_BxI, labels_B):
+        outputs_BxC = model.apply(params, inputs_BxI)
+        return objective.train_loss(outputs_BxC, labels_B), outputs_BxC
 
     def batch(ds: data_lib.Dataset, state: TrainState) -> tuple[jax.Array, jax.Array]:
         if cfg.batch_size is None:
@@ -178,16 +178,16 @@ def make_train(
 
     def update(state: TrainState, hparams: Hparams, ds: data_lib.Dataset) -> TrainState:
         tx = transform(hparams, state.opt_key)
-        inputs_BxT, labels_B = batch(ds, state)
-        (loss, logits_BxC), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, inputs_BxT, labels_B
+        inputs_BxI, labels_B = batch(ds, state)
+        (loss, outputs_BxC), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, inputs_BxI, labels_B
         )
         updates, opt_state = tx.update(
             grads,
             state.opt_state,
             state.params,
             value=loss,
-            train_accuracy=accuracy(logits_BxC, labels_B),
+            train_accuracy=objective.accuracy(outputs_BxC, labels_B),
         )
         params = optax.apply_updates(state.params, updates)
         return state._replace(params=params, opt_state=opt_state, step=state.step + 1)
@@ -211,7 +211,7 @@ def make_train(
                 ds.train_labels,
                 ds.test_inputs,
                 ds.test_labels,
-                cfg.eval.smooth_slope,
+                objective,
             )
             if waiting:
                 ageing = ageing_update(state.ageing, state.params, state.step)

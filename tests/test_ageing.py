@@ -189,7 +189,7 @@ def test_last_layer_norm_finds_the_leaf():
 def test_last_layer_norm_on_the_model(tiny_cfg):
     from grokjax.problem.models import make_model
 
-    params = make_model(tiny_cfg.model, tiny_cfg.data.vocab_size).init(jax.random.key(0))
+    params = make_model(tiny_cfg.model, tiny_cfg.data.spec).init(jax.random.key(0))
     # Two float32 reductions over 384 squares, summed in orders that depend on the CPU:
     # 3.3e-7 apart measured; the bound for such a sum is 384 eps / 2 = 2.3e-5 (the sqrt
     # halves it). A wrong leaf or formula is off by far more.

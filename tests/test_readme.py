@@ -20,3 +20,6 @@ def test_readme_python_example_runs():
     assert namespace["summary"]["ensemble"]["generalisation_step"]["n"] == 8
     assert namespace["params"]["w"].shape == (3,)  # the WanD example took a step
     assert 0.0 <= float(namespace["state"].weight) <= 1.0  # the blend example took a step
+    # your own model and data: four seeds, and they learned the clusters
+    assert namespace["my_metrics"]["test_acc"].shape == (4, 7)
+    assert float(namespace["my_metrics"]["test_acc"][:, -1].min()) > 0.5

@@ -237,7 +237,7 @@ def run_ensemble(
     summary = ensemble_summary(histories, steps_E, cfg.eval, seeds)
     diverged_ME = diverged_mask(histories, cfg.eval.divergence_loss)
     changes = preset_changes(preset, cfg, hparams)
-    title = describe_run(preset, changes) or f"{cfg.data.task} mod {cfg.data.modulus}"
+    title = describe_run(preset, changes) or cfg.data.describe()
     figures: list[Path] = []
 
     def write_outputs() -> None:

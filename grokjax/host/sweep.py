@@ -215,7 +215,7 @@ def run_sweep(
     atomic_write_with(out_dir / "cells.csv", lambda tmp: cells.to_csv(tmp, index=False))
     files = ["sweep.json", "seeds.parquet", "cells.csv"]
     changes = preset_changes(preset, cfg, hparams, "sweep")
-    title = describe_run(preset, changes) or f"{cfg.data.task} mod {cfg.data.modulus}"
+    title = describe_run(preset, changes) or cfg.data.describe()
     if len(names) >= 2:
         x, y = diagram_axes or (names[0], names[1])
         others = [n for n in names if n not in (x, y)]

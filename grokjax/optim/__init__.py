@@ -22,7 +22,10 @@ from grokjax.wanglandau.entropy import Grid
 
 
 def warmup(learning_rate, warmup_steps: int) -> optax.Schedule:
-    """Linear ramp from 0 to `learning_rate` over `warmup_steps` updates, then constant."""
+    """Linear ramp from 0 to `learning_rate` over `warmup_steps` updates, then constant
+    (no ramp at 0 steps: optax's linear schedule would stay at 0 for ever)."""
+    if warmup_steps == 0:
+        return optax.constant_schedule(learning_rate)
     return optax.linear_schedule(0.0, learning_rate, warmup_steps)
 
 

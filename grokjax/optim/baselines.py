@@ -22,12 +22,8 @@ one parameter tensor, w: that tensor, u: the update after the optimizer):
   so the loss cannot be lowered by scaling the weights up. The rescaling to the norm
   of the original gradient is the authors' public implementation. Goes first and
   needs `params`: `optax.chain(orthogonal_gradient(), optax.adamw(...))`.
-- `stablemax_cross_entropy` (same paper): softmax with exp replaced by s,
-
-      s(x) = x + 1 (x >= 0),  1 / (1 - x) (x < 0);   p_i = s(x_i) / sum_j s(x_j),
-
-  and loss = mean over the batch of -log p_label. A loss, used in place of
-  `grokjax.problem.metrics.cross_entropy`, not a transformation.
+- StableMax (same paper) is a loss, not a transformation: it lives with the other
+  losses, `grokjax.problem.metrics.stablemax_cross_entropy` (re-exported here).
 - `langevin_noise` (SGLD, Welling and Teh 2011, "Bayesian Learning via Stochastic
   Gradient Langevin Dynamics"): u <- u + sqrt(2 lr T) xi, xi ~ N(0, 1) per parameter.
   Goes last, after the learning rate is applied:
@@ -51,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from grokjax.problem.metrics import stablemax_cross_entropy  # noqa: F401 (re-export)
 from grokjax.wanglandau.thermostat import normal_like
 
 
@@ -195,35 +192,6 @@ def orthogonal_gradient(eps=1e-15) -> optax.GradientTransformation:
         return jax.tree.map(leaf, updates, params), state
 
     return optax.GradientTransformation(init, update)
-
-
-def stablemax_cross_entropy(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
-    """Mean StableMax cross-entropy over the batch.
-
-        s(x) = x + 1 (x >= 0),  1 / (1 - x) (x < 0),   loss = mean_b -log s(x_y) / sum_j s(x_j)
-
-    StableMax is softmax over log s(x), and log s(x) = log1p(x) for x >= 0 and
-    -log1p(-x) for x < 0 is finite with finite derivatives for every finite logit, so
-    the loss is optax's softmax cross-entropy on log s (the same arithmetic as
-    `grokjax.problem.metrics.cross_entropy`): no division, and no NaN in the gradient at
-    large logits of either sign. Compute in the logits' dtype (float64 if enabled).
-
-    Example:
-        >>> loss = stablemax_cross_entropy(jnp.array([[2.0, 0.0, -1.0]]), jnp.array([0]))
-        >>> round(float(loss), 5)  # s = [3, 1, 1/2]: -log(3 / 4.5) = log 1.5
-        0.40547
-
-    Reference: Prieto, Barsbey, Mediano, Birdal, "Grokking at the Edge of Numerical
-    Stability", arXiv 2501.04697 (2025).
-    """
-    positive = logits_BxC >= 0
-    # Each branch sees only its own side, so the other branch's derivative stays finite.
-    log_s_BxC = jnp.where(
-        positive,
-        jnp.log1p(jnp.where(positive, logits_BxC, 0.0)),
-        -jnp.log1p(-jnp.where(positive, 0.0, logits_BxC)),
-    )
-    return optax.softmax_cross_entropy_with_integer_labels(log_s_BxC, labels_B).mean()
 
 
 def langevin_noise(learning_rate, temperature, key: jax.Array) -> optax.GradientTransformation:

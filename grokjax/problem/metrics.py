@@ -1,15 +1,35 @@
-"""Metrics computed on device: losses, accuracies, the smoothed accuracy, weight norms,
-and the share of float-saturated softmax outputs on the training set.
+"""Losses and metrics computed on device: losses, accuracies, the smoothed accuracy,
+weight norms, and the share of float-saturated softmax outputs on the training set.
 
-Shapes: B examples, C classes. Smoothed accuracy (paper section 3): for each example
+Shapes: B examples, C classes (or a regression target's size). Smoothed accuracy
+(paper section 3): for each example
     A_i = sigmoid(s * (logit[correct] - max over wrong classes of logit)),   s = 7,
 and A = mean_i A_i. Unlike the 0/1 accuracy it is differentiable.
+
+The losses (`Config.loss`; one `Objective` bundles a loss with its accuracies):
+
+* 'cross_entropy': softmax cross-entropy (the paper's);
+* 'stablemax': Prieto et al.'s StableMax cross-entropy for training; the recorded
+  losses stay softmax cross-entropy;
+* 'hinge': the multiclass hinge mean_b max(0, 1 - margin_b) (Crammer and Singer; for two
+  classes it is the binary hinge max(0, 1 - y f) of the sparse-parity literature with
+  f = logit_1 - logit_0 and y = +-1);
+* 'mse': mean squared error over every output, against one-hot targets for a
+  classification (Omnigrok's MNIST choice; PyTorch's `MSELoss`) or the real targets
+  of a regression.
+
+A regression has no classes, so its accuracy is Omnigrok's: the share of examples whose
+squared error e_b = mean_c (f_bc - y_bc)^2 is below tau (`EvalConfig.regression_threshold`,
+1e-3). Its smoothed analogue, the landscape's collective variable, is
+    A_b = sigmoid(s * (ln tau - ln e_b)),
+a sigmoid step in ln e of the same slope s, 1/2 at e = tau; it rises to 1 as the error
+falls below tau as the classification one does as the margin grows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +70,109 @@ def smoothed_accuracy(logits_BxC: jax.Array, labels_B: jax.Array, slope: float) 
     return jax.nn.sigmoid(slope * margin(logits_BxC, labels_B)).mean()
 
 
+def stablemax_cross_entropy(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
+    """Mean StableMax cross-entropy over the batch.
+
+        s(x) = x + 1 (x >= 0),  1 / (1 - x) (x < 0),   loss = mean_b -log s(x_y) / sum_j s(x_j)
+
+    StableMax is softmax over log s(x), and log s(x) = log1p(x) for x >= 0 and
+    -log1p(-x) for x < 0 is finite with finite derivatives for every finite logit, so
+    the loss is optax's softmax cross-entropy on log s (the same arithmetic as
+    `cross_entropy`): no division, and no NaN in the gradient at
+    large logits of either sign. Compute in the logits' dtype (float64 if enabled).
+
+    Example:
+        >>> loss = stablemax_cross_entropy(jnp.array([[2.0, 0.0, -1.0]]), jnp.array([0]))
+        >>> round(float(loss), 5)  # s = [3, 1, 1/2]: -log(3 / 4.5) = log 1.5
+        0.40547
+
+    Reference: Prieto, Barsbey, Mediano, Birdal, "Grokking at the Edge of Numerical
+    Stability", arXiv 2501.04697 (2025).
+    """
+    positive = logits_BxC >= 0
+    # Each branch sees only its own side, so the other branch's derivative stays finite.
+    log_s_BxC = jnp.where(
+        positive,
+        jnp.log1p(jnp.where(positive, logits_BxC, 0.0)),
+        -jnp.log1p(-jnp.where(positive, 0.0, logits_BxC)),
+    )
+    return optax.softmax_cross_entropy_with_integer_labels(log_s_BxC, labels_B).mean()
+
+
+def hinge(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
+    """Mean multiclass hinge max(0, 1 - margin) over the batch (optax's)."""
+    return optax.losses.multiclass_hinge_loss(logits_BxC, labels_B).mean()
+
+
+def one_hot_mse(outputs_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
+    """Mean squared error of every output against the one-hot targets."""
+    targets_BxC = jax.nn.one_hot(labels_B, outputs_BxC.shape[-1], dtype=outputs_BxC.dtype)
+    return optax.losses.squared_error(outputs_BxC, targets_BxC).mean()
+
+
+def mse(outputs_BxC: jax.Array, targets_BxC: jax.Array) -> jax.Array:
+    """Mean squared error over every output of a regression."""
+    return optax.losses.squared_error(outputs_BxC, targets_BxC).mean()
+
+
+def _errors(outputs_BxC: jax.Array, targets_BxC: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.square(outputs_BxC - targets_BxC), axis=-1)
+
+
+def regression_accuracy(outputs_BxC, targets_BxC, threshold: float) -> jax.Array:
+    """Share of examples whose squared error (mean over outputs) is below `threshold`."""
+    return (_errors(outputs_BxC, targets_BxC) < threshold).mean()
+
+
+def smoothed_regression_accuracy(outputs_BxC, targets_BxC, threshold, slope) -> jax.Array:
+    """mean sigmoid(slope * (ln threshold - ln error)): the smoothed accuracy's analogue."""
+    log_error_B = jnp.log(jnp.maximum(_errors(outputs_BxC, targets_BxC), 1e-30))
+    return jax.nn.sigmoid(slope * (jnp.log(threshold) - log_error_B)).mean()
+
+
+class Objective(NamedTuple):
+    """What training minimises and how a run is scored, all `(outputs, labels) -> scalar`:
+    `train_loss` (the optimizer's), `loss` (the recorded train and test losses),
+    `accuracy`, `smoothed_accuracy` (the landscape's collective variable) and
+    `saturated` (`saturated_fraction` of the outputs; NaN for a regression)."""
+
+    train_loss: Callable[[jax.Array, jax.Array], jax.Array]
+    loss: Callable[[jax.Array, jax.Array], jax.Array]
+    accuracy: Callable[[jax.Array, jax.Array], jax.Array]
+    smoothed_accuracy: Callable[[jax.Array, jax.Array], jax.Array]
+    saturated: Callable[[jax.Array], jax.Array]
+
+
+LOSSES = {
+    "cross_entropy": cross_entropy,
+    "hinge": hinge,
+    "mse": one_hot_mse,
+}
+
+
+def make_objective(loss: str, kind: str, eval_cfg) -> Objective:
+    """The `Objective` of training loss `loss` ('cross_entropy', 'stablemax', 'hinge',
+    'mse') on a task of `kind` ('classification', or 'regression' with 'mse'), with
+    `eval_cfg`'s (`EvalConfig`) smoothing slope and regression threshold."""
+    smooth_slope, threshold = eval_cfg.smooth_slope, eval_cfg.regression_threshold
+    if kind == "regression":
+        return Objective(
+            mse,
+            mse,
+            lambda y, t: regression_accuracy(y, t, threshold),
+            lambda y, t: smoothed_regression_accuracy(y, t, threshold, smooth_slope),
+            lambda y: jnp.float32(jnp.nan),
+        )
+    train = stablemax_cross_entropy if loss == "stablemax" else LOSSES[loss]
+    return Objective(
+        train,
+        cross_entropy if loss == "stablemax" else train,
+        accuracy,
+        lambda y, t: smoothed_accuracy(y, t, smooth_slope),
+        saturated_fraction,
+    )
+
+
 def weight_norm(params) -> jax.Array:
     """Global L2 norm over every parameter."""
     return optax.tree.norm(params)
@@ -62,22 +185,22 @@ def evaluate(
     train_labels: jax.Array,
     test_inputs: jax.Array,
     test_labels: jax.Array,
-    smooth_slope: float,
+    objective: Objective,
 ) -> dict[str, jax.Array]:
     """Every metric of `METRIC_NAMES` on the full train and test sets, as scalars."""
-    train_logits = apply(params, train_inputs)
-    test_logits = apply(params, test_inputs)
-    train_loss = cross_entropy(train_logits, train_labels)
+    train_out = apply(params, train_inputs)
+    test_out = apply(params, test_inputs)
+    train_loss = objective.loss(train_out, train_labels)
     return {
         "train_loss": train_loss,
-        "test_loss": cross_entropy(test_logits, test_labels),
+        "test_loss": objective.loss(test_out, test_labels),
         "ln_train_loss": jnp.log(train_loss),
-        "train_acc": accuracy(train_logits, train_labels),
-        "test_acc": accuracy(test_logits, test_labels),
-        "smoothed_test_acc": smoothed_accuracy(test_logits, test_labels, smooth_slope),
+        "train_acc": objective.accuracy(train_out, train_labels),
+        "test_acc": objective.accuracy(test_out, test_labels),
+        "smoothed_test_acc": objective.smoothed_accuracy(test_out, test_labels),
         "weight_norm": weight_norm(params),
         "last_layer_norm": last_layer_norm(params),
-        "saturated_fraction": saturated_fraction(train_logits),
+        "saturated_fraction": objective.saturated(train_out),
     }
 
 
@@ -86,13 +209,17 @@ def last_layer_norm(params: Any, name: str = "unembed") -> jax.Array:
 
     Matching is per path component (a dict key, attribute name or index), so "embed"
     does not select "unembed"; a flax module named `name` contributes its kernel and
-    bias together. Raises KeyError when nothing matches.
+    bias together. When no leaf has the default name and `params` is a dict (a model of the user's
+    own), the last entry created (flax keeps creation order: the read-out of a
+    sequential model) counts; otherwise KeyError.
     """
     matched = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         keys = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
         if name in keys:
             matched.append(leaf)
+    if not matched and name == "unembed" and isinstance(params, dict) and params:
+        matched = jax.tree.leaves(params[list(params)[-1]])
     if not matched:
         paths = [
             jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]

@@ -1,7 +1,10 @@
-"""Flax models behind one `init`/`apply` pair.
+"""Flax models behind one `init`/`apply` pair, built for a task's `Spec`.
 
 Shape legend: B batch, T positions (3: x, y, '='), D d_model, H heads, K d_head,
-M d_mlp, V vocabulary (p + 1).
+M d_mlp, V vocabulary (p + 1), C outputs (classes or the regression target's size),
+F features, X/Y/Z an image's height, width and channels.
+
+For token inputs (the modular tasks):
 
 * `transformer`: Nanda et al. (2023) as used by the paper: one layer (or more),
   d_model 128, 4 heads of 32, MLP 512 with ReLU and biases, learned positional
@@ -11,6 +14,23 @@ M d_mlp, V vocabulary (p + 1).
 * `mlp`: token embeddings of x and y, concatenated, then `n_layers` ReLU layers of
   width d_mlp and a linear read-out.
 
+For float inputs (images, feature vectors, parity bits):
+
+* `mlp`: the input flattened, `n_layers` layers of width d_mlp with `activation`
+  ('relu', 'tanh', 'gelu') and a linear read-out (Omnigrok's 784-200-200-10 is
+  `n_layers=2, d_mlp=200`);
+* `cnn` (images [X, Y, Z]): `n_layers` 3x3 convolutions of d_model channels, each
+  followed by `activation` and 2x2 average pooling, then one layer of width d_mlp and
+  the read-out.
+  Both initialise as PyTorch's `nn.Linear`/`nn.Conv2d` do (weights and biases
+  uniform in +-1/sqrt(fan_in)), the initialisation the published set-ups scale by
+  alpha, so `Hparams.init_scale` means what it means there.
+
+A model of your own: any `flax.linen.Module` (called as `module(inputs_BxI)`, returning
+outputs [B, C]) or a `Model(init, apply)` pair, registered with `register_model` or named
+'path/to/file.py:attr' in `ModelConfig.name`; a function of the task's `Spec` returning
+either also works.
+
 Only the last position's logits enter the loss, so the final layer computes its
 queries, attention output and MLP at that position alone; keys and values still see
 every position. The result equals the full causal computation.
@@ -19,16 +39,22 @@ every position. The result equals the full causal computation.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from grokjax.config import ModelConfig
+from grokjax.errors import ConfigError
+from grokjax.problem.references import load_attribute
+
+if TYPE_CHECKING:
+    from grokjax.config import ModelConfig
+    from grokjax.problem.data import Spec
 
 N_CTX = 3
+ACTIVATIONS: dict[str, Callable] = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu}
 
 
 def _normal(variance: float) -> Callable:
@@ -88,12 +114,14 @@ class Transformer(nn.Module):
     d_mlp: int
     n_layers: int
     layer_norm: bool
+    n_outputs: int
+    n_ctx: int = N_CTX
 
     @nn.compact
     def __call__(self, tokens_BxT: jax.Array) -> jax.Array:
         V, D = self.vocab_size, self.d_model
         w_e_VxD = self.param("embed", _normal(1.0 / D), (V, D))
-        w_pos_TxD = self.param("pos_embed", _normal(1.0 / D), (N_CTX, D))
+        w_pos_TxD = self.param("pos_embed", _normal(1.0 / D), (self.n_ctx, D))
         x_BxTxD = w_e_VxD[tokens_BxT] + w_pos_TxD[None, : tokens_BxT.shape[1]]
         for layer in range(self.n_layers):
             x_BxTxD = _Block(
@@ -106,69 +134,201 @@ class Transformer(nn.Module):
             )(x_BxTxD)
         if self.layer_norm:
             x_BxTxD = nn.LayerNorm(name="ln_final")(x_BxTxD)
-        w_u_DxV = self.param("unembed", _normal(1.0 / V), (D, V))
-        return x_BxTxD[:, -1] @ w_u_DxV
+        C = self.n_outputs
+        w_u_DxC = self.param("unembed", _normal(1.0 / C), (D, C))
+        return x_BxTxD[:, -1] @ w_u_DxC
 
 
 class MLP(nn.Module):
+    """Token embeddings of the first `positions` tokens, concatenated, then ReLU layers."""
+
     vocab_size: int
     d_model: int
     d_mlp: int
     n_layers: int
+    n_outputs: int
+    positions: int = 2
 
     @nn.compact
     def __call__(self, tokens_BxT: jax.Array) -> jax.Array:
-        V, D = self.vocab_size, self.d_model
+        V, D, P = self.vocab_size, self.d_model, self.positions
         w_e_VxD = self.param("embed", _normal(1.0 / D), (V, D))
-        h = w_e_VxD[tokens_BxT[:, :2]].reshape(tokens_BxT.shape[0], 2 * D)
-        fan_in = 2 * D
+        h = w_e_VxD[tokens_BxT[:, :P]].reshape(tokens_BxT.shape[0], P * D)
+        fan_in = P * D
         for layer in range(self.n_layers):
             w = self.param(f"hidden_{layer}", _normal(1.0 / fan_in), (fan_in, self.d_mlp))
             b = self.param(f"hidden_{layer}_bias", nn.initializers.zeros, (self.d_mlp,))
             h = jax.nn.relu(h @ w + b[None])
             fan_in = self.d_mlp
-        w_u = self.param("unembed", _normal(1.0 / fan_in), (fan_in, V))
+        w_u = self.param("unembed", _normal(1.0 / fan_in), (fan_in, self.n_outputs))
         return h @ w_u
 
 
+def _torch_uniform(fan_in: int) -> Callable:
+    """PyTorch's default for `nn.Linear` / `nn.Conv2d` weights and biases: U(+-1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def _linear(width: int, fan_in: int, name: str) -> nn.Dense:
+    return nn.Dense(
+        width, kernel_init=_torch_uniform(fan_in), bias_init=_torch_uniform(fan_in), name=name
+    )
+
+
+class DenseMLP(nn.Module):
+    """Flattened float inputs, hidden layers of `hidden` widths, a linear read-out."""
+
+    hidden: Sequence[int]
+    n_outputs: int
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x_BxI: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        h_BxF = x_BxI.reshape(x_BxI.shape[0], -1)
+        for layer, width in enumerate(self.hidden):
+            h_BxF = act(_linear(width, h_BxF.shape[-1], f"hidden_{layer}")(h_BxF))
+        return _linear(self.n_outputs, h_BxF.shape[-1], "unembed")(h_BxF)
+
+
+class CNN(nn.Module):
+    """3x3 convolutions with average pooling, one hidden dense layer, a read-out."""
+
+    channels: int
+    n_layers: int
+    d_mlp: int
+    n_outputs: int
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x_BxXxYxZ: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        h = x_BxXxYxZ
+        for layer in range(self.n_layers):
+            fan_in = 9 * h.shape[-1]
+            conv = nn.Conv(
+                self.channels,
+                (3, 3),
+                kernel_init=_torch_uniform(fan_in),
+                bias_init=_torch_uniform(fan_in),
+                name=f"conv_{layer}",
+            )
+            h = act(conv(h))
+            if min(h.shape[1:3]) >= 2:
+                h = nn.avg_pool(h, (2, 2), strides=(2, 2))
+        h_BxF = h.reshape(h.shape[0], -1)
+        h_BxF = act(_linear(self.d_mlp, h_BxF.shape[-1], "hidden")(h_BxF))
+        return _linear(self.n_outputs, h_BxF.shape[-1], "unembed")(h_BxF)
+
+
+def dense_mlp(hidden: Sequence[int], n_outputs: int, activation: str = "relu") -> DenseMLP:
+    """The float-input MLP (also the teacher of the teacher-student task)."""
+    return DenseMLP(tuple(hidden), n_outputs, activation)
+
+
 class Model(NamedTuple):
-    """`init(key) -> params`; `apply(params, tokens_BxT) -> logits_BxV` over all p + 1 tokens."""
+    """`init(key) -> params`; `apply(params, inputs_BxI) -> outputs_BxC`."""
 
-    init: Callable[[jax.Array], dict]
-    apply: Callable[[dict, jax.Array], jax.Array]
+    init: Callable[[jax.Array], Any]
+    apply: Callable[[Any, jax.Array], jax.Array]
 
 
-def make_model(cfg: ModelConfig, vocab_size: int) -> Model:
-    """The network `cfg.name` with `cfg`'s widths over `vocab_size` tokens (p + 1,
-    `DataConfig.vocab_size`), as an `init`/`apply` pair.
+BUILTIN_MODELS = ("transformer", "mlp", "cnn")
+_REGISTERED: dict[str, Any] = {}
 
-    The network reads p + 1 tokens and writes p + 1 logits, and the loss and accuracies
-    are taken over all of them, as in Nanda et al. (the '=' class is never a label, so
-    predicting it counts as wrong). Measured on x+y mod 67 with 4 seeds, this full-vocabulary
-    loss generalises at a median of 600 steps against 465 with the '=' logit dropped;
-    the paper reads about 700.
+
+def register_model(name: str, model: Any) -> str:
+    """Make `model` (a flax Module, a `Model` pair, or a function of the task's `Spec`
+    returning either) available as `ModelConfig(name=name)` in this process."""
+    if name in BUILTIN_MODELS or ":" in name:
+        raise ConfigError(f"register_model: {name!r} is a built-in model or an import path")
+    _REGISTERED[name] = model
+    return name
+
+
+def known_model(name: str) -> bool:
+    """Whether `name` is a built-in, a registered model or an import path."""
+    return name in BUILTIN_MODELS or name in _REGISTERED or ":" in name
+
+
+def dummy_inputs(spec: Spec) -> jax.Array:
+    """One all-zero example of the task's inputs, [1, ...], for `init`."""
+    return jnp.zeros((1, *spec.input_shape), jnp.int32 if spec.tokens else jnp.float32)
+
+
+def as_model(module: Any, spec: Spec) -> Model:
+    """A `Model` from a flax Module (initialised on one dummy example of `spec`), a Module
+    class (built with its defaults), a `Model` pair, or a function of `spec` returning one."""
+    if isinstance(module, Model):
+        return module
+    if isinstance(module, nn.Module):
+        dummy = dummy_inputs(spec)
+
+        def init(key: jax.Array):
+            return module.init(key, dummy)["params"]
+
+        def apply(params, inputs):
+            return module.apply({"params": params}, inputs)
+
+        return Model(init, apply)
+    if isinstance(module, type) and issubclass(module, nn.Module):
+        return as_model(module(), spec)  # a Module class with default fields
+    if callable(module):
+        return as_model(module(spec), spec)
+    raise ConfigError(
+        f"model.name names a {type(module).__name__}: a flax Module, a grokjax Model "
+        "or a function of the task's Spec returning one"
+    )
+
+
+def builtin_module(cfg: ModelConfig, spec: Spec) -> nn.Module:
+    """The built-in network `cfg.name` for a task of `spec` (the config has checked
+    that they fit)."""
+    if cfg.name == "transformer":
+        return Transformer(
+            spec.vocab_size,
+            cfg.d_model,
+            cfg.n_heads,
+            cfg.d_mlp,
+            cfg.n_layers,
+            cfg.layer_norm,
+            spec.n_outputs,
+            spec.input_shape[0],
+        )
+    if cfg.name == "cnn":
+        return CNN(cfg.d_model, cfg.n_layers, cfg.d_mlp, spec.n_outputs, cfg.activation)
+    if spec.tokens:
+        positions = spec.input_shape[0] - (1 if spec.n_labels else 0)
+        return MLP(spec.vocab_size, cfg.d_model, cfg.d_mlp, cfg.n_layers, spec.n_outputs, positions)
+    return dense_mlp((cfg.d_mlp,) * cfg.n_layers, spec.n_outputs, cfg.activation)
+
+
+def make_model(cfg: ModelConfig, spec: Spec) -> Model:
+    """The network `cfg.name` for the task `spec` (`DataConfig.spec`) as an `init`/`apply` pair.
+
+    On a modular task the network reads p + 1 tokens and writes p + 1 logits, and the
+    loss and accuracies are taken over all of them, as in Nanda et al. (the '=' class is
+    never a label, so predicting it counts as wrong). Measured on x+y mod 67 with 4
+    seeds, this full-vocabulary loss generalises at a median of 600 steps against 465
+    with the '=' logit dropped; the paper reads about 700.
 
     Example:
-        >>> model = make_model(ModelConfig(), vocab_size=68)
+        >>> from grokjax.config import DataConfig, ModelConfig
+        >>> model = make_model(ModelConfig(), DataConfig(modulus=67).spec)
         >>> params = model.init(jax.random.key(0))
         >>> sum(x.size for x in jax.tree.leaves(params))
         215040
     """
-    if cfg.name == "transformer":
-        module: nn.Module = Transformer(
-            vocab_size, cfg.d_model, cfg.n_heads, cfg.d_mlp, cfg.n_layers, cfg.layer_norm
-        )
-    else:
-        module = MLP(vocab_size, cfg.d_model, cfg.d_mlp, cfg.n_layers)
-    dummy_BxT = jnp.zeros((1, N_CTX), jnp.int32)
-
-    def init(key: jax.Array) -> dict:
-        return module.init(key, dummy_BxT)["params"]
-
-    def apply(params: dict, tokens_BxT: jax.Array) -> jax.Array:
-        return module.apply({"params": params}, tokens_BxT)
-
-    return Model(init, apply)
+    if cfg.name in BUILTIN_MODELS:
+        return as_model(builtin_module(cfg, spec), spec)
+    if cfg.name in _REGISTERED:
+        return as_model(_REGISTERED[cfg.name], spec)
+    return as_model(load_attribute(cfg.name, "model.name"), spec)
 
 
 def count_params(params: dict) -> int:
