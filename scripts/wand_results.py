@@ -104,17 +104,6 @@ def member_rows(result: RunResult, n_seeds: int, cut: int | None) -> list[dict]:
     return rows
 
 
-def fmt(stats: dict, digits: int = 0) -> str:
-    """'median (q25-q75)', with censored quantiles written as '>budget'."""
-
-    def one(v):
-        return "censored" if v is None else f"{v:,.{digits}f}"
-
-    if stats["median"] is None and stats["n_censored"] == stats["n"]:
-        return "all censored"
-    return f"{one(stats['median'])} ({one(stats['q25'])}-{one(stats['q75'])})"
-
-
 def group_table(title: str, baseline: str, arms: list[str], rows: dict[str, list[dict]]) -> str:
     base_delay = censored_stats([r["delay0.99"] for r in rows[baseline]])["median"]
     lines = [
@@ -137,10 +126,10 @@ def group_table(title: str, baseline: str, arms: list[str], rows: dict[str, list
         )
         lines.append(
             f"| {arm} | {reached} / {len(rs)} ({rs[0]['budget']:,} steps) "
-            f"| {fmt(stats['memorisation'])} | {fmt(stats['gen0.99'])} "
-            f"| {fmt(stats['delay0.99'])} | {ratio} | {fmt(stats['delay0.95'])} "
-            f"| {fmt(stats['delay0.90'])} | {fmt(stats['norm_at_gen'], 1)} "
-            f"| {fmt(stats['final_norm'], 1)} | {fmt(stats['min_test_after_gen'], 3)} "
+            f"| {stats['memorisation'].text()} | {stats['gen0.99'].text()} "
+            f"| {stats['delay0.99'].text()} | {ratio} | {stats['delay0.95'].text()} "
+            f"| {stats['delay0.90'].text()} | {stats['norm_at_gen'].text(1)} "
+            f"| {stats['final_norm'].text(1)} | {stats['min_test_after_gen'].text(3)} "
             f"| {collapses} |"
         )
     return "\n".join(lines)

@@ -309,3 +309,29 @@ def test_presets_beyond_modular_arithmetic_learn_in_a_few_steps(name):
     _, m = jax.jit(trainer.train)(jax.random.key(0), preset.hparams)
     assert m["train_loss"].shape == (3,)
     assert float(m["train_loss"][-1]) < float(m["train_loss"][0])
+
+
+def test_sweep_and_compare_take_tasks_beyond_modular_arithmetic(tmp_path):
+    from grokjax.host.compare import compare_named
+    from grokjax.host.sweep import run_sweep
+
+    task = grokjax.register_task("test-blobs", grokjax.from_arrays(*blobs()))
+    cfg = user_config(task, "mlp", **{"model.d_mlp": 16, "steps": 10, "eval.every": 5})
+    swept = run_sweep(
+        cfg,
+        Hparams(learning_rate=1e-2, weight_decay=0.1),
+        {"init_scale": (1.0, 4.0), "loss": ("cross_entropy", "hinge")},
+        2,
+        tmp_path / "sweep",
+        progress=False,
+    )
+    assert len(swept.cells) == 4 and (tmp_path / "sweep" / "cells.csv").exists()
+    settings = ["steps=20", "eval.every=10", "eval.log_points=0", "data.train_size=200"]
+    compared = compare_named(
+        ["digits-omnigrok", "digits-omnigrok-alpha1"],
+        range(2),
+        settings=settings,
+        out_dir=tmp_path / "compare",
+        progress=False,
+    )
+    assert "digits" in compared.text()

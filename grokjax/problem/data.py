@@ -183,6 +183,7 @@ BUILTIN: dict[str, Source] = {
     "teacher-student": Source(_teacher_spec, _teacher_examples, "a random tanh MLP teacher"),
 }
 _REGISTERED: dict[str, Source] = {}
+_IMPORTED: dict[str, Source] = {}  # 'file.py:attr' references, resolved
 
 
 # --- the user's own tasks ---------------------------------------------------------------
@@ -273,15 +274,17 @@ def source(name: str) -> Source:
         return BUILTIN[name]
     if name in _REGISTERED:
         return _REGISTERED[name]
-    found = load_attribute(name, "data.task")
-    if callable(found) and not isinstance(found, Source):
-        found = found()
-    if not isinstance(found, Source):
-        raise ConfigError(
-            f"data.task={name!r} is not allowed: it names a {type(found).__name__}, "
-            "not a grokjax Source (see grokjax.from_arrays)"
-        )
-    return found
+    if name not in _IMPORTED:  # a factory named by reference is called once per process
+        found = load_attribute(name, "data.task")
+        if callable(found) and not isinstance(found, Source):
+            found = found()
+        if not isinstance(found, Source):
+            raise ConfigError(
+                f"data.task={name!r} is not allowed: it names a {type(found).__name__}, "
+                "not a grokjax Source (see grokjax.from_arrays)"
+            )
+        _IMPORTED[name] = found
+    return _IMPORTED[name]
 
 
 # --- the split ------------------------------------------------------------------------------

@@ -114,6 +114,16 @@ class Censored(Record):
     min: float | None
     max: float | None
 
+    def text(self, digits: int = 0) -> str:
+        """'median (q25-q75)' for a table; a censored quantile reads 'censored'."""
+
+        def one(v):
+            return "censored" if v is None else f"{v:,.{digits}f}"
+
+        if self.median is None and self.n_censored == self.n:
+            return "all censored"
+        return f"{one(self.median)} ({one(self.q25)}-{one(self.q75)})"
+
 
 @dataclasses.dataclass(frozen=True)
 class MemberSummary(Record):
