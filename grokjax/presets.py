@@ -366,7 +366,7 @@ LANDSCAPES["landscape-parity"] = LandscapePreset(
     "Beyond modular arithmetic: sparse parity n = 12, k = 3, 200 train / 200 test, an "
     "MLP of one hidden ReLU layer of 32 (482 parameters), cross-entropy; as "
     "landscape-cpu-windows but ln L_train in [-7, 0.5], a linear prior of slope 241 (half "
-    "the parameter count) and 300,000 steps (minutes on two CPU cores).",
+    "the parameter count) and 900,000 steps (about 15 minutes on two CPU cores).",
     LANDSCAPES["landscape-cpu-windows"].config.replace(
         model=Config(
             **{
@@ -381,7 +381,7 @@ LANDSCAPES["landscape-parity"] = LandscapePreset(
         ),
         x_max=0.5,
         bias_strength=241.0,
-        steps=300_000,
+        steps=900_000,
     ),
 )
 

@@ -94,7 +94,8 @@ def run_arm(name: str, out: Path, n_seeds: int, max_steps: int | None):
     fields = [s for s in settings if s not in numbers]
     cfg = override(preset.config, fields)
     if max_steps:
-        cfg = cfg.replace(steps=min(cfg.steps, max_steps))
+        steps = min(cfg.steps, max_steps)
+        cfg = cfg.replace(steps=steps, **{"eval.every": min(cfg.eval.every, steps)})
     hparams = preset.hparams._replace(**{k: float(v) for k, v in (s.split("=") for s in numbers)})
     result = run_ensemble(
         cfg,
