@@ -366,7 +366,7 @@ LANDSCAPES["landscape-parity"] = LandscapePreset(
     "Beyond modular arithmetic: sparse parity n = 12, k = 3, 200 train / 200 test, an "
     "MLP of one hidden ReLU layer of 32 (482 parameters), cross-entropy; as "
     "landscape-cpu-windows but ln L_train in [-7, 0.5], a linear prior of slope 241 (half "
-    "the parameter count) and 900,000 steps (about 15 minutes on two CPU cores).",
+    "the parameter count) and 900,000 steps (19 minutes on two busy CPU cores).",
     LANDSCAPES["landscape-cpu-windows"].config.replace(
         model=Config(
             **{

@@ -115,14 +115,17 @@ class Censored(Record):
     max: float | None
 
     def text(self, digits: int = 0) -> str:
-        """'median (q25-q75)' for a table; a censored quantile reads 'censored'."""
+        """'median (q25-q75)' for a table ('q25 to q75' when one is negative); a
+        censored quantile reads 'censored'."""
 
         def one(v):
             return "censored" if v is None else f"{v:,.{digits}f}"
 
         if self.median is None and self.n_censored == self.n:
             return "all censored"
-        return f"{one(self.median)} ({one(self.q25)}-{one(self.q75)})"
+        negative = any(v is not None and v < 0 for v in (self.q25, self.q75))
+        between = " to " if negative else "-"
+        return f"{one(self.median)} ({one(self.q25)}{between}{one(self.q75)})"
 
 
 @dataclasses.dataclass(frozen=True)
