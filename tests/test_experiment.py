@@ -141,7 +141,7 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, capsys):
         (["--set", "blend_smoothing=1"], "blend_smoothing"),
         (["--set", "blend_low=0", "--set", "blend_high=0"], "blend_high"),
         (["--set", "gradient_filter=lookahead"], "gradient_filter"),
-        (["--set", "loss=mse"], "loss"),
+        (["--set", "loss=focal"], "loss"),
         (["--set", "waiting_times=15"], "waiting_times"),
         (["--set", "init_scale=0"], "init_scale"),
         (["--devices", "99"], "devices"),
