@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "ensemble_throughput.py"
 
@@ -94,6 +96,8 @@ def test_wlmd_cost_benchmark_reports_its_figures(tmp_path, monkeypatch, capsys):
     assert record["h200_estimate"]["paper_gpu_hours"] == 6000
 
 
+# 100 s on two cores: kept out of the default suite to hold it near 14 minutes
+@pytest.mark.slow
 def test_accelerator_script_dry_run_runs_every_stage(tmp_path):
     """`accelerator.sh --dry-run`: every stage, on CPU at tiny sizes, prints its figures
     and writes its records, so the script cannot first break on a GPU."""
