@@ -35,13 +35,14 @@ import numpy as np
 
 from grokjax.errors import ConfigError
 from grokjax.problem import data as data_lib
+from grokjax.problem.metrics import CLASSIFICATION_LOSSES
 from grokjax.problem.models import ACTIVATIONS, BUILTIN_MODELS, known_model
 from grokjax.problem.tasks import TASKS, needs_prime
 
 MODELS = BUILTIN_MODELS
 OPTIMIZERS = ("adamw", "adam", "sgd", "sgld", "wand", "wand-adamw")
 GRADIENT_FILTERS = ("none", "grokfast-ema", "grokfast-ma", "orthogonal")
-LOSSES = ("cross_entropy", "stablemax", "hinge", "mse")
+LOSSES = tuple(CLASSIFICATION_LOSSES)
 WAND_FORCES = ("entropy", "loss")
 BLEND_SIGNALS = ("train_loss", "train_accuracy")
 

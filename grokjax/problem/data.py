@@ -71,7 +71,9 @@ class Spec(NamedTuple):
     says); `vocab_size` the token count for token inputs (None: float features);
     `presplit` the pool's first `default_sizes[0]` examples are the training set (a
     user's own split; no permutation); `n_labels` the classes labels take, when fewer
-    than the outputs (modular: p labels, p + 1 logits with '=').
+    than the outputs (modular: p labels, p + 1 logits with '='); `query_last` the last
+    position is a query token that carries nothing (modular '='), so the token MLP
+    leaves it out.
     """
 
     kind: str
@@ -82,6 +84,7 @@ class Spec(NamedTuple):
     default_sizes: tuple[int, int] | None = None
     presplit: bool = False
     n_labels: int | None = None
+    query_last: bool = False
 
     @property
     def tokens(self) -> bool:
@@ -103,7 +106,7 @@ class Source(NamedTuple):
 def _modular_spec(cfg: DataConfig) -> Spec:
     n = modular.TASKS[cfg.task].n_pairs(cfg.modulus)
     p = cfg.modulus
-    return Spec(CLASSIFICATION, (3,), p + 1, n, vocab_size=p + 1, n_labels=p)
+    return Spec(CLASSIFICATION, (3,), p + 1, n, vocab_size=p + 1, n_labels=p, query_last=True)
 
 
 def _modular_examples(key: jax.Array, cfg: DataConfig):

@@ -143,8 +143,10 @@ class Objective(NamedTuple):
     saturated: Callable[[jax.Array], jax.Array]
 
 
-LOSSES = {
+# Training losses of a classification, by `Config.loss` name (a regression takes "mse").
+CLASSIFICATION_LOSSES = {
     "cross_entropy": cross_entropy,
+    "stablemax": stablemax_cross_entropy,
     "hinge": hinge,
     "mse": one_hot_mse,
 }
@@ -163,7 +165,7 @@ def make_objective(loss: str, kind: str, eval_cfg) -> Objective:
             lambda y, t: smoothed_regression_accuracy(y, t, threshold, smooth_slope),
             lambda y: jnp.float32(jnp.nan),
         )
-    train = stablemax_cross_entropy if loss == "stablemax" else LOSSES[loss]
+    train = CLASSIFICATION_LOSSES[loss]
     return Objective(
         train,
         cross_entropy if loss == "stablemax" else train,

@@ -303,7 +303,7 @@ def builtin_module(cfg: ModelConfig, spec: Spec) -> nn.Module:
     if cfg.name == "cnn":
         return CNN(cfg.d_model, cfg.n_layers, cfg.d_mlp, spec.n_outputs, cfg.activation)
     if spec.tokens:
-        positions = spec.input_shape[0] - (1 if spec.n_labels else 0)
+        positions = spec.input_shape[0] - int(spec.query_last)
         return MLP(spec.vocab_size, cfg.d_model, cfg.d_mlp, cfg.n_layers, spec.n_outputs, positions)
     return dense_mlp((cfg.d_mlp,) * cfg.n_layers, spec.n_outputs, cfg.activation)
 
