@@ -12,6 +12,7 @@ only to the code that uses it:
         wand    WandConfig    WanD's entropy estimate and force  -> grokjax.optim.wand
         blend   BlendConfig   the WanD/AdamW blend's weight      -> grokjax.optim.blend
         filter  FilterConfig  a gradient filter before it      -> grokjax.optim.baselines
+        anneal  AnnealConfig  schedules of kT, c_f and sigma   -> grokjax.optim.schedules
       eval    EvalConfig    evaluation cadence and thresholds  -> grokjax.stats.summary
       loss, steps, batch_size                                  -> grokjax.train
 
@@ -45,6 +46,9 @@ GRADIENT_FILTERS = ("none", "grokfast-ema", "grokfast-ma", "orthogonal")
 LOSSES = tuple(CLASSIFICATION_LOSSES)
 WAND_FORCES = ("entropy", "loss")
 BLEND_SIGNALS = ("train_loss", "train_accuracy")
+ANNEAL_SHAPES = ("constant", "exponential", "cosine", "linear")
+ANNEAL_TRIGGERS = ("step", "train_accuracy", "train_loss")
+PARAMETER_NOISES = ("none", "gaussian")
 
 
 class Hparams(NamedTuple):
@@ -53,7 +57,14 @@ class Hparams(NamedTuple):
     `temperature` (kT) is WanD's and SGLD's; `friction` (c_f) is WanD's; other
     optimizers ignore them. WanD ignores `weight_decay` (it has none, as in the paper).
     `init_scale` multiplies every initial parameter (Liu et al. 2022's alpha; 1 = the
-    model's own initialisation).
+    model's own initialisation). `noise_scale` is sigma of the plain parameter noise
+    (`optim.noise='gaussian'`).
+
+    The schedules of `optim.anneal` (`grokjax.optim.schedules`) take a knob from its value
+    above to `temperature_final`, `friction_final` or `noise_final`, over `anneal_steps`
+    (the time constant of the exponential shape) from `anneal_begin` steps after their
+    clock starts: at step 0, or when the trigger fires, which is when the training-side
+    signal has been past `trigger_level` for `trigger_steps` consecutive updates.
     """
 
     learning_rate: Any = 1e-3
@@ -61,6 +72,14 @@ class Hparams(NamedTuple):
     temperature: Any = 0.5
     friction: Any = 0.5
     init_scale: Any = 1.0
+    noise_scale: Any = 0.0
+    temperature_final: Any = 0.0
+    friction_final: Any = 0.5
+    noise_final: Any = 0.0
+    anneal_steps: Any = 1000.0
+    anneal_begin: Any = 0.0
+    trigger_level: Any = 0.99
+    trigger_steps: Any = 100.0
 
     def axes(self) -> Hparams:
         """vmap `in_axes` for these numbers: 0 for a field with one value per member, else None.
@@ -76,6 +95,14 @@ HPARAM_RULES = {
     "temperature": (lambda v: v >= 0, ">= 0"),
     "friction": (lambda v: (v > 0) & (v <= 1), "in (0, 1]"),
     "init_scale": (lambda v: v > 0, "positive"),
+    "noise_scale": (lambda v: v >= 0, ">= 0"),
+    "temperature_final": (lambda v: v >= 0, ">= 0"),
+    "friction_final": (lambda v: (v > 0) & (v <= 1), "in (0, 1]"),
+    "noise_final": (lambda v: v >= 0, ">= 0"),
+    "anneal_steps": (lambda v: v > 0, "a positive number of steps"),
+    "anneal_begin": (lambda v: v >= 0, "a number of steps >= 0"),
+    "trigger_level": (lambda v: v == v, "a level of the trigger's signal"),
+    "trigger_steps": (lambda v: v >= 1, "a number of updates >= 1"),
 }
 
 
@@ -429,13 +456,38 @@ class FilterConfig(Section):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class AnnealConfig(Section):
+    """Schedules of the noise and friction knobs (`grokjax.optim.schedules`): the shape
+    ('constant', 'exponential', 'cosine', 'linear') of `temperature` (WanD's and SGLD's
+    kT), `friction` (WanD's c_f) and `noise` (the plain noise's sigma), and what starts
+    their clock: `trigger` 'step' (step 0), 'train_accuracy' (the batch accuracy has
+    stayed >= `Hparams.trigger_level` for `Hparams.trigger_steps` updates) or
+    'train_loss' (ln L_batch <= the level for as long). The numbers are `Hparams`
+    (`temperature_final`, `anneal_steps`, ...); no test-side signal can be chosen."""
+
+    PATH: ClassVar[str] = "optim.anneal"
+
+    temperature: str = "constant"
+    friction: str = "constant"
+    noise: str = "constant"
+    trigger: str = "step"
+
+    def __post_init__(self) -> None:
+        for field in ("temperature", "friction", "noise"):
+            self.one_of(field, ANNEAL_SHAPES)
+        self.one_of("trigger", ANNEAL_TRIGGERS)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class OptimConfig(Section):
     """The optimizer (`grokjax.optim`): `name` ('adamw'; 'adam', no weight decay; 'sgd'
     with momentum and coupled weight decay; 'sgld', gradient steps plus Langevin noise
     sqrt(2 lr kT) after the learning-rate scaling; 'wand'; 'wand-adamw', the blend),
     `beta1`, `beta2`, `momentum`, `warmup_steps` (linear warm-up from 0; not WanD's),
     `fixed_norm` (rescale all parameters to this global norm after init and after every
-    step, whatever the optimizer; None disables), and the sub-sections."""
+    step, whatever the optimizer; None disables), `noise` ('none'; 'gaussian': the
+    plain parameter noise sigma xi after any optimizer, sigma = `Hparams.noise_scale`),
+    and the sub-sections."""
 
     PATH: ClassVar[str] = "optim"
 
@@ -445,13 +497,16 @@ class OptimConfig(Section):
     momentum: float = 0.9
     warmup_steps: int = 10
     fixed_norm: float | None = None
+    noise: str = "none"
     wand: WandConfig = WandConfig()
     blend: BlendConfig = BlendConfig()
     filter: FilterConfig = FilterConfig()
+    anneal: AnnealConfig = AnnealConfig()
 
     def __post_init__(self) -> None:
         self.check_finite()
         self.one_of("name", OPTIMIZERS)
+        self.one_of("noise", PARAMETER_NOISES)
         for field in ("beta1", "beta2", "momentum"):
             self.in_range(field, 0.0, 1.0, "a number in [0, 1)")
         self.positive_int("warmup_steps", minimum=0)

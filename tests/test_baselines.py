@@ -15,6 +15,7 @@ from grokjax.optim.baselines import (
     grokfast_ma,
     langevin_noise,
     orthogonal_gradient,
+    parameter_noise,
     stablemax_cross_entropy,
 )
 
@@ -157,6 +158,15 @@ def test_langevin_same_key_same_noise_new_step_new_noise():
     assert float(jnp.max(jnp.abs(a[0] - a[1]))) > 0.1
 
 
+def test_parameter_noise_has_std_sigma_after_any_update():
+    updates = jnp.full(20_000, 0.25)
+    (out,) = _run(parameter_noise(0.01, KEY), [updates], updates)
+    np.testing.assert_allclose(float(jnp.mean(out)), 0.25, atol=4 * 0.01 / np.sqrt(20_000))
+    np.testing.assert_allclose(float(jnp.std(out)), 0.01, rtol=0.03)
+    (same,) = _run(parameter_noise(0.0, KEY), [updates], updates)
+    np.testing.assert_array_equal(same, updates)
+
+
 def test_langevin_member_keys_under_vmap_give_different_noise():
     zeros = jnp.zeros(1000)
 
@@ -215,6 +225,9 @@ ROWS = {
         takes_key=True,
         last=True,
     ),
+    "parameter_noise": Row(
+        parameter_noise, {"scale": jnp.array([1e-4, 1e-3])}, takes_key=True, last=True
+    ),
 }
 BATTERY = pytest.mark.parametrize("name", list(ROWS))
 
@@ -245,6 +258,7 @@ def test_battery_jit_keeps_structure_and_dtypes_without_retracing(name):
     params["half"] = jnp.ones(3, jnp.bfloat16) * 0.5
     grads = jax.tree.map(lambda p: (0.1 * p + 0.2).astype(p.dtype), params)
     tx = row.make({k: float(v[0]) for k, v in row.members.items()}, KEY)
+    chex.clear_trace_counter()  # the two noise rows share one update function
     state = jax.jit(tx.init)(params)
     update = jax.jit(chex.assert_max_traces(tx.update, n=1))
     updates, new_state = update(grads, state, params)

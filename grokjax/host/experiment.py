@@ -89,10 +89,18 @@ def member_hparams(hparams: Hparams, n_members: int) -> Hparams:
 
 
 def _with_config_defaults(saved: dict) -> dict:
-    """The saved settings as this release writes them: fields added to `Config` since
-    default to the old behaviour, and a flat config of an earlier release reads as the
-    nested one."""
-    return {**saved, "config": json_safe(Config.from_dict(saved.get("config", {})).to_dict())}
+    """The saved settings as this release writes them: fields added to `Config` or
+    `Hparams` since default to the old behaviour, and a flat config of an earlier release
+    reads as the nested one."""
+    out = {**saved, "config": json_safe(Config.from_dict(saved.get("config", {})).to_dict())}
+    hparams = saved.get("hparams")
+    if isinstance(hparams, dict) and isinstance(saved.get("seeds"), list):
+        n = len(saved["seeds"])
+        defaults = member_hparams(Hparams(), n)._asdict()
+        out["hparams"] = {
+            k: hparams.get(k, np.asarray(defaults[k]).tolist()) for k in Hparams._fields
+        }
+    return out
 
 
 def _record(cfg: Config, hparams: Hparams, seeds: Sequence[int], preset: str | None) -> dict:

@@ -14,8 +14,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from grokjax.config import FilterConfig, Hparams, OptimConfig, WandConfig
-from grokjax.optim.baselines import grokfast_ema, grokfast_ma, langevin_noise, orthogonal_gradient
+from grokjax.config import AnnealConfig, FilterConfig, Hparams, OptimConfig, WandConfig
+from grokjax.optim import schedules
+from grokjax.optim.baselines import (
+    grokfast_ema,
+    grokfast_ma,
+    langevin_noise,
+    orthogonal_gradient,
+    parameter_noise,
+)
 from grokjax.optim.blend import blend, ramp_weight
 from grokjax.optim.wand import wand
 from grokjax.wanglandau.entropy import Grid
@@ -60,11 +67,32 @@ def wand_grid(cfg: WandConfig) -> Grid:
     return Grid(cfg.x_min, cfg.bin_width, cfg.n_bins)
 
 
-def _wand(cfg: WandConfig, hparams: Hparams, key: jax.Array) -> optax.GradientTransformation:
+def annealed(shape: str, start, final, hparams: Hparams):
+    """A knob's value `start`, or its schedule of `shape` to `final` over
+    `hparams.anneal_steps` from `hparams.anneal_begin` (`grokjax.optim.schedules`)."""
+    if shape == "constant":
+        return start
+    return schedules.anneal(shape, start, final, hparams.anneal_steps, hparams.anneal_begin)
+
+
+def trigger(cfg: AnnealConfig, hparams: Hparams) -> schedules.Trigger | None:
+    """What starts the schedules' clock: None (step 0) or the training-side trigger."""
+    if cfg.trigger == "step":
+        return None
+    return schedules.Trigger(cfg.trigger, hparams.trigger_level, hparams.trigger_steps)
+
+
+def _temperature(cfg: AnnealConfig, hparams: Hparams):
+    return annealed(cfg.temperature, hparams.temperature, hparams.temperature_final, hparams)
+
+
+def _wand(
+    cfg: WandConfig, anneal: AnnealConfig, hparams: Hparams, key: jax.Array
+) -> optax.GradientTransformation:
     return wand(
         hparams.learning_rate,
-        hparams.temperature,
-        hparams.friction,
+        _temperature(anneal, hparams),
+        annealed(anneal.friction, hparams.friction, hparams.friction_final, hparams),
         key=key,
         bias_strength=cfg.bias_strength,
         loss_floor=cfg.loss_floor,
@@ -77,6 +105,7 @@ def _wand(cfg: WandConfig, hparams: Hparams, key: jax.Array) -> optax.GradientTr
         force=cfg.force,
         loss_force_scale=cfg.loss_force_scale,
         edge_strength=cfg.edge_strength,
+        trigger=trigger(anneal, hparams),
     )
 
 
@@ -110,16 +139,29 @@ def make_optimizer(
     (and, for stochastic optimizers, its own key). The fixed-norm projection is added
     by the trainer (`cfg.fixed_norm`), not here. 'wand-adamw' blends WanD with the
     AdamW above (same learning rate and weight decay), its weight read from the
-    training-side signal `cfg.blend.signal` (`grokjax.optim.blend`).
+    training-side signal `cfg.blend.signal` (`grokjax.optim.blend`). With
+    `cfg.noise='gaussian'` the plain parameter noise follows the optimizer, its own key
+    folded from `key` (the optimizer's stream is the one it has without it).
     """
     tx = _optimizer(cfg, hparams, key)
     before = gradient_filter(cfg.filter)
-    return tx if before is None else optax.chain(before, tx)
+    if before is not None:
+        tx = optax.chain(before, tx)
+    if cfg.noise == "gaussian":
+        scale = annealed(cfg.anneal.noise, hparams.noise_scale, hparams.noise_final, hparams)
+        noise_key = jax.random.fold_in(key, NOISE_STREAM)
+        tx = optax.chain(
+            tx, parameter_noise(scale, noise_key, trigger=trigger(cfg.anneal, hparams))
+        )
+    return tx
+
+
+NOISE_STREAM = 0x6E6F6973  # folded into the optimizer key for the plain noise's key
 
 
 def _optimizer(cfg: OptimConfig, hparams: Hparams, key: jax.Array):
     if cfg.name == "wand":
-        return _wand(cfg.wand, hparams, key)
+        return _wand(cfg.wand, cfg.anneal, hparams, key)
     schedule = warmup(hparams.learning_rate, cfg.warmup_steps)
     adamw = optax.adamw(schedule, b1=cfg.beta1, b2=cfg.beta2, weight_decay=hparams.weight_decay)
     if cfg.name == "adamw":
@@ -127,7 +169,7 @@ def _optimizer(cfg: OptimConfig, hparams: Hparams, key: jax.Array):
     if cfg.name == "wand-adamw":
         by_loss = cfg.blend.signal == "train_loss"
         return blend(
-            _wand(cfg.wand, hparams, key),
+            _wand(cfg.wand, cfg.anneal, hparams, key),
             adamw,
             ramp_weight(cfg.blend.low, cfg.blend.high),
             observable="value" if by_loss else "train_accuracy",
@@ -140,7 +182,12 @@ def _optimizer(cfg: OptimConfig, hparams: Hparams, key: jax.Array):
         return optax.chain(
             optax.add_decayed_weights(hparams.weight_decay),
             optax.sgd(schedule),
-            langevin_noise(schedule, hparams.temperature, key),
+            langevin_noise(
+                schedule,
+                _temperature(cfg.anneal, hparams),
+                key,
+                trigger=trigger(cfg.anneal, hparams),
+            ),
         )
     # "sgd": heavy-ball momentum with coupled L2 weight decay
     return optax.chain(

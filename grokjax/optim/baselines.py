@@ -30,6 +30,11 @@ one parameter tensor, w: that tensor, u: the update after the optimizer):
   `optax.chain(optax.sgd(lr), langevin_noise(lr, T, key))` is
   theta <- theta - lr g + sqrt(2 lr T) xi. (`optax.add_noise` adds its noise to the
   gradient before the learning-rate scaling, so its std scales with lr, not sqrt(lr).)
+- `parameter_noise`, the plain-noise baseline: u <- u + sigma xi after any optimizer,
+  isotropic and of a fixed (or scheduled) scale, without WanD's thermostat or force.
+  Goes last in the chain.
+
+The noise knobs (T, sigma) take a number or a schedule (`grokjax.optim.schedules`).
 
 Adam without weight decay is `optax.adam`; no wrapper here.
 
@@ -47,6 +52,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from grokjax.optim import schedules
+from grokjax.optim.schedules import Trigger
 from grokjax.problem.metrics import stablemax_cross_entropy  # noqa: F401 (re-export)
 from grokjax.wanglandau.thermostat import normal_like
 
@@ -65,10 +72,10 @@ class GrokfastMaState(NamedTuple):
     count: jax.Array
 
 
-class LangevinNoiseState(NamedTuple):
-    """Updates taken (the noise stream's step index) and the noise key."""
+class AddedNoiseState(NamedTuple):
+    """The schedules' clock (its count is the noise stream's step index) and the noise key."""
 
-    count: jax.Array
+    clock: schedules.Clock
     key: jax.Array
 
 
@@ -194,7 +201,9 @@ def orthogonal_gradient(eps=1e-15) -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
-def langevin_noise(learning_rate, temperature, key: jax.Array) -> optax.GradientTransformation:
+def langevin_noise(
+    learning_rate, temperature, key: jax.Array, *, trigger: Trigger | None = None
+) -> optax.GradientTransformationExtraArgs:
     """SGLD noise on the final update: u <- u + sqrt(2 lr T) xi, xi ~ N(0, 1) per parameter.
 
     Goes last in a chain, after the learning rate has been applied, so that with plain
@@ -205,9 +214,12 @@ def langevin_noise(learning_rate, temperature, key: jax.Array) -> optax.Gradient
     Args:
         learning_rate: lr, a number or array (may be traced), or an optax schedule of
             the step count (use the optimizer's own schedule).
-        temperature: T >= 0; T = 0 leaves the update unchanged.
+        temperature: T >= 0 (T = 0 leaves the update unchanged): a number, or a
+            schedule (`grokjax.optim.schedules`), on the trigger's clock if one is given.
         key: the noise key, kept in the state; build the transformation from the
             member's own key inside the vmapped `train`.
+        trigger: starts the temperature's schedule (`grokjax.optim.schedules.Trigger`);
+            None runs it from step 0.
 
     Example:
         >>> lr, T = 1e-3, 1e-4
@@ -217,19 +229,50 @@ def langevin_noise(learning_rate, temperature, key: jax.Array) -> optax.Gradient
     Dynamics", ICML (2011).
     """
 
-    def init(params) -> LangevinNoiseState:
-        del params
-        return LangevinNoiseState(jnp.zeros([], jnp.int32), key)
+    def std(clock: schedules.Clock):
+        lr = learning_rate(clock.count) if callable(learning_rate) else learning_rate
+        return jnp.sqrt(2.0 * lr * schedules.read(temperature, clock))
 
-    def update(updates, state: LangevinNoiseState, params=None):
+    return _added_noise(std, key, trigger)
+
+
+def parameter_noise(
+    scale, key: jax.Array, *, trigger: Trigger | None = None
+) -> optax.GradientTransformationExtraArgs:
+    """Isotropic Gaussian parameter noise after any optimizer: u <- u + sigma xi.
+
+    xi ~ N(0, 1) per parameter and per step, whatever the optimizer before it did, so
+    theta <- theta + u_optimizer + sigma xi: the plain-noise baseline against WanD's
+    calibrated Langevin noise. Goes last in a chain:
+    `optax.chain(optax.adamw(...), parameter_noise(1e-2, key))`.
+
+    Args:
+        scale: sigma >= 0 (0 leaves the update unchanged): a number, or a schedule
+            (`grokjax.optim.schedules`), on the trigger's clock if one is given.
+        key: the noise key, kept in the state (step t draws from `fold_in(key, t)`).
+        trigger: starts the scale's schedule; None runs it from step 0.
+
+    Example:
+        >>> tx = optax.chain(optax.adamw(1e-3), parameter_noise(1e-2, jax.random.key(0)))
+    """
+    return _added_noise(lambda clock: schedules.read(scale, clock), key, trigger)
+
+
+def _added_noise(std_at, key: jax.Array, trigger: Trigger | None):
+    """u <- u + std_at(clock) xi, xi from `fold_in(key, step)`."""
+
+    def init(params) -> AddedNoiseState:
         del params
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        std = jnp.sqrt(2.0 * lr * temperature)
-        noise = normal_like(jax.random.fold_in(state.key, state.count), updates)
+        return AddedNoiseState(schedules.clock_init(trigger), key)
+
+    def update(updates, state: AddedNoiseState, params=None, **extra_args):
+        del params
+        std = std_at(state.clock)
+        noise = normal_like(jax.random.fold_in(state.key, state.clock.count), updates)
         noisy = jax.tree.map(lambda u, xi: (u + std * xi).astype(u.dtype), updates, noise)
-        return noisy, LangevinNoiseState(state.count + 1, state.key)
+        return noisy, AddedNoiseState(schedules.tick(state.clock, trigger, extra_args), state.key)
 
-    return optax.GradientTransformation(init, update)
+    return optax.GradientTransformationExtraArgs(init, update)
 
 
 def _unzip(like, pairs):

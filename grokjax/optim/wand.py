@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import optax
 
 from grokjax.config import WandConfig
+from grokjax.optim import schedules
 from grokjax.wanglandau.entropy import Grid, deposited, slopes_at
 from grokjax.wanglandau.thermostat import langevin_step, thermal_velocity
 
@@ -45,7 +46,8 @@ DEFAULT_GRID = Grid(PAPER.x_min, PAPER.bin_width, PAPER.n_bins)
 
 
 class WandState(NamedTuple):
-    """Velocity (like params), Wang-Landau deposits over ln L, updates taken, noise key.
+    """Velocity (like params), Wang-Landau deposits over ln L, deposits made, noise key,
+    and the clock of the kT and c_f schedules (`grokjax.optim.schedules`).
 
     The entropy estimate is S = S_bias + deposits; the bias is evaluated from its
     formula, so small deposits are not lost to float32 round-off against a large bias.
@@ -55,6 +57,7 @@ class WandState(NamedTuple):
     deposits: jax.Array
     count: jax.Array
     key: jax.Array
+    clock: schedules.Clock
 
 
 def scale_by_wand(
@@ -75,6 +78,7 @@ def scale_by_wand(
     force_cap=PAPER.force_cap,
     force: str = PAPER.force,
     loss_force_scale=PAPER.loss_force_scale,
+    trigger: schedules.Trigger | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """WanD's Langevin velocity with the Wang-Landau entropy force; returns v (not v dt).
 
@@ -82,8 +86,9 @@ def scale_by_wand(
 
     Args:
         timestep: dt, the integration step of the force.
-        temperature: kT, the stationary velocity variance per parameter.
-        friction: c_f in (0, 1], the velocity damping per step.
+        temperature: kT, the stationary velocity variance per parameter: a number or a
+            schedule of the step count (`grokjax.optim.schedules`; annealed WanD).
+        friction: c_f in (0, 1], the velocity damping per step: a number or a schedule.
         key: the noise key (kept in the state; one stream per step via `fold_in` of the
             count, and replaced by that step's key after a step off the grid, where the
             count stands still).
@@ -103,18 +108,23 @@ def scale_by_wand(
             constant in place of the entropy slope over L. (The default scale, 13,500,
             is the paper's dS/dx over L at the start of training on x+y mod 67:
             2 * 3000 * (ln ln 67 + 8) / ln 67.)
+        trigger: starts the kT and c_f schedules' clock once a training-side signal has
+            stayed past a level (`grokjax.optim.schedules.Trigger`); None runs them
+            from step 0. The thermal initial velocity is drawn at kT(0).
     """
     if force not in ("entropy", "loss"):
         raise ValueError(f"force={force!r} is not allowed: 'entropy' or 'loss'")
 
     def init(params) -> WandState:
         init_key, noise_key = jax.random.split(key)
-        velocity = thermal_velocity(init_key, params, temperature, thermal_init)
+        clock = schedules.clock_init(trigger)
+        kT = schedules.read(temperature, clock)
+        velocity = thermal_velocity(init_key, params, kT, thermal_init)
         deposits = jnp.zeros(grid.n_bins, jnp.float32)
-        return WandState(velocity, deposits, jnp.zeros([], jnp.int32), noise_key)
+        return WandState(velocity, deposits, jnp.zeros([], jnp.int32), noise_key, clock)
 
     def update(updates, state: WandState, params=None, *, value=None, **extra_args):
-        del params, extra_args
+        del params
         if value is None:
             raise ValueError("scale_by_wand needs the loss: call update(..., value=loss)")
         # A float32 loss can round to exactly 0 (softmax collapse) while its gradient
@@ -137,16 +147,17 @@ def scale_by_wand(
         g = g * jnp.minimum(1.0, force_cap / force_norm)
         acceleration = jax.tree.map(lambda grad: -g * grad / value, updates)  # -dS/dx grad(ln L)
         step_key = jax.random.fold_in(state.key, state.count)
-        velocity = langevin_step(
-            state.velocity, acceleration, step_key, timestep, friction, temperature
-        )
+        kT = schedules.read(temperature, state.clock)
+        c_f = schedules.read(friction, state.clock)
+        velocity = langevin_step(state.velocity, acceleration, step_key, timestep, c_f, kT)
         add, _, inside = deposited(
             [grid], x, state.count, deposit=deposit, t_wl=t_wl, sigma_bins=sigma_bins
         )
         # Off the grid the count stands still; the next step's noise needs a fresh key.
         noise_key = jax.lax.cond(inside, lambda: state.key, lambda: step_key)
         count = state.count + inside
-        return velocity, WandState(velocity, state.deposits + add, count, noise_key)
+        clock = schedules.tick(state.clock, trigger, {"value": value, **extra_args})
+        return velocity, WandState(velocity, state.deposits + add, count, noise_key, clock)
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -169,6 +180,7 @@ def wand(
     force_cap=PAPER.force_cap,
     force: str = PAPER.force,
     loss_force_scale=PAPER.loss_force_scale,
+    trigger: schedules.Trigger | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """WanD (Zhang et al. 2025): Wang-Landau MD as an optimizer; the update is v * dt.
 
@@ -204,6 +216,7 @@ def wand(
             force_cap=force_cap,
             force=force,
             loss_force_scale=loss_force_scale,
+            trigger=trigger,
         ),
         optax.scale(learning_rate),
     )

@@ -1,0 +1,150 @@
+"""Schedules for the noise and friction knobs, and the training-side trigger that starts them.
+
+A knob (WanD's temperature kT and friction c_f, SGLD's and `langevin_noise`'s
+temperature, `parameter_noise`'s scale sigma) is one of
+
+- a number (or an array: one value per vmapped member), held for the whole run;
+- an optax-style schedule, a function of the step count t (any `optax.Schedule` works);
+- such a schedule whose clock starts at a `Trigger`: a training-side signal that has
+  stayed past a level for a number of consecutive updates. Before the trigger the knob
+  holds schedule(0); from the update after it fires, it reads schedule(t - t_fired).
+
+The annealing shapes, with tau = max(t - begin, 0) and v0 -> v1 the start and the floor:
+
+    constant      v(t) = v0
+    exponential   v(t) = v1 + (v0 - v1) exp(-tau / steps)                 (time constant)
+    cosine        v(t) = v1 + (v0 - v1) (1 + cos(pi min(tau, steps) / steps)) / 2
+    linear        v(t) = v0 + (v1 - v0) min(tau / steps, 1)                (warm-down)
+
+Every number in them (v0, v1, steps, begin) may be a traced array, so a vmapped sweep
+gives each member its own schedule (`grokjax.config.Hparams` holds them); optax's own
+schedule factories check their step counts in Python, which a traced value cannot pass.
+For concrete numbers the shapes equal optax's (`exponential_decay`,
+`cosine_decay_schedule`, `linear_schedule`; tests check it).
+
+A trigger reads one named extra argument of `update`: `train_accuracy` (the batch
+accuracy, >= level) or `value` (the batch loss, ln L <= level), both passed by the grokjax
+trainer. Nothing test-side ever reaches an optimizer there, so a trigger cannot read test
+accuracy unless a caller's own loop passes it.
+
+Under `optax.inject_hyperparams` a schedule given to the injector is evaluated on the
+injector's own step count and handed to the transform as a number, so a trigger then
+has nothing to start: give a triggered schedule to the transform itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+SHAPES = ("constant", "exponential", "cosine", "linear")
+SIGNALS = {"train_accuracy": "train_accuracy", "train_loss": "value"}  # name -> update's arg
+
+
+def _elapsed(count, begin):
+    return jnp.maximum(jnp.asarray(count, jnp.float32) - begin, 0.0)
+
+
+def constant(value) -> Callable[[jax.Array], jax.Array]:
+    """v(t) = value."""
+    return lambda count: jnp.asarray(value, jnp.float32)
+
+
+def exponential(start, floor, steps, begin=0.0) -> Callable[[jax.Array], jax.Array]:
+    """v(t) = floor + (start - floor) exp(-max(t - begin, 0) / steps): to the floor with
+    time constant `steps` (e-folds)."""
+    return lambda count: floor + (start - floor) * jnp.exp(-_elapsed(count, begin) / steps)
+
+
+def cosine(start, floor, steps, begin=0.0) -> Callable[[jax.Array], jax.Array]:
+    """Half a cosine from `start` at t = begin to `floor` at t = begin + steps, then the floor."""
+
+    def schedule(count):
+        done = jnp.minimum(_elapsed(count, begin), steps) / steps
+        return floor + (start - floor) * 0.5 * (1.0 + jnp.cos(jnp.pi * done))
+
+    return schedule
+
+
+def linear(start, floor, steps, begin=0.0) -> Callable[[jax.Array], jax.Array]:
+    """A straight line from `start` at t = begin to `floor` at t = begin + steps, then the floor."""
+    return lambda count: start + (floor - start) * jnp.minimum(_elapsed(count, begin) / steps, 1.0)
+
+
+def anneal(shape: str, start, floor, steps, begin=0.0) -> Callable[[jax.Array], jax.Array]:
+    """The schedule of `shape` (one of `SHAPES`) from `start` to `floor`.
+
+    Example:
+        >>> kT = anneal("cosine", 0.5, 0.01, steps=1000, begin=200)
+        >>> [round(float(kT(t)), 4) for t in (0, 700, 5000)]
+        [0.5, 0.255, 0.01]
+    """
+    if shape == "constant":
+        return constant(start)
+    if shape not in SHAPES:
+        raise ValueError(f"shape={shape!r} is not allowed: one of {', '.join(SHAPES)}")
+    return {"exponential": exponential, "cosine": cosine, "linear": linear}[shape](
+        start, floor, steps, begin
+    )
+
+
+class Trigger(NamedTuple):
+    """Start the schedules' clock once `signal` has been past `level` for `steps` updates.
+
+    `signal`: 'train_accuracy' (fires on accuracy >= level) or 'train_loss' (on
+    ln L <= level). `level` and `steps` may be traced (one per member).
+    """
+
+    signal: str
+    level: Any
+    steps: Any
+
+
+class Clock(NamedTuple):
+    """A knob's clock: updates taken, the current run of updates past the trigger's
+    level, and the update at which the trigger fired (-1: not yet; 0 without a trigger)."""
+
+    count: jax.Array
+    streak: jax.Array
+    fired: jax.Array
+
+
+def clock_init(trigger: Trigger | None) -> Clock:
+    """A clock at update 0; without a trigger the schedules run from update 0."""
+    if trigger is not None and trigger.signal not in SIGNALS:
+        raise ValueError(
+            f"trigger signal {trigger.signal!r} is not allowed: one of {', '.join(SIGNALS)}"
+        )
+    zero = jnp.zeros([], jnp.int32)
+    return Clock(zero, zero, zero if trigger is None else jnp.full([], -1, jnp.int32))
+
+
+def read(knob, clock: Clock):
+    """The knob's value at this update: the number, or its schedule on the clock."""
+    if not callable(knob):
+        return knob
+    started = clock.fired >= 0
+    return knob(jnp.where(started, clock.count - jnp.maximum(clock.fired, 0), 0))
+
+
+def tick(clock: Clock, trigger: Trigger | None, extra_args: dict) -> Clock:
+    """The clock after this update, the trigger read from this update's `extra_args`."""
+    count = clock.count + 1
+    if trigger is None:
+        return clock._replace(count=count)
+    name = SIGNALS[trigger.signal]
+    if name not in extra_args:
+        raise ValueError(
+            f"a {trigger.signal} trigger reads update(..., {name}=...); "
+            f"got {sorted(extra_args) or 'no extra arguments'}"
+        )
+    reading = jnp.asarray(extra_args[name], jnp.float32)
+    past = (
+        reading >= trigger.level if name == "train_accuracy" else jnp.log(reading) <= trigger.level
+    )
+    streak = jnp.where(past, clock.streak + 1, 0)
+    fires = (clock.fired < 0) & (streak >= trigger.steps)
+    return Clock(count, streak, jnp.where(fires, count, clock.fired))
