@@ -36,7 +36,7 @@ ARGUMENTS = [  # (commands, flag, argparse keywords)
     ),
     (SEEDED, "--seeds", dict(type=int, default=4, help="members (default 4)")),
     (("sweep",), "--seeds", dict(type=int, help="seeds per cell (default: the preset's)")),
-    (SEEDED, "--seed-start", dict(type=int, default=0, help="first seed (default 0)")),
+    ((*SEEDED, "sweep"), "--seed-start", dict(type=int, default=0, help="first seed (default 0)")),
     (HARDWARE, "--member-batch", dict(default="auto", help="an int, 'all' or 'auto'")),
     (HARDWARE, "--devices", dict(default="auto", help="an int or 'auto' (all)")),
     (HARDWARE, "--distributed", dict(action="store_true", help="join other processes")),
@@ -45,6 +45,11 @@ ARGUMENTS = [  # (commands, flag, argparse keywords)
     (("sweep",), "--grid", dict(**LIST, metavar="FIELD=V1,V2,...", help="an axis")),
     (("sweep",), "--axes", dict(help="X,Y: the two axes of the phase diagram")),
     (("sweep",), "--group", dict(help="the axis whose cells get one survival curve each")),
+    (
+        ("sweep",),
+        "--phase-rule",
+        dict(default="liu", help="'liu' (the delay) or 'log-time' (the grokking area)"),
+    ),
 ]
 HELP = {
     "run": ("default", "train a seed ensemble and write a run directory"),
@@ -114,7 +119,8 @@ def _sweep(args) -> str:
     from grokjax.host.sweep import sweep_preset
 
     options = dict(grid=args.grid, diagram_axes=args.axes, group=args.group, **_hardware(args))
-    return sweep_preset(args.preset, _seeds(args) or None, **options, **_job(args)).text()
+    options.update(seed_start=_seeds(args).start, phase_rule=args.phase_rule)
+    return sweep_preset(args.preset, args.seeds, **options, **_job(args)).text()
 
 
 def _landscape(args) -> str:

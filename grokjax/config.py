@@ -525,7 +525,9 @@ class EvalConfig(Section):
     norm is not finite, is marked diverged from then on), `waiting_times` (evaluation
     steps t_w whose parameters are kept for the ageing observables, `grokjax.problem.ageing`),
     `regression_threshold` (a regression's example counts as right when its squared
-    error is below it; Omnigrok's 1e-3, `grokjax.problem.metrics`)."""
+    error is below it; Omnigrok's 1e-3, `grokjax.problem.metrics`), `area_gap` (the
+    grokking area is censored while train minus test accuracy at the last evaluation
+    exceeds it, `grokjax.stats.logtime`)."""
 
     PATH: ClassVar[str] = "eval"
 
@@ -538,6 +540,7 @@ class EvalConfig(Section):
     divergence_loss: float = 100.0
     waiting_times: tuple[int, ...] = ()
     regression_threshold: float = 1e-3
+    area_gap: float = 0.05
 
     def __post_init__(self) -> None:
         self.check_finite()
@@ -553,6 +556,7 @@ class EvalConfig(Section):
             self.fail("divergence_loss", "a positive train loss")
         if not self.regression_threshold > 0:
             self.fail("regression_threshold", "a positive squared error")
+        self.in_range("area_gap", 0.0, 1.0, "an accuracy gap in [0, 1)")
         try:
             waiting = tuple(int(t) for t in self.waiting_times)
         except (TypeError, ValueError):

@@ -162,11 +162,13 @@ def accuracy_figure(
     title: str,
     diverged_steps: Sequence[int] = (),
     path: Path | str | None = None,
+    note: str = "",
 ) -> Figure:
     """Train, test and smoothed test accuracy against step (log axis, step 0 left out).
 
     `histories` maps metric -> [members, evaluations] (train_acc, test_acc and
-    smoothed_test_acc are drawn), NaN where a member has no value.
+    smoothed_test_acc are drawn), NaN where a member has no value. `note` (the
+    grokking area, say) is written in the lower right corner.
     """
     keep = np.asarray(steps_E) > 0
     steps = np.asarray(steps_E)[keep]
@@ -186,6 +188,8 @@ def accuracy_figure(
         ylim=(-0.02, 1.02),
         title=_ensemble_title(histories, title),
     )
+    if note:
+        ax.text(0.98, 0.03, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
     ax.legend(loc="center left", fontsize=8)
     ax.grid(alpha=0.3)
     return _finish(fig, path)
@@ -264,8 +268,10 @@ def ensemble_figures(
     out_dir: Path,
     title: str,
     diverged_steps: Sequence[int] = (),
+    accuracy_note: str = "",
 ) -> list[Path]:
-    """Write accuracy.png, loss.png and weight_norm.png; return their paths.
+    """Write accuracy.png (with `accuracy_note`), loss.png and weight_norm.png; return
+    their paths.
 
     `histories` maps metric -> [members, evaluations], NaN where a member has no value
     (the run directory gives NaN from a member's divergence on, so each member is drawn
@@ -281,7 +287,8 @@ def ensemble_figures(
         ("weight_norm.png", weight_norm_figure),
     ):
         paths.append(out_dir / name)
-        draw(histories, steps_E, title, diverged_steps, path=paths[-1])
+        extra = {"note": accuracy_note} if draw is accuracy_figure else {}
+        draw(histories, steps_E, title, diverged_steps, path=paths[-1], **extra)
     return paths
 
 
@@ -295,7 +302,8 @@ def comparison_figure(
 
     `arms` maps an arm's name to {"steps": [E], "train_acc", "test_acc", "weight_norm":
     [3, E] (lower quartile, median, upper quartile over seeds, NaN where no seed has a
-    value), "n_seeds": int}; `grokjax.host.compare.comparison_curves` makes it from runs.
+    value), "n_seeds": int, and optionally "area": the grokking area as text, shown in
+    the legend}; `grokjax.host.compare.comparison_curves` makes it from runs.
     Step 0 is left out of the log axis. `title` is the caller's (see `describe_run`).
     """
     fig = figure(figsize=(11, 4.6))
@@ -306,7 +314,10 @@ def comparison_figure(
         for metric, style in (("train_acc", ":"), ("test_acc", "-")):
             lo, med, hi = np.asarray(arm[metric])[:, keep]
             ax_acc.fill_between(steps[keep], lo, hi, color=colour, alpha=0.2, lw=0)
-            ax_acc.plot(steps[keep], med, color=colour, ls=style, label=f"{name} {metric[:-4]}")
+            label = f"{name} {metric[:-4]}"
+            if metric == "test_acc" and arm.get("area"):
+                label += f" (area {arm['area']} decades)"
+            ax_acc.plot(steps[keep], med, color=colour, ls=style, label=label)
         lo, med, hi = np.asarray(arm["weight_norm"])[:, keep]
         ax_norm.fill_between(steps[keep], lo, hi, color=colour, alpha=0.2, lw=0)
         ax_norm.plot(steps[keep], med, color=colour, label=name)

@@ -93,6 +93,19 @@ PRESETS: dict[str, Preset] = {
         ),
         Hparams(learning_rate=3e-3, weight_decay=1.0, temperature=0.5, friction=0.5),
     ),
+    "adamw-noise-add": Preset(
+        "Plain-noise baseline on x+y mod 67: paper-adamw-add (lr 3e-3, weight decay 1) "
+        "with isotropic Gaussian parameter noise sigma 1e-2 after every AdamW step "
+        "(optim.noise=gaussian, noise_scale), 2,000 steps.",
+        Config(task="x+y", **{**_PAPER, "steps": 2_000, "optim.noise": "gaussian"}),
+        Hparams(learning_rate=3e-3, weight_decay=1.0, noise_scale=1e-2),
+    ),
+    "adamw-noise-square": Preset(
+        "Plain-noise baseline on x^2+y mod 67: AdamW lr 3e-3, weight decay 1, with "
+        "Gaussian parameter noise sigma 1e-2 after every step, 5,000 steps.",
+        Config(task="x^2+y", **{**_PAPER, "steps": 5_000, "optim.noise": "gaussian"}),
+        Hparams(learning_rate=3e-3, weight_decay=1.0, noise_scale=1e-2),
+    ),
     "wand-no-noise-add": Preset(
         "Ablation of wand-capped-add: the entropy force without noise (kT 0), 3,000 steps.",
         Config(task="x+y", optimizer="wand", wand_force_cap=1.2e5, **{**_PAPER, "steps": 3_000}),

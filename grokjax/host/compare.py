@@ -2,8 +2,10 @@
 
 `compare_presets` runs each named (preset, config, hparams) as a seed ensemble in its own
 run directory under `out_dir`, then writes
-    comparison.json   per preset: per-seed generalisation step, grokking delay, final
-                      weight norm, and their censored medians and quartiles
+    comparison.json   per preset: per-seed generalisation step, grokking delay, the
+                      log-time measures (grokking area, generalisation ratios, test
+                      accuracy at memorisation; `grokjax.stats.logtime`), final weight
+                      norm, and their censored medians and quartiles
     comparison.png    train and test accuracy and weight norm against step, every
                       preset with its seed band (in the spirit of the paper's Figure 3)
 
@@ -21,17 +23,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-from grokjax.config import Config, Hparams, apply_overrides
+from grokjax.config import Config, EvalConfig, Hparams, apply_overrides
 from grokjax.errors import ConfigError
 from grokjax.host.checkpoint import atomic_write_json
 from grokjax.host.experiment import RunResult, run_ensemble
 from grokjax.plots import comparison_figure, describe_run
 from grokjax.presets import get_preset, preset_changes
-from grokjax.stats.summary import diverged_mask
+from grokjax.stats.logtime import RATIO_THRESHOLDS, grokking_area, ratio_name
+from grokjax.stats.summary import censored_stats, diverged_mask
 
 COLUMNS = (
     "generalisation_step",
     "grokking_delay",
+    "grokking_area",
+    *(ratio_name(t) for t in RATIO_THRESHOLDS),
+    "test_acc_at_memorisation",
     "final_weight_norm",
     "weight_norm_at_generalisation",
     "final_test_acc",
@@ -59,14 +65,16 @@ class Comparison(NamedTuple):
 
         lines = [
             f"{'preset':24s} {'generalised':>11s} {'median gen step':>15s} "
-            f"{'median delay':>12s} {'median |w| at gen':>17s}"
+            f"{'median delay':>12s} {'median area/dec':>15s} {'median |w| at gen':>17s}"
         ]
         for name, row in self.table.items():
             ens = row["ensemble"]
             gen = ens["generalisation_step"]
+            area = ens["grokking_area"]["median"]
             lines.append(
                 f"{name:24s} {gen['n'] - gen['n_censored']:>5d}/{gen['n']:<5d} "
                 f"{fmt(gen['median']):>15s} {fmt(ens['grokking_delay']['median']):>12s} "
+                f"{'censored' if area is None else f'{area:.3f}':>15s} "
                 f"{fmt(ens['weight_norm_at_generalisation']['median']):>17s}"
             )
         return "\n".join(lines) + f"\n\nwrote {self.out_dir}/: {', '.join(self.files)}"
@@ -136,16 +144,31 @@ def _quartiles(values_ME: np.ndarray):
 
 def comparison_curves(results: dict[str, RunResult]) -> dict[str, dict]:
     """Per arm: steps [E], and the quartiles [3, E] over seeds of train_acc, test_acc and
-    weight_norm, values from a member's divergence on left out; and n_seeds. The input
-    of `grokjax.plots.comparison_figure`."""
+    weight_norm, values from a member's divergence on left out; n_seeds; and the median
+    (quartiles) grokking area of the curves given, as text. The input of
+    `grokjax.plots.comparison_figure`."""
     curves = {}
     for name, r in results.items():
-        diverged = diverged_mask(r.histories, r.summary.thresholds["divergence_train_loss"])
+        thresholds = r.summary.thresholds
+        diverged = diverged_mask(r.histories, thresholds["divergence_train_loss"])
         shown = {k: np.where(diverged, np.nan, v) for k, v in r.histories.items()}
+        areas = [
+            grokking_area(
+                train[~gone],
+                test[~gone],
+                np.asarray(r.steps)[~gone],
+                memorise_threshold=thresholds["memorise_train_acc"],
+                area_gap=thresholds.get("area_gap", EvalConfig().area_gap),
+            )
+            for train, test, gone in zip(
+                r.histories["train_acc"], r.histories["test_acc"], diverged, strict=True
+            )
+        ]
         curves[name] = {
             "steps": np.asarray(r.steps),
             **{m: _quartiles(shown[m]) for m in ("train_acc", "test_acc", "weight_norm")},
             "n_seeds": int(r.histories["test_acc"].shape[0]),
+            "area": censored_stats(areas).text(2),
         }
     return curves
 

@@ -252,8 +252,17 @@ def run_ensemble(
         _write_metrics(out_dir / "metrics.parquet", histories, diverged_ME, steps_E, seeds, hp)
         atomic_write_json(out_dir / "summary.json", summary)
         shown = {k: np.where(diverged_ME, np.nan, v) for k, v in histories.items()}
+        area = summary.ensemble["grokking_area"]
+        note = f"grokking area {area.text(2)} decades ({area.n_censored}/{area.n} censored)"
         figures.extend(
-            ensemble_figures(shown, steps_E, out_dir, title, diverged_steps=_diverged(summary))
+            ensemble_figures(
+                shown,
+                steps_E,
+                out_dir,
+                title,
+                diverged_steps=_diverged(summary),
+                accuracy_note=note,
+            )
         )
 
     on_all_processes(write_outputs, writer_only=True)

@@ -13,9 +13,13 @@ Outputs in `out_dir`:
     sweep.json     the base settings, the axes and the seeds
     seeds.parquet  one row per (cell, seed): the axis values, memorisation and
                    generalisation steps (NaN = censored: not reached within the
-                   budget), grokking_delay, and the seed's phase (`grokjax.stats.phases`)
-    cells.csv      one row per cell: median and quartiles of the three steps over
-                   seeds with the count censored (a censored median is empty), the
+                   budget), grokking_delay, the log-time measures (grokking_area,
+                   generalisation ratios, test accuracy at memorisation;
+                   `grokjax.stats.logtime`), and the seed's phase (`grokjax.stats.phases`,
+                   by Liu et al.'s rule or, with phase_rule='log-time', by the area)
+    cells.csv      one row per cell: median and quartiles of the three steps, the
+                   grokking area and the ratios over seeds with the count censored (a
+                   censored median is empty), the
                    cell's phase, the fraction of seeds in each phase, and how many
                    seeds diverged (`grokjax.stats.summary`; their steps count up to then)
     phases.png     the phase diagram over two axes (the first two by default), pooling
@@ -53,11 +57,25 @@ from grokjax.host.experiment import run_ensemble
 from grokjax.host.rundir import check_out_dir, on_all_processes, prepare_out_dir
 from grokjax.plots import describe_run
 from grokjax.presets import get_preset, preset_changes
-from grokjax.stats.phases import PHASES, classify_cell, classify_seed, phase_diagram, seed_steps
+from grokjax.stats.logtime import RATIO_THRESHOLDS, ratio_name
+from grokjax.stats.phases import (
+    PHASES,
+    RULES,
+    classify_cell,
+    classify_seed,
+    phase_diagram,
+    seed_steps,
+)
 from grokjax.stats.summary import censored_stats
 from grokjax.stats.survival import from_censored_steps, survival_figure
 
-STEPS = ("memorisation_step", "generalisation_step", "grokking_delay")
+STEPS = (
+    "memorisation_step",
+    "generalisation_step",
+    "grokking_delay",
+    "grokking_area",
+    *(ratio_name(t) for t in RATIO_THRESHOLDS),
+)
 
 
 class SweepResult(NamedTuple):
@@ -70,7 +88,8 @@ class SweepResult(NamedTuple):
     def text(self) -> str:
         """The cells' phases and censored medians, and the files written."""
         shown = [*self.axes, "phase", "generalisation_step_median"]
-        shown += ["generalisation_step_censored", "grokking_delay_median", "diverged", "seeds"]
+        shown += ["generalisation_step_censored", "grokking_delay_median"]
+        shown += ["grokking_area_median", "grokking_area_censored", "diverged", "seeds"]
         with pd.option_context("display.width", 160, "display.max_rows", 500):
             table = self.cells[shown].to_string(index=False)
         return f"{table}\n\nwrote {self.out_dir}/: {', '.join(self.files)}"
@@ -107,7 +126,9 @@ def cell_name(cell: Mapping[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", text)
 
 
-def _members(numeric: dict, base: Hparams, n_seeds: int) -> tuple[Hparams, list[int]]:
+def _members(
+    numeric: dict, base: Hparams, n_seeds: int, seed_start: int = 0
+) -> tuple[Hparams, list[int]]:
     """Every numeric cell times every seed: one member each, seeds innermost."""
     names = list(numeric)
     cells = list(itertools.product(*numeric.values())) or [()]
@@ -118,7 +139,7 @@ def _members(numeric: dict, base: Hparams, n_seeds: int) -> tuple[Hparams, list[
         for _ in range(n_seeds):
             for n in Hparams._fields:
                 columns[n].append(float(np.asarray(getattr(row, n))))
-        seeds.extend(range(n_seeds))
+        seeds.extend(range(seed_start, seed_start + n_seeds))
     return Hparams(**{n: np.asarray(v, np.float32) for n, v in columns.items()}), seeds
 
 
@@ -137,14 +158,22 @@ def run_sweep(
     diagram_axes: tuple[str, str] | None = None,
     group: str | None = None,
     devices: int | None | str = "auto",
+    seed_start: int = 0,
+    phase_rule: str = "liu",
 ) -> SweepResult:
-    """Train every cell of `axes` with `n_seeds` seeds and write the sweep directory.
+    """Train every cell of `axes` with `n_seeds` seeds (seed_start, seed_start + 1, ...)
+    and write the sweep directory; phases by `phase_rule` ('liu' or 'log-time',
+    `grokjax.stats.phases`).
 
     Every config and hyperparameter of the grid is built and checked before any
     compute. Returns the per-seed and per-cell tables and the files written.
     """
     if not isinstance(n_seeds, int) or n_seeds < 1:
         raise ConfigError(f"seeds={n_seeds!r} is not allowed: a positive integer")
+    if isinstance(seed_start, bool) or not isinstance(seed_start, int) or seed_start < 0:
+        raise ConfigError(f"seed_start={seed_start!r} is not allowed: an integer >= 0")
+    if phase_rule not in RULES:
+        raise ConfigError(f"phase_rule={phase_rule!r} is not allowed: one of {', '.join(RULES)}")
     if not axes:
         raise ConfigError(
             "grid has no axis: give at least one (--grid FIELD=V1,V2); "
@@ -160,7 +189,7 @@ def run_sweep(
         raise ConfigError(f"group={group!r} is not a grid axis: {names}")
     outer = [dict(zip(shape, v, strict=True)) for v in itertools.product(*shape.values())]
     configs = [cfg.replace(**cell) for cell in outer]  # every config validated up front
-    members_hp, member_seeds = _members(numeric, hparams, n_seeds)
+    members_hp, member_seeds = _members(numeric, hparams, n_seeds, seed_start)
     validate_hparams(members_hp)
 
     out_dir = Path(out_dir)
@@ -172,6 +201,7 @@ def run_sweep(
         "hparams": {k: np.asarray(v).tolist() for k, v in hparams._asdict().items()},
         "axes": {k: list(v) for k, v in axes.items()},
         "seeds": n_seeds,
+        **({"seed_start": seed_start} if seed_start else {}),
     }
     on_all_processes(
         prepare_out_dir, out_dir, record, resume, overwrite, "sweep.json", writer_only=True
@@ -198,6 +228,7 @@ def run_sweep(
             pd.read_parquet(run_dir / "metrics.parquet"),
             memorise_threshold=cell_cfg.eval.memorise_threshold,
             generalise_threshold=cell_cfg.eval.generalise_threshold,
+            area_gap=cell_cfg.eval.area_gap,
         )
         for name, value in cell.items():  # text, so mixed values ('full', 512) fit a column
             steps[name] = _label(name, value)
@@ -206,12 +237,17 @@ def run_sweep(
     seeds = seeds[[*names, *(c for c in seeds.columns if c not in names)]]
     seeds["grokking_delay"] = seeds["generalisation_step"] - seeds["memorisation_step"]
     seeds["phase"] = [
-        classify_seed(m, g)
-        for m, g in zip(seeds["memorisation_step"], seeds["generalisation_step"], strict=True)
+        classify_seed(m, g, rule=phase_rule, area=a)
+        for m, g, a in zip(
+            seeds["memorisation_step"],
+            seeds["generalisation_step"],
+            seeds["grokking_area"],
+            strict=True,
+        )
     ]
     # Every process writes the same tables and figures; each write is atomic.
     atomic_write_with(out_dir / "seeds.parquet", lambda tmp: seeds.to_parquet(tmp, index=False))
-    cells = cell_table(seeds, names)
+    cells = cell_table(seeds, names, phase_rule)
     atomic_write_with(out_dir / "cells.csv", lambda tmp: cells.to_csv(tmp, index=False))
     files = ["sweep.json", "seeds.parquet", "cells.csv"]
     changes = preset_changes(preset, cfg, hparams, "sweep")
@@ -220,14 +256,24 @@ def run_sweep(
         x, y = diagram_axes or (names[0], names[1])
         others = [n for n in names if n not in (x, y)]
         pooled = f" (pooled over {', '.join(others)})" if others else ""
-        phase_diagram(seeds, x, y, out_dir / "phases.png", f"{title}: phases{pooled}")
+        rule = "" if phase_rule == "liu" else f", {phase_rule} rule"
+        phase_diagram(
+            seeds, x, y, out_dir / "phases.png", f"{title}: phases{pooled}{rule}", rule=phase_rule
+        )
         files.append("phases.png")
         for values, part in seeds.groupby(others, sort=False) if others else []:
             cell = dict(
                 zip(others, values if isinstance(values, tuple) else (values,), strict=True)
             )
             name = cell_name(cell)
-            phase_diagram(part, x, y, out_dir / f"phases-{name}.png", f"{title}: phases, {name}")
+            phase_diagram(
+                part,
+                x,
+                y,
+                out_dir / f"phases-{name}.png",
+                f"{title}: phases, {name}{rule}",
+                rule=phase_rule,
+            )
             files.append(f"phases-{name}.png")
     group = group or names[0]
     curves = {
@@ -242,8 +288,9 @@ def run_sweep(
     return SweepResult(seeds, cells, tuple(files), out_dir, tuple(names))
 
 
-def cell_table(seeds: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
-    """One row per cell: censored medians and quartiles of the steps, phase, fractions."""
+def cell_table(seeds: pd.DataFrame, axes: Sequence[str], phase_rule: str = "liu") -> pd.DataFrame:
+    """One row per cell: censored medians and quartiles of the steps and log-time
+    measures, phase, fractions."""
     rows = []
     for values, part in seeds.groupby(list(axes), sort=False):
         values = values if isinstance(values, tuple) else (values,)
@@ -252,7 +299,12 @@ def cell_table(seeds: pd.DataFrame, axes: Sequence[str]) -> pd.DataFrame:
             stats = censored_stats([None if np.isnan(v) else v for v in part[name]])
             row.update({f"{name}_{k}": stats[k] for k in ("median", "q25", "q75")})
             row[f"{name}_censored"] = stats["n_censored"]
-        phase = classify_cell(part["memorisation_step"], part["generalisation_step"])
+        phase = classify_cell(
+            part["memorisation_step"],
+            part["generalisation_step"],
+            rule=phase_rule,
+            areas=part["grokking_area"].to_numpy(),
+        )
         row["phase"] = phase.phase
         row.update({f"fraction_{p}": phase.fractions[p] for p in PHASES})
         row["diverged"] = int(part["diverged_step"].notna().sum())
@@ -283,7 +335,7 @@ def parse_grid(grid: Sequence[str], axes: Mapping[str, Sequence[Any]]) -> dict:
 
 def sweep_preset(
     name: str,
-    seeds: Sequence[int] | None,
+    seeds: int | None,
     *,
     settings: Sequence[str] = (),
     grid: Sequence[str] = (),
@@ -292,8 +344,9 @@ def sweep_preset(
     **options: Any,
 ) -> SweepResult:
     """`run_sweep` of the sweep preset `name` with `settings` ('field=value' overrides of
-    its base), `grid` (`parse_grid` onto its axes), `seeds` (None: the preset's count;
-    else their number) and `diagram_axes` 'X,Y'; `options` go to `run_sweep`."""
+    its base), `grid` (`parse_grid` onto its axes), `seeds` per cell (None: the preset's
+    count) and `diagram_axes` 'X,Y'; `options` (seed_start, phase_rule, ...) go to
+    `run_sweep`."""
     preset = get_preset(name, "sweep")
     cfg, hparams = apply_overrides(preset.config, preset.hparams, list(settings))
     axes = parse_grid(grid, preset.axes)
@@ -302,7 +355,7 @@ def sweep_preset(
         diagram = tuple(diagram_axes.split(","))
         if len(diagram) != 2:
             raise ConfigError(f"axes={diagram_axes!r} is not allowed: two axis names, X,Y")
-    n_seeds = preset.seeds if not seeds else len(seeds)
+    n_seeds = preset.seeds if not seeds else seeds
     return run_sweep(
         cfg, hparams, axes, n_seeds, out_dir, preset=name, diagram_axes=diagram, **options
     )

@@ -23,6 +23,15 @@ quarter of the time memorisation took, is not grokking; g <= m is comprehension.
 steps are only as fine as the evaluation grid, so a min_delay below the evaluation
 interval cannot tell the two apart.
 
+The log-time rule (`rule="log-time"`, `grokjax.stats.logtime`) reads the grokking area A
+(decades between the train and test accuracy curves over log10 step) in place of the
+delay, so it does not hang on one threshold:
+
+    confusion      m censored
+    memorisation   A censored: train and test accuracy have not met by the budget
+    comprehension  A <= max_area (default 0.1 decades)
+    grokking       A >  max_area
+
 A cell (one hyperparameter setting, several seeds) takes the most common phase among
 its seeds (a plurality, which need not be more than half); a tie goes to the slower
 phase in the order comprehension < grokking < memorisation < confusion, so a cell is
@@ -41,12 +50,15 @@ import pandas as pd
 
 from grokjax.config import EvalConfig, Hparams
 from grokjax.plots import phase_figure
+from grokjax.stats import logtime
 from grokjax.stats.summary import first_crossing
 
 PHASES = ("comprehension", "grokking", "memorisation", "confusion")  # fastest to slowest
 PHASE_COLORS = ("#4daf4a", "#377eb8", "#ff7f00", "#9e9e9e")
 MIN_DELAY = 100
 DELAY_FRACTION = 0.25
+MAX_AREA = 0.1  # decades: the log-time rule's largest area still counted as comprehension
+RULES = ("liu", "log-time")
 
 _EVAL = EvalConfig()
 
@@ -70,15 +82,28 @@ def classify_seed(
     *,
     min_delay: float = MIN_DELAY,
     delay_fraction: float = DELAY_FRACTION,
+    rule: str = "liu",
+    area: float | None = None,
+    max_area: float = MAX_AREA,
 ) -> str:
-    """One seed's phase from its memorisation and generalisation steps (None/NaN = censored).
+    """One seed's phase from its memorisation and generalisation steps (None/NaN =
+    censored), or with `rule="log-time"` from m and its grokking `area` (None/NaN =
+    censored; `generalise_step` is then not read).
 
     Example:
       >>> classify_seed(200, 5000), classify_seed(200, 250), classify_seed(200, None)
       ('grokking', 'comprehension', 'memorisation')
+      >>> classify_seed(200, None, rule="log-time", area=0.04)
+      'comprehension'
     """
+    if rule not in RULES:
+        raise ValueError(f"rule={rule!r} is not allowed: one of {', '.join(RULES)}")
     if pd.isna(memorise_step):
         return "confusion"
+    if rule == "log-time":
+        if area is None or pd.isna(area):
+            return "memorisation"
+        return "comprehension" if area <= max_area else "grokking"
     if pd.isna(generalise_step):
         return "memorisation"
     tolerance = delay_tolerance(memorise_step, min_delay=min_delay, delay_fraction=delay_fraction)
@@ -91,11 +116,25 @@ def classify_cell(
     *,
     min_delay: float = MIN_DELAY,
     delay_fraction: float = DELAY_FRACTION,
+    rule: str = "liu",
+    areas: Sequence[float | None] | None = None,
+    max_area: float = MAX_AREA,
 ) -> CellPhase:
-    """A cell's phase: the most common seed phase, a tie going to the slower phase."""
+    """A cell's phase: the most common seed phase, a tie going to the slower phase
+    (`areas`, one per seed, for the log-time rule)."""
+    if areas is None:
+        areas = [None] * len(memorise_steps)
     phases = [
-        classify_seed(m, g, min_delay=min_delay, delay_fraction=delay_fraction)
-        for m, g in zip(memorise_steps, generalise_steps, strict=True)
+        classify_seed(
+            m,
+            g,
+            min_delay=min_delay,
+            delay_fraction=delay_fraction,
+            rule=rule,
+            area=a,
+            max_area=max_area,
+        )
+        for m, g, a in zip(memorise_steps, generalise_steps, areas, strict=True)
     ]
     if not phases:
         raise ValueError("a cell needs at least one seed")
@@ -110,13 +149,16 @@ def seed_steps(
     *,
     memorise_threshold: float = _EVAL.memorise_threshold,
     generalise_threshold: float = _EVAL.generalise_threshold,
+    area_gap: float = _EVAL.area_gap,
 ) -> pd.DataFrame:
     """metrics.parquet rows -> one row per seed with its m and g (NaN = censored).
 
     Rows are grouped by the hyperparameter columns present, member and seed; the result
-    keeps those columns and adds memorisation_step, generalisation_step, budget_steps
-    (the seed's last evaluated step) and diverged_step (NaN if it did not). Rows a run
-    directory marks `diverged` do not count, as in `grokjax.stats.summary`.
+    keeps those columns and adds memorisation_step, generalisation_step, the log-time
+    measures (grokking_area, generalisation_ratio@<threshold>, test_acc_at_memorisation;
+    `grokjax.stats.logtime`), budget_steps (the seed's last evaluated step) and
+    diverged_step (NaN if it did not). Rows a run directory marks `diverged` do not
+    count, as in `grokjax.stats.summary`.
     """
     keys = [c for c in (*Hparams._fields, "member", "seed") if c in metrics.columns]
     rows = []
@@ -124,22 +166,37 @@ def seed_steps(
         steps_E = run["step"].to_numpy()
         diverged_E = run["diverged"].to_numpy(bool) if "diverged" in run else np.zeros(0, bool)
         sane = ~diverged_E if diverged_E.size else slice(None)
+        train_E, test_E = run["train_acc"].to_numpy()[sane], run["test_acc"].to_numpy()[sane]
+        mem = first_crossing(train_E, steps_E[sane], memorise_threshold)
+        ratios = {
+            logtime.ratio_name(t): logtime.generalisation_ratio(
+                mem, first_crossing(test_E, steps_E[sane], t)
+            )
+            for t in logtime.RATIO_THRESHOLDS
+        }
         rows.append(
             {
                 **dict(zip(keys, key, strict=True)),
-                "memorisation_step": first_crossing(
-                    run["train_acc"].to_numpy()[sane], steps_E[sane], memorise_threshold
-                ),
+                "memorisation_step": mem,
                 "generalisation_step": first_crossing(
-                    run["test_acc"].to_numpy()[sane], steps_E[sane], generalise_threshold
+                    test_E, steps_E[sane], generalise_threshold
                 ),
+                "grokking_area": logtime.grokking_area(
+                    train_E,
+                    test_E,
+                    steps_E[sane],
+                    memorise_threshold=memorise_threshold,
+                    area_gap=area_gap,
+                ),
+                **ratios,
+                "test_acc_at_memorisation": logtime.value_at_step(test_E, steps_E[sane], mem),
                 "budget_steps": int(steps_E[-1]),
                 "diverged_step": steps_E[diverged_E][0] if diverged_E.any() else None,
             }
         )
-    return pd.DataFrame(rows).astype(
-        {"memorisation_step": float, "generalisation_step": float, "diverged_step": float}
-    )
+    measures = ["memorisation_step", "generalisation_step", "grokking_area", "diverged_step"]
+    measures += [*ratios, "test_acc_at_memorisation"]
+    return pd.DataFrame(rows).astype(dict.fromkeys(measures, float))
 
 
 def phase_table(
@@ -149,11 +206,14 @@ def phase_table(
     *,
     min_delay: float = MIN_DELAY,
     delay_fraction: float = DELAY_FRACTION,
+    rule: str = "liu",
+    max_area: float = MAX_AREA,
 ) -> pd.DataFrame:
     """One row per (x, y) cell of a per-seed table: phase, its fraction, n_seeds, fractions.
 
     `seeds` needs columns x, y, memorisation_step and generalisation_step (as
-    `seed_steps` writes them). The output has one column per phase with its fraction.
+    `seed_steps` writes them; grokking_area too for the log-time rule). The output has
+    one column per phase with its fraction.
     """
     rows = []
     for (x_value, y_value), cell in seeds.groupby([x, y], sort=True):
@@ -162,6 +222,9 @@ def phase_table(
             cell["generalisation_step"].to_numpy(),
             min_delay=min_delay,
             delay_fraction=delay_fraction,
+            rule=rule,
+            areas=cell["grokking_area"].to_numpy() if rule == "log-time" else None,
+            max_area=max_area,
         )
         rows.append(
             {
@@ -187,8 +250,10 @@ def phase_diagram(
     generalise_threshold: float = _EVAL.generalise_threshold,
     min_delay: float = MIN_DELAY,
     delay_fraction: float = DELAY_FRACTION,
+    rule: str = "liu",
+    max_area: float = MAX_AREA,
 ) -> pd.DataFrame:
-    """Classify each (x, y) cell and draw its phase as a categorical heat map
+    """Classify each (x, y) cell (by `rule`, 'liu' or 'log-time') and draw its phase as a categorical heat map
     (`grokjax.plots.phase_figure`); return `phase_table`.
 
     `frame` is either metrics.parquet rows (they have a train_acc column; reduced per
@@ -205,7 +270,15 @@ def phase_diagram(
         frame = seed_steps(
             frame, memorise_threshold=memorise_threshold, generalise_threshold=generalise_threshold
         )
-    cells = phase_table(frame, x, y, min_delay=min_delay, delay_fraction=delay_fraction)
+    cells = phase_table(
+        frame,
+        x,
+        y,
+        min_delay=min_delay,
+        delay_fraction=delay_fraction,
+        rule=rule,
+        max_area=max_area,
+    )
     phase_figure(
         cells[x].to_numpy(),
         cells[y].to_numpy(),

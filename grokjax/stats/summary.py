@@ -2,8 +2,12 @@
 
 Per member: the memorisation step (first evaluation with train accuracy >= the
 memorise threshold), the generalisation step (first evaluation with test accuracy >=
-the generalise threshold) and the grokking delay between them. A member that does not
-reach a threshold within its budget is *censored*: its step is None, never a number.
+the generalise threshold) and the grokking delay between them, and the log-time
+measures of `grokjax.stats.logtime`: the grokking area (decades between the train and
+test curves over log10 step), the ratio of generalisation to memorisation step at test
+accuracy 0.5, 0.9 and 0.99, and test accuracy at the memorisation step. A member that
+does not reach a threshold within its budget is *censored*: its step is None, never a
+number (so are its ratio and, while its curves have not met, its area).
 
 A member *diverges* at the first evaluation where its train loss, test loss or weight
 norm is not finite, or its train loss exceeds `EvalConfig.divergence_loss` (default 100,
@@ -27,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from grokjax.config import EvalConfig
+from grokjax.stats import logtime
 
 
 def first_crossing(values_E: np.ndarray, steps_E: np.ndarray, threshold: float) -> int | None:
@@ -130,9 +135,10 @@ class Censored(Record):
 
 @dataclasses.dataclass(frozen=True)
 class MemberSummary(Record):
-    """One member's threshold steps (None = censored), its divergence, and its final
-    values (`finals`: metric -> value, None for a diverged member), written flat as
-    `final_<metric>`."""
+    """One member's threshold steps (None = censored), its log-time measures (`ratios`:
+    test threshold -> g / m, written flat as `generalisation_ratio@<threshold>`), its
+    divergence, and its final values (`finals`: metric -> value, None for a diverged
+    member), written flat as `final_<metric>`."""
 
     member: int
     seed: int
@@ -140,13 +146,17 @@ class MemberSummary(Record):
     generalisation_step: int | None
     grokking_delay: int | None
     weight_norm_at_generalisation: float | None
+    grokking_area: float | None
+    test_acc_at_memorisation: float | None
+    ratios: dict[float, float | None]
     diverged_step: int | None
     diverged_reason: str | None
     finals: dict[str, float | None]
 
     def _flat(self, out: dict[str, Any]) -> dict[str, Any]:
-        finals = out.pop("finals")
-        return {**out, **{f"final_{k}": v for k, v in finals.items()}}
+        finals, ratios = out.pop("finals"), out.pop("ratios")
+        flat_ratios = {logtime.ratio_name(t): v for t, v in ratios.items()}
+        return {**out, **flat_ratios, **{f"final_{k}": v for k, v in finals.items()}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,10 +192,22 @@ def member_summary(
     """
     div, reason = divergence(history, cfg.divergence_loss)
     sane = slice(None) if div is None else slice(0, div)
-    mem = first_crossing(history["train_acc"][sane], steps_E[sane], cfg.memorise_threshold)
-    gen = first_crossing(history["test_acc"][sane], steps_E[sane], cfg.generalise_threshold)
+    train_E, test_E, sane_E = history["train_acc"][sane], history["test_acc"][sane], steps_E[sane]
+    mem = first_crossing(train_E, sane_E, cfg.memorise_threshold)
+    gen = first_crossing(test_E, sane_E, cfg.generalise_threshold)
     delay = gen - mem if mem is not None and gen is not None else None
     gen_idx = None if gen is None else int(np.searchsorted(steps_E, gen))
+    ratios = {
+        t: logtime.generalisation_ratio(mem, first_crossing(test_E, sane_E, t))
+        for t in logtime.RATIO_THRESHOLDS
+    }
+    area = logtime.grokking_area(
+        train_E,
+        test_E,
+        sane_E,
+        memorise_threshold=cfg.memorise_threshold,
+        area_gap=cfg.area_gap,
+    )
     return MemberSummary(
         member=member,
         seed=seed,
@@ -195,6 +217,9 @@ def member_summary(
         weight_norm_at_generalisation=(
             None if gen_idx is None else float(history["weight_norm"][gen_idx])
         ),
+        grokking_area=area,
+        test_acc_at_memorisation=logtime.value_at_step(history["test_acc"], steps_E, mem),
+        ratios=ratios,
         diverged_step=None if div is None else int(steps_E[div]),
         diverged_reason=reason or None,
         finals={k: None if div is not None else float(v[-1]) for k, v in history.items()},
@@ -233,7 +258,10 @@ STEP_STATISTICS = (
     "generalisation_step",
     "grokking_delay",
     "weight_norm_at_generalisation",
+    "grokking_area",
+    *(logtime.ratio_name(t) for t in logtime.RATIO_THRESHOLDS),
 )
+OBSERVED_STATISTICS = ("test_acc_at_memorisation",)  # over the members that memorised
 FINAL_STATISTICS = ("train_acc", "test_acc", "weight_norm")
 
 
@@ -246,8 +274,10 @@ def ensemble_summary(
         for m, seed in enumerate(seeds)
     )
     ensemble: dict[str, Censored | Diverged] = {
-        k: censored_stats([getattr(row, k) for row in members]) for k in STEP_STATISTICS
+        k: censored_stats([row[k] for row in members]) for k in STEP_STATISTICS
     }
+    for k in OBSERVED_STATISTICS:
+        ensemble[k] = censored_stats([row[k] for row in members if row[k] is not None])
     for k in FINAL_STATISTICS:  # over the members that did not diverge
         finals = [row.finals.get(k) for row in members]
         ensemble[f"final_{k}"] = censored_stats([v for v in finals if v is not None])
@@ -264,6 +294,7 @@ def ensemble_summary(
             "memorise_train_acc": cfg.memorise_threshold,
             "generalise_test_acc": cfg.generalise_threshold,
             "divergence_train_loss": cfg.divergence_loss,
+            "area_gap": cfg.area_gap,
         },
         members=members,
         ensemble=ensemble,
@@ -279,14 +310,16 @@ def format_table(summary: Summary) -> str:
         return f"{v:.3f}" if isinstance(v, float) and not float(v).is_integer() else f"{v:g}"
 
     cols = ["seed", "memorisation_step", "generalisation_step", "grokking_delay"]
+    cols += ["grokking_area", logtime.ratio_name(0.9)]
     cols += ["final_train_acc", "final_test_acc", "final_weight_norm"]
-    heads = ["seed", "memorise@", "generalise@", "delay", "train acc", "test acc", "|w|"]
+    heads = ["seed", "memorise@", "generalise@", "delay", "area/dec", "g90/m"]
+    heads += ["train acc", "test acc", "|w|"]
     rows = []
     for member in summary.members:
         flat = member.to_dict()
         row = [cell(flat.get(c)) for c in cols]
         if member.diverged_step is not None:  # finals of a broken network
-            row[4:] = ["diverged"] * 3
+            row[-3:] = ["diverged"] * 3
         rows.append(row)
     stats = summary.ensemble
     for q in ("median", "q25", "q75"):
