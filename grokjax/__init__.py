@@ -6,6 +6,7 @@ vmapped function; see README.md.
 """
 
 from grokjax.config import (
+    AnnealConfig,
     BlendConfig,
     Config,
     DataConfig,
@@ -22,7 +23,14 @@ from grokjax.host.measure import run_landscape
 from grokjax.host.sweep import run_sweep
 from grokjax.landscape import LandscapeConfig
 from grokjax.optim import make_optimizer, project_to_global_norm, warmup
-from grokjax.optim.baselines import grokfast_ema, grokfast_ma, langevin_noise, orthogonal_gradient
+from grokjax.optim import schedules
+from grokjax.optim.baselines import (
+    grokfast_ema,
+    grokfast_ma,
+    langevin_noise,
+    orthogonal_gradient,
+    parameter_noise,
+)
 from grokjax.optim.blend import blend, paper_weight, ramp_weight
 from grokjax.optim.wand import WandState, scale_by_wand, wand
 from grokjax.presets import PRESETS, get_preset
@@ -41,6 +49,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PRESETS",
     "TASKS",
+    "AnnealConfig",
     "BlendConfig",
     "Config",
     "DataConfig",
@@ -70,6 +79,8 @@ __all__ = [
     "kaplan_meier",
     "langevin_noise",
     "orthogonal_gradient",
+    "parameter_noise",
+    "schedules",
     "run_sweep",
     "stablemax_cross_entropy",
     "make",

@@ -93,6 +93,44 @@ PRESETS: dict[str, Preset] = {
         ),
         Hparams(learning_rate=3e-3, weight_decay=1.0, temperature=0.5, friction=0.5),
     ),
+    "wand-annealed-add": Preset(
+        "Annealed WanD on x+y mod 67: wand-capped-add with kT down a straight line from "
+        "0.5 at step 0 to 0 at step 1,500 (optim.anneal.temperature=linear; chosen among "
+        "five schedules on seeds 100-102, docs/schedule-tuning.md), 3,000 steps.",
+        Config(
+            task="x+y",
+            optimizer="wand",
+            wand_force_cap=1.2e5,
+            **{**_PAPER, "steps": 3_000, "optim.anneal.temperature": "linear"},
+        ),
+        Hparams(
+            learning_rate=3e-3,
+            weight_decay=0.0,
+            temperature=0.5,
+            friction=0.5,
+            temperature_final=0.0,
+            anneal_steps=1500.0,
+        ),
+    ),
+    "wand-annealed-square": Preset(
+        "Annealed WanD on x^2+y mod 67: wand-capped-square (kT 0.7, friction 0.6) with kT "
+        "down a straight line to 0 at step 1,500, the shape chosen on x+y; not tuned on "
+        "x^2+y, 5,000 steps.",
+        Config(
+            task="x^2+y",
+            optimizer="wand",
+            wand_force_cap=1.2e5,
+            **{**_PAPER, "steps": 5_000, "optim.anneal.temperature": "linear"},
+        ),
+        Hparams(
+            learning_rate=3e-3,
+            weight_decay=0.0,
+            temperature=0.7,
+            friction=0.6,
+            temperature_final=0.0,
+            anneal_steps=1500.0,
+        ),
+    ),
     "adamw-noise-add": Preset(
         "Plain-noise baseline on x+y mod 67: paper-adamw-add (lr 3e-3, weight decay 1) "
         "with isotropic Gaussian parameter noise sigma 1e-2 after every AdamW step "

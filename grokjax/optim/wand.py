@@ -16,7 +16,9 @@ stationary velocity variance at exactly kT (fluctuation-dissipation for the disc
 friction step). The learning rate is dt; temperature kT and friction c_f are the other
 two numbers the paper tunes. There is no weight decay and no norm constraint.
 
-grokjax additions, each off by default so the defaults are the paper's update:
+kT and c_f may follow a schedule of the step count, or one started by a training-side
+trigger (`grokjax.optim.schedules`; annealed WanD): each update reads them on the
+state's clock. grokjax additions, each off by default so the defaults are the paper's update:
 `force_cap` rescales the force a onto a maximum global norm, `slope_cap` bounds
 |dS/dx| (see docs/results.md for what they do on x+y mod 67). Always on: L is floored at
 exp(grid.x_min) before ln L and grad L / L are taken (and x at x_min), because a float32

@@ -178,9 +178,7 @@ def seed_steps(
             {
                 **dict(zip(keys, key, strict=True)),
                 "memorisation_step": mem,
-                "generalisation_step": first_crossing(
-                    test_E, steps_E[sane], generalise_threshold
-                ),
+                "generalisation_step": first_crossing(test_E, steps_E[sane], generalise_threshold),
                 "grokking_area": logtime.grokking_area(
                     train_E,
                     test_E,
