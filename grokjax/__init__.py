@@ -22,8 +22,7 @@ from grokjax.host.experiment import RunResult, member_hparams, member_keys, run_
 from grokjax.host.measure import run_landscape
 from grokjax.host.sweep import run_sweep
 from grokjax.landscape import LandscapeConfig
-from grokjax.optim import make_optimizer, project_to_global_norm, warmup
-from grokjax.optim import schedules
+from grokjax.optim import make_optimizer, project_to_global_norm, schedules, warmup
 from grokjax.optim.baselines import (
     grokfast_ema,
     grokfast_ma,

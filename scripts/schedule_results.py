@@ -61,6 +61,9 @@ TASKS = {
 COLLAPSE = 0.5  # test accuracy below this after first reaching 99 % counts as a collapse
 
 
+BLEND = ("wand-adamw-add", "wand-adamw-square")  # the arms --blend-seeds applies to
+
+
 def run_arm(arm: tuple, out: Path, n_seeds: int) -> RunResult:
     preset_name, steps, settings, numbers = arm
     preset = get_preset(preset_name)
@@ -119,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/schedules")
     parser.add_argument("--seeds", type=int, default=16)
+    parser.add_argument("--blend-seeds", type=int, help="seeds of the blend arms (default --seeds)")
     parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--only", nargs="*", help="run only these arms (no tables)")
     parser.add_argument("--doc", default="docs/schedule-results.md")
@@ -129,8 +133,9 @@ def main() -> None:
         "# Perturbation schedules against AdamW, in log time",
         "",
         "Made by `python scripts/schedule_results.py` (run directories under "
-        f"`{args.out}`); do not edit by hand. Seeds 0-{args.seeds - 1}, learning rate 3e-3 "
-        "for every arm, 50 % train, full batch, data split seed 0, evaluations every 10 "
+        f"`{args.out}`); do not edit by hand. Seeds 0-{args.seeds - 1} (the blend: "
+        f"0-{(args.blend_seeds or args.seeds) - 1}), learning rate 3e-3 for every arm, "
+        "50 % train, full batch, data split seed 0, evaluations every 10 "
         "steps. Medians (quartiles) over seeds; censored values are past the budget. "
         "Grokking area: decades between the train and test accuracy curves over log10 "
         "step (trapezoid rule over the evaluations from step 10; censored while the "
@@ -144,7 +149,10 @@ def main() -> None:
     for task in args.tasks:
         title, baseline, arms = TASKS[task]
         names = [n for n in arms if not args.only or n in args.only]
-        results = {n: run_arm(arms[n], out / n, args.seeds) for n in names}
+        seeds = {
+            n: args.blend_seeds if n in BLEND and args.blend_seeds else args.seeds for n in names
+        }
+        results = {n: run_arm(arms[n], out / n, seeds[n]) for n in names}
         if args.only:
             continue
         figure = figures / f"schedules-{task}.png"

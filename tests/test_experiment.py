@@ -62,6 +62,22 @@ def test_resume_accepts_a_run_written_before_a_config_field_existed(tmp_path, ti
     assert again.summary == first.summary
 
 
+def test_resume_accepts_a_run_written_before_an_hparam_existed(tmp_path, tiny_cfg):
+    """An Hparams field added later (the schedules') takes its default; a saved value
+    that differs from the default is still refused."""
+    first = run_ensemble(tiny_cfg, HP, [0, 1], tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "config.json"
+    record = json.loads(path.read_text())
+    del record["hparams"]["anneal_steps"], record["hparams"]["trigger_level"]
+    path.write_text(json.dumps(record))
+    again = run_ensemble(tiny_cfg, HP, [0, 1], tmp_path / "run", progress=False, resume=True)
+    assert again.summary == first.summary
+    with pytest.raises(ConfigError, match="hparams.trigger_steps"):
+        run_ensemble(
+            tiny_cfg, HP._replace(trigger_steps=7.0), [0, 1], tmp_path / "run", resume=True
+        )
+
+
 def test_resume_accepts_a_run_written_with_the_flat_config_of_earlier_releases(tmp_path, tiny_cfg):
     """grokjax 0.1 wrote config.json with flat field names; such a run still resumes,
     and one whose flat fields differ is refused naming the field."""

@@ -64,7 +64,7 @@ def test_seed_by_hparam_grid_with_nested_vmaps_equals_each_cell(tiny_cfg):
     grid = Hparams(
         learning_rate=jnp.array([1e-3, 3e-3, 1e-2]), weight_decay=jnp.array([0.0, 1.0, 0.1])
     )
-    assert grid.axes() == Hparams(0, 0, None, None, None)
+    assert grid.axes() == Hparams(0, 0, *[None] * (len(Hparams._fields) - 2))
     over_seeds = jax.vmap(trainer.train, in_axes=(0, None))
     over_grid = jax.vmap(over_seeds, in_axes=(None, grid.axes()))
     _, metrics = jax.jit(over_grid)(keys, grid)

@@ -251,8 +251,8 @@ def phase_diagram(
     rule: str = "liu",
     max_area: float = MAX_AREA,
 ) -> pd.DataFrame:
-    """Classify each (x, y) cell (by `rule`, 'liu' or 'log-time') and draw its phase as a categorical heat map
-    (`grokjax.plots.phase_figure`); return `phase_table`.
+    """Classify each (x, y) cell (by `rule`, 'liu' or 'log-time') and draw its phase as
+    a categorical heat map (`grokjax.plots.phase_figure`); return `phase_table`.
 
     `frame` is either metrics.parquet rows (they have a train_acc column; reduced per
     seed with `seed_steps` at the given thresholds) or a per-seed table as `seed_steps`
