@@ -12,6 +12,7 @@ from grokjax.config import Hparams
 from grokjax.errors import ConfigError
 from grokjax.host.experiment import member_keys
 from grokjax.host.sweep import run_sweep
+from grokjax.stats.phases import classify_seed
 from grokjax.train import make_train
 
 
@@ -106,3 +107,33 @@ def test_cli_sweep_lists_only_the_files_it_wrote(tmp_path, capsys):
     assert "phases.png" not in listed and "survival.png" in listed
     for name in listed:
         assert (out / name).exists(), name
+
+
+def test_sweep_seed_start_and_log_time_phase_rule(tiny_cfg, tmp_path):
+    cfg = tiny_cfg.replace(steps=20, eval_every=10)
+    axes = {"learning_rate": (1e-3, 1e-2)}
+    result = run_sweep(
+        cfg,
+        Hparams(),
+        axes,
+        2,
+        tmp_path / "s",
+        progress=False,
+        seed_start=100,
+        phase_rule="log-time",
+    )
+    assert sorted(set(result.seeds["seed"])) == [100, 101]
+    assert {"grokking_area", "generalisation_ratio@0.9", "test_acc_at_memorisation"} <= set(
+        result.seeds
+    )
+    cells = pd.read_csv(tmp_path / "s" / "cells.csv")
+    assert {"grokking_area_median", "grokking_area_censored"} <= set(cells)
+    for _, row in result.seeds.iterrows():
+        area = row["grokking_area"]
+        assert row["phase"] == classify_seed(
+            row["memorisation_step"], None, rule="log-time", area=area
+        )
+    with pytest.raises(ConfigError, match="phase_rule='area'"):
+        run_sweep(cfg, Hparams(), axes, 2, tmp_path / "t", phase_rule="area")
+    with pytest.raises(ConfigError, match="seed_start=-1"):
+        run_sweep(cfg, Hparams(), axes, 2, tmp_path / "u", seed_start=-1)
