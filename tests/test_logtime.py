@@ -6,7 +6,13 @@ import pytest
 
 import grokjax.stats.logtime
 from grokjax.config import EvalConfig
-from grokjax.stats.logtime import gap_area, generalisation_ratio, grokking_area, value_at_step
+from grokjax.stats.logtime import (
+    area_until,
+    gap_area,
+    generalisation_ratio,
+    grokking_area,
+    value_at_step,
+)
 from grokjax.stats.phases import classify_cell, classify_seed, seed_steps
 from grokjax.stats.summary import ensemble_summary, format_table
 
@@ -40,6 +46,15 @@ def test_area_counts_only_where_train_is_ahead():
     # gaps max(train - test, 0): 0, 0.2, 0, 0 -> 0.5 * 0.2 over decade 1-2, 0.1 over 2-3
     assert grokking_area(train, test, STEPS, **AREA) == pytest.approx(0.2)
     assert gap_area(train, test, STEPS) == pytest.approx(0.2)
+
+
+def test_area_split_into_phases_adds_up():
+    train = np.array([0.0, 1.0, 1.0, 1.0, 1.0])
+    test = np.array([0.0, 0.5, 0.5, 1.0, 1.0])
+    cuts = [area_until(train, test, STEPS, s) for s in (10, 100, 1000, 10_000)]
+    assert cuts == pytest.approx([0.0, 0.5, 0.75, 0.75])  # by hand, as above
+    assert cuts[-1] == pytest.approx(gap_area(train, test, STEPS))
+    assert area_until(train, test, STEPS, None) is None
 
 
 def test_area_is_uneven_steps_aware():

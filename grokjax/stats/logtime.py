@@ -52,6 +52,24 @@ def gap_area(train_E: np.ndarray, test_E: np.ndarray, steps_E: np.ndarray) -> fl
     return float(np.sum(0.5 * (gap[1:] + gap[:-1]) * np.diff(x)))
 
 
+def area_until(
+    train_E: np.ndarray, test_E: np.ndarray, steps_E: np.ndarray, step: int | None
+) -> float | None:
+    """The part of `gap_area` over the evaluations up to `step` (inclusive), in decades:
+    differences of it split the area into phases, e.g. before memorisation, from there to
+    90 % test, after. None for a censored (None) step.
+
+    Example:
+        >>> steps = np.array([0, 10, 100, 1000])
+        >>> area_until([0, 1, 1, 1], [0, 0.5, 0.5, 1], steps, 100)  # the first decade
+        0.5
+    """
+    if step is None:
+        return None
+    keep = np.asarray(steps_E) <= step
+    return gap_area(np.asarray(train_E)[keep], np.asarray(test_E)[keep], np.asarray(steps_E)[keep])
+
+
 def grokking_area(
     train_E: np.ndarray,
     test_E: np.ndarray,
