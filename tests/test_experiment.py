@@ -10,6 +10,7 @@ from grokjax.cli import main
 from grokjax.config import Hparams
 from grokjax.errors import ConfigError
 from grokjax.host.experiment import OUTPUT_FILES, run_ensemble
+from grokjax.host.live import read_live, run_state
 
 HP = Hparams(learning_rate=3e-3, weight_decay=1.0)
 SMALL = ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64"]
@@ -32,7 +33,12 @@ def test_resumed_run_equals_uninterrupted(tmp_path, tiny_cfg):
             cfg, HP, [0, 1], tmp_path / "cut", progress=False, on_chunk=crash_after_second_chunk
         )
     assert not (tmp_path / "cut" / "summary.json").exists()
+    assert run_state(tmp_path / "cut") == "interrupted"
+    assert read_live(tmp_path / "cut")[0].tolist() == [0, 10, 20, 30]  # two chunks streamed
     resumed = run_ensemble(cfg, HP, [0, 1], tmp_path / "cut", progress=False, resume=True)
+    steps, live = read_live(tmp_path / "cut")
+    assert steps.tolist() == whole.steps.tolist() and run_state(tmp_path / "cut") == "finished"
+    chex.assert_trees_all_equal(live, {k: v.astype(np.float64) for k, v in whole.histories.items()})
 
     chex.assert_trees_all_equal(resumed.state, whole.state)
     chex.assert_trees_all_equal(resumed.histories, whole.histories)

@@ -7,6 +7,8 @@ A run directory holds
     summary.json     per-member threshold steps (None = censored) and ensemble statistics
     accuracy.png, loss.png, weight_norm.png
     checkpoints/     orbax checkpoints of the ensemble state after each chunk
+    live.jsonl, status.json   the evaluations so far, appended after every chunk, and
+                     whether the run is running or finished (`grokjax.host.live`)
 Every file is written atomically. An existing run directory is never overwritten
 unless asked (`overwrite=True`); `resume=True` continues it from its last checkpoint
 and finishes with the numbers the uninterrupted run would have had.
@@ -38,6 +40,7 @@ from grokjax.host.devices import (
     shard_members,
     to_host,
 )
+from grokjax.host.live import LiveStream
 from grokjax.host.loop import Progress, run_chunks
 from grokjax.host.rundir import check_out_dir, on_all_processes, prepare_out_dir
 from grokjax.plots import describe_run, ensemble_figures
@@ -52,6 +55,8 @@ OUTPUT_FILES = (
     "accuracy.png",
     "loss.png",
     "weight_norm.png",
+    "live.jsonl",
+    "status.json",
 )
 
 
@@ -126,6 +131,7 @@ def run_ensemble(
     member_batch: int | None | str = "auto",
     devices: int | None | str = "auto",
     profile_dir: str | os.PathLike | None = None,
+    live: bool = True,
 ) -> RunResult:
     """Train one member per seed (vmapped, jitted) and write the run directory.
 
@@ -146,6 +152,8 @@ def run_ensemble(
             device count by repeating the last one, whose copies are dropped.
         profile_dir: write a JAX profiler trace of the first two chunks (the first
             includes compilation) there, for TensorBoard or Perfetto.
+        live: append each chunk's evaluations to live.jsonl and keep status.json, for
+            the dashboard (`grokjax.host.live`).
     Returns:
         A `RunResult`; the same numbers are in the files.
     """
@@ -201,6 +209,7 @@ def run_ensemble(
     steps_E = cfg.eval_steps
     chunks = chunk_schedule(cfg)
     n_chunks, per_chunk = chunks.shape
+    stream = LiveStream(out_dir, steps_E) if live and jax.process_index() == 0 else None
 
     def chunk(c: int, carry: dict) -> dict:
         state, metrics = run_fn(carry["state"], run_hp, jnp.asarray(chunks[c]))
@@ -210,6 +219,8 @@ def run_ensemble(
         histories = carry["histories"]
         for k in names:
             histories[k][:, lo:hi] = metrics[k][:n_members, : hi - lo]
+        if stream is not None:
+            stream.append(lo, hi, histories)
         return {"state": state, "histories": histories, "last": hi - 1}
 
     def restore(saved: dict, start: int) -> dict:
@@ -221,22 +232,27 @@ def run_ensemble(
         "histories": {k: np.full((n_members, steps_E.size), np.nan, np.float32) for k in names},
     }
     t0 = time.perf_counter()
-    carry, n_run = run_chunks(
-        chunk,
-        carry,
-        n_chunks,
-        out_dir,
-        resume=resume,
-        restore=restore,
-        saved=lambda carry: {"state": carry["state"], "histories": carry["histories"]},
-        progress=bar,
-        chunk_steps=lambda c: int(chunks[c].sum()),
-        postfix=lambda carry: {
-            "test_acc": f"{np.median(carry['histories']['test_acc'][:, carry['last']]):.3f}"
-        },
-        on_chunk=on_chunk,
-        profile_dir=profile_dir,
-    )
+    try:
+        carry, n_run = run_chunks(
+            chunk,
+            carry,
+            n_chunks,
+            out_dir,
+            resume=resume,
+            restore=restore,
+            saved=lambda carry: {"state": carry["state"], "histories": carry["histories"]},
+            progress=bar,
+            chunk_steps=lambda c: int(chunks[c].sum()),
+            postfix=lambda carry: {
+                "test_acc": f"{np.median(carry['histories']['test_acc'][:, carry['last']]):.3f}"
+            },
+            on_chunk=on_chunk,
+            profile_dir=profile_dir,
+        )
+    except BaseException:
+        if stream is not None:
+            stream.interrupted()
+        raise
     bar.close()
     if bar.enabled:
         print(f"trained {n_run} chunk(s) in {time.perf_counter() - t0:.1f} s")
@@ -266,15 +282,22 @@ def run_ensemble(
         )
 
     on_all_processes(write_outputs, writer_only=True)
+    if stream is not None:
+        stream.finish(_diverged_members(summary))
     if mesh is not None:
         state = drop_padding(state, n_members)
     files = ("config.json", "metrics.parquet", "summary.json")
     files += tuple(p.name for p in figures) or ("accuracy.png", "loss.png", "weight_norm.png")
+    files += ("live.jsonl", "status.json") if live else ()
     return RunResult(out_dir, summary, histories, steps_E, state, files)
 
 
 def _diverged(summary: Summary) -> list[int]:
     return [m.diverged_step for m in summary.members if m.diverged_step is not None]
+
+
+def _diverged_members(summary: Summary) -> list[int]:
+    return [i for i, m in enumerate(summary.members) if m.diverged_step is not None]
 
 
 def _write_metrics(path: Path, histories, diverged_ME, steps_E, seeds, hp: Hparams) -> None:

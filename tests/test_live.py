@@ -1,0 +1,99 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from grokjax.config import Hparams
+from grokjax.host.experiment import run_ensemble
+from grokjax.host.live import LIVE_FILE, STATUS_FILE, LiveStream, read_live, run_state
+
+HP = Hparams(learning_rate=3e-3, weight_decay=1.0)
+
+
+def _histories(n_members=2, n_evals=6):
+    base = np.arange(n_members * n_evals, dtype=np.float32).reshape(n_members, n_evals)
+    return {"test_acc": base / 100, "train_loss": base.copy()}
+
+
+def test_stream_appends_chunks_and_reads_back(tmp_path):
+    steps = np.arange(6) * 10
+    hist = _histories()
+    hist["train_loss"][1, 4] = np.nan
+    stream = LiveStream(tmp_path, steps)
+    stream.append(0, 3, hist)
+    assert run_state(tmp_path) == "running"  # this process wrote it and is alive
+    got_steps, got = read_live(tmp_path)
+    assert got_steps.tolist() == [0, 10, 20] and got["test_acc"].shape == (2, 3)
+    stream.append(3, 6, hist)
+    got_steps, got = read_live(tmp_path)
+    assert got_steps.tolist() == steps.tolist()
+    np.testing.assert_array_equal(got["train_loss"], hist["train_loss"])  # NaN round-trips
+    assert json.loads((tmp_path / STATUS_FILE).read_text())["evaluations"] == 6
+    stream.finish([])
+    assert run_state(tmp_path) == "finished"
+    LiveStream(tmp_path, steps).finish([1])
+    assert run_state(tmp_path) == "diverged"
+
+
+def test_a_resumed_stream_starts_with_what_was_restored(tmp_path):
+    steps = np.arange(6) * 10
+    hist = _histories()
+    (tmp_path / LIVE_FILE).write_text("stale lines of the killed run\n")
+    LiveStream(tmp_path, steps).append(4, 6, hist)  # chunks before 4 came from a checkpoint
+    got_steps, got = read_live(tmp_path)
+    assert got_steps.tolist() == steps.tolist()
+    np.testing.assert_array_equal(got["test_acc"], hist["test_acc"])
+
+
+def test_a_line_cut_short_ends_the_stream(tmp_path):
+    steps = np.arange(6) * 10
+    LiveStream(tmp_path, steps).append(0, 3, _histories())
+    with open(tmp_path / LIVE_FILE, "ab") as f:
+        f.write(b'{"lo": 3, "hi": 6, "steps": [30, 4')  # killed mid-write
+    got_steps, _ = read_live(tmp_path)
+    assert got_steps.tolist() == [0, 10, 20]
+    assert read_live(tmp_path / "nothing") is None
+
+
+def test_a_dead_writer_reads_as_interrupted(tmp_path):
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stream = LiveStream(tmp_path, np.arange(3))
+    stream.status["pid"] = int(child.stdout)  # that process has exited
+    stream.append(0, 3, _histories(n_evals=3))
+    assert run_state(tmp_path) == "interrupted"
+    (tmp_path / STATUS_FILE).write_text("{not json")
+    assert run_state(tmp_path) == "interrupted"
+    assert os.getpid() != int(child.stdout)
+
+
+def test_run_ensemble_streams_what_it_writes(tmp_cfg_run):
+    out, frame = tmp_cfg_run
+    steps, live = read_live(out)
+    assert run_state(out) == "finished"
+    for member in (0, 1):
+        rows = frame[frame.member == member].sort_values("step")
+        assert steps.tolist() == rows.step.tolist()
+        np.testing.assert_allclose(live["test_acc"][member], rows.test_acc, rtol=0, atol=0)
+
+
+def test_live_off_writes_no_stream(tiny_cfg, tmp_path):
+    run_ensemble(tiny_cfg, HP, [0], tmp_path / "run", progress=False, live=False)
+    assert not (tmp_path / "run" / LIVE_FILE).exists()
+    assert not (tmp_path / "run" / STATUS_FILE).exists()
+    assert run_state(tmp_path / "run") == "finished"  # from summary.json
+
+
+@pytest.fixture
+def tmp_cfg_run(tiny_cfg, tmp_path):
+    out = tmp_path / "run"
+    run_ensemble(tiny_cfg, HP, [0, 1], out, progress=False)
+    return out, pd.read_parquet(out / "metrics.parquet")
