@@ -41,6 +41,11 @@ ARGUMENTS = [  # (commands, flag, argparse keywords)
     (HARDWARE, "--devices", dict(default="auto", help="an int or 'auto' (all)")),
     (HARDWARE, "--distributed", dict(action="store_true", help="join other processes")),
     *((HARDWARE, f, dict(type=t, help=h)) for f, t, h in DISTRIBUTED),
+    (("report",), "run_dir", dict(help="a run directory")),
+    (("dashboard",), "runs_dir", dict(nargs="?", default="runs", help="default: runs")),
+    (("dashboard",), "--port", dict(type=int, default=8050, help="default 8050 (0: any free)")),
+    (("report",), "--out", dict(help="where to write it (default RUN_DIR/report.html)")),
+    (("run",), "--no-report", dict(action="store_true", help="no report.html at the end")),
     (("landscape",), "--trajectory", dict(**LIST, metavar="NAME=RUN_DIR")),
     (("sweep",), "--grid", dict(**LIST, metavar="FIELD=V1,V2,...", help="an axis")),
     (("sweep",), "--axes", dict(help="X,Y: the two axes of the phase diagram")),
@@ -57,6 +62,8 @@ HELP = {
     "landscape": ("landscape-cpu", "measure an entropy landscape S(ln L, A_test) with WLMD"),
     "sweep": ("optimizer-batch-lr", "a grid of settings, seeds on every cell; phases"),
     "presets": (None, "list the presets"),
+    "report": (None, "write a run's self-contained report.html"),
+    "dashboard": (None, "serve a live page of every run under a directory on 127.0.0.1"),
 }
 
 
@@ -106,7 +113,25 @@ def _seeds(args) -> range:
 def _run(args) -> str:
     from grokjax.host.experiment import run_preset
 
-    return run_preset(args.preset, seeds=_seeds(args), **_hardware(args), **_job(args)).text()
+    result = run_preset(args.preset, seeds=_seeds(args), **_hardware(args), **_job(args))
+    text = result.text()
+    if not args.no_report and _writes_files():
+        from grokjax.report.html import write_report
+
+        text += f"\nreport: {write_report(result.out_dir)}"
+    return text
+
+
+def _writes_files() -> bool:
+    import jax
+
+    return jax.process_index() == 0
+
+
+def _report(args) -> str:
+    from grokjax.report.html import write_report
+
+    return f"wrote {write_report(Path(args.run_dir), args.out and Path(args.out))}"
 
 
 def _compare(args) -> str:
@@ -135,7 +160,22 @@ def _presets(args) -> str:
     return listing()
 
 
-COMMANDS = dict(run=_run, compare=_compare, landscape=_landscape, sweep=_sweep, presets=_presets)
+def _dashboard(args) -> str:
+    from grokjax.report.server import serve_dashboard
+
+    serve_dashboard(Path(args.runs_dir), args.port)
+    return "dashboard stopped"
+
+
+COMMANDS = dict(
+    run=_run,
+    compare=_compare,
+    landscape=_landscape,
+    sweep=_sweep,
+    presets=_presets,
+    report=_report,
+    dashboard=_dashboard,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

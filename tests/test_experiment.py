@@ -114,7 +114,7 @@ def test_cli_writes_every_output_file(tmp_path, capsys):
     argv += ["--set", "waiting_times=0,10", "--profile", str(tmp_path / "trace")]
     assert main(argv) == 0
     assert any(p.is_file() for p in (tmp_path / "trace").rglob("*"))  # a profiler trace
-    for name in OUTPUT_FILES:
+    for name in (*OUTPUT_FILES, "report.html"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert any((out / "checkpoints").iterdir())
     config = json.loads((out / "config.json").read_text())

@@ -1,0 +1,97 @@
+"""What the views read from a run directory: finished (metrics.parquet, summary.json) or in
+progress (live.jsonl, `grokjax.host.live`), with one error naming the file when it cannot.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from grokjax.errors import ConfigError
+from grokjax.host.live import read_live, run_state
+
+NOT_METRICS = {"member", "seed", "step", "diverged"}
+
+
+class RunDataError(ConfigError):
+    """A run directory that cannot be read; the message names the file and why."""
+
+
+class RunData(NamedTuple):
+    run_dir: Path
+    state: str  # grokjax.host.live.STATES
+    steps: np.ndarray  # [E]
+    histories: dict[str, np.ndarray]  # name -> [members, E], NaN where missing or diverged
+    seeds: list[int]
+    record: dict[str, Any]  # config.json
+    summary: dict[str, Any] | None  # summary.json, None while running
+
+    @property
+    def title(self) -> str:
+        preset = self.record.get("preset")
+        return f"{self.run_dir.name} ({preset})" if preset else self.run_dir.name
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as error:
+        raise RunDataError(f"{path}: cannot be read ({error.strerror})") from None
+    except ValueError as error:
+        raise RunDataError(f"{path}: not valid JSON ({error})") from None
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / "config.json").is_file() and not any(
+        (Path(path) / f).is_file() for f in ("sweep.json", "landscape.json")
+    )
+
+
+def _from_parquet(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], list[int]]:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several kinds for a damaged file
+        raise RunDataError(f"{path}: not a readable Parquet file ({error})") from None
+    if not {"member", "step"} <= set(frame.columns):
+        raise RunDataError(f"{path}: has no member and step columns")
+    frame = frame.sort_values(["member", "step"])
+    members = sorted(frame.member.unique())
+    steps = np.sort(frame.step.unique())
+    names = [c for c in frame.columns if c not in NOT_METRICS and frame[c].dtype.kind == "f"]
+    histories = {}
+    for name in names:
+        table = frame.pivot(index="member", columns="step", values=name)
+        histories[name] = table.reindex(index=members, columns=steps).to_numpy(np.float64)
+    if "diverged" in frame:
+        gone = frame.pivot(index="member", columns="step", values="diverged").to_numpy(bool)
+        histories = {k: np.where(gone, np.nan, v) for k, v in histories.items()}
+    seeds = frame.groupby("member").seed.first().tolist() if "seed" in frame else members
+    return steps, histories, [int(s) for s in seeds]
+
+
+def load_run(run_dir: Path) -> RunData:
+    """The run in `run_dir`, finished or in progress. Raises RunDataError naming the file
+    at fault for a missing, half-written or corrupted one."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDataError(f"run_dir={str(run_dir)!r} is not a directory")
+    record = _read_json(run_dir / "config.json")
+    if not isinstance(record, dict):
+        raise RunDataError(f"{run_dir / 'config.json'}: not a grokjax run record")
+    state = run_state(run_dir)
+    seeds = [int(s) for s in record.get("seeds", [])]
+    summary = None
+    if (run_dir / "metrics.parquet").is_file():
+        steps, histories, seeds = _from_parquet(run_dir / "metrics.parquet")
+        if (run_dir / "summary.json").is_file():
+            summary = _read_json(run_dir / "summary.json")
+    else:
+        live = read_live(run_dir)
+        if live is None:
+            raise RunDataError(f"{run_dir}: no metrics.parquet and no live.jsonl yet")
+        steps, histories = live
+    return RunData(run_dir, state, steps, histories, seeds, record, summary)
