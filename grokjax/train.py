@@ -38,7 +38,13 @@ import numpy as np
 import optax
 
 from grokjax.config import Config, Hparams
-from grokjax.optim import make_optimizer, project_to_global_norm, rescale_to_norm
+from grokjax.optim import (
+    make_optimizer,
+    project_to_global_norm,
+    readout_names,
+    readouts,
+    rescale_to_norm,
+)
 from grokjax.problem import data as data_lib
 from grokjax.problem.ageing import AgeingState, ageing_init, ageing_update, observables
 from grokjax.problem.metrics import METRIC_NAMES, evaluate, make_objective
@@ -60,10 +66,12 @@ class TrainState(NamedTuple):
 
 def metric_names(cfg: Config) -> tuple[str, ...]:
     """Every metric a run of `cfg` records: `METRIC_NAMES`, then for each waiting time
-    t_w the mean-squared displacement `msd@t_w` and the overlap `overlap@t_w`."""
+    t_w the mean-squared displacement `msd@t_w` and the overlap `overlap@t_w`, then the
+    optimizer's readouts (`grokjax.optim.readout_names`: kT and sigma in force, WanD's
+    entropy estimate at ln L_train)."""
     waiting = sorted(cfg.eval.waiting_times)
     extra = [f"{kind}@{t}" for t in waiting for kind in ("msd", "overlap")]
-    return METRIC_NAMES + tuple(extra)
+    return METRIC_NAMES + tuple(extra) + readout_names(cfg.optim)
 
 
 class Trainer(NamedTuple):
@@ -220,6 +228,7 @@ def make_train(
                 for k, t in enumerate(sorted(waiting)):
                     metrics[f"msd@{t}"] = seen["msd"][k]
                     metrics[f"overlap@{t}"] = seen["overlap"][k]
+            metrics.update(readouts(cfg.optim, hparams, state.opt_state, metrics["ln_train_loss"]))
             return state, metrics
 
         return jax.lax.scan(segment, state, segments_E)

@@ -17,6 +17,7 @@ import optax
 from grokjax.config import AnnealConfig, FilterConfig, Hparams, OptimConfig, WandConfig
 from grokjax.optim import schedules
 from grokjax.optim.baselines import (
+    AddedNoiseState,
     grokfast_ema,
     grokfast_ma,
     langevin_noise,
@@ -24,8 +25,8 @@ from grokjax.optim.baselines import (
     parameter_noise,
 )
 from grokjax.optim.blend import blend, ramp_weight
-from grokjax.optim.wand import wand
-from grokjax.wanglandau.entropy import Grid
+from grokjax.optim.wand import WandState, wand
+from grokjax.wanglandau.entropy import Grid, entropy_at
 
 
 def warmup(learning_rate, warmup_steps: int) -> optax.Schedule:
@@ -194,3 +195,57 @@ def _optimizer(cfg: OptimConfig, hparams: Hparams, key: jax.Array):
         optax.add_decayed_weights(hparams.weight_decay),
         optax.sgd(schedule, momentum=cfg.momentum),
     )
+
+
+def readout_names(cfg: OptimConfig) -> tuple[str, ...]:
+    """What `readouts` records for `cfg` beside the metrics: 'kT_in_force' (WanD, the
+    blend, SGLD), 'wand_entropy' (WanD, the blend) and 'noise_in_force' (plain noise)."""
+    names = []
+    if cfg.name in ("wand", "wand-adamw", "sgld"):
+        names.append("kT_in_force")
+    if cfg.name in ("wand", "wand-adamw"):
+        names.append("wand_entropy")
+    if cfg.noise == "gaussian":
+        names.append("noise_in_force")
+    return tuple(names)
+
+
+def _states_of(opt_state, kind: type) -> list:
+    nodes = jax.tree.leaves(opt_state, is_leaf=lambda n: isinstance(n, kind))
+    return [n for n in nodes if isinstance(n, kind)]
+
+
+def readouts(cfg: OptimConfig, hparams: Hparams, opt_state, ln_train_loss) -> dict:
+    """The optimizer's observables at an evaluation (`readout_names`), each read from the
+    state by the schedule and estimate the update uses:
+
+    - kT_in_force: the temperature read on the schedule's clock (the value the next
+      update uses), WanD's or SGLD's;
+    - wand_entropy: WanD's entropy estimate S(x) = S_bias(x) + deposits at x = the
+      evaluated ln L_train (`grokjax.wanglandau.entropy.entropy_at`);
+    - noise_in_force: the plain noise's sigma on its clock.
+    NaN where the state holds no such part (an optimizer built outside `cfg`).
+    """
+    nan = jnp.float32(jnp.nan)
+    out = {name: nan for name in readout_names(cfg)}
+    wand_states = _states_of(opt_state, WandState)
+    noise_states = _states_of(opt_state, AddedNoiseState)
+    kT = _temperature(cfg.anneal, hparams)
+    if "wand_entropy" in out and wand_states:
+        state = wand_states[0]
+        out["kT_in_force"] = schedules.read(kT, state.clock)
+        grid = wand_grid(cfg.wand)
+        x = jnp.maximum(ln_train_loss, grid.x_min)
+        out["wand_entropy"] = entropy_at(
+            state.deposits,
+            grid,
+            x,
+            bias_strength=cfg.wand.bias_strength,
+            bias_floor=cfg.wand.loss_floor,
+        )
+    if cfg.name == "sgld" and noise_states:  # the Langevin noise comes before plain noise
+        out["kT_in_force"] = schedules.read(kT, noise_states[0].clock)
+    if "noise_in_force" in out and noise_states:
+        sigma = annealed(cfg.anneal.noise, hparams.noise_scale, hparams.noise_final, hparams)
+        out["noise_in_force"] = schedules.read(sigma, noise_states[-1].clock)
+    return {k: jnp.asarray(v, jnp.float32) for k, v in out.items()}

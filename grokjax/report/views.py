@@ -6,6 +6,9 @@
 - norms: the weight norm and the last layer's norm, the same way;
 - ageing: MSD and overlap against the lag tau = t - t_w for each waiting time t_w
   (the seed median), when the run records them (`eval.waiting_times`);
+- temperature: kT in force (WanD, SGLD) and the plain noise's sigma, and entropy:
+  WanD's estimate S at the evaluated ln L_train, when the optimizer has them
+  (`grokjax.optim.readouts`);
 - summary: every ensemble statistic of summary.json, median (quartiles) and range, a
   censored value written "censored", never as a number.
 
@@ -24,7 +27,15 @@ from plotly.subplots import make_subplots
 
 from grokjax.report.rundata import RunData
 
-COLOURS = {"train": "#1f77b4", "test": "#d62728", "weight": "#2ca02c", "last": "#9467bd"}
+COLOURS = {
+    "train": "#1f77b4",
+    "test": "#d62728",
+    "weight": "#2ca02c",
+    "last": "#9467bd",
+    "kT": "#ff7f0e",
+    "noise": "#8c564b",
+    "entropy": "#17becf",
+}
 AGEING = re.compile(r"^(msd|overlap)@(\d+)$")
 
 
@@ -223,6 +234,18 @@ def run_figures(data: RunData) -> dict[str, go.Figure]:
             "global L2 norm",
         ),
         "ageing": ageing_figure(data),
+        "temperature": curves_figure(
+            data,
+            {"kT in force": ("kT_in_force", "kT"), "noise sigma": ("noise_in_force", "noise")},
+            "temperature and noise in force",
+            "kT / sigma",
+        ),
+        "entropy": curves_figure(
+            data,
+            {"S(ln L_train)": ("wand_entropy", "entropy")},
+            "WanD's entropy estimate at the walker's ln L_train",
+            "S",
+        ),
     }
     return {k: v for k, v in figures.items() if v is not None}
 

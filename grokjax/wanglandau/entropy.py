@@ -61,6 +61,16 @@ def quadratic_bias(grid: Grid, strength, loss_floor, power: float = 2) -> jax.Ar
     return strength * above**power
 
 
+def entropy_at(
+    deposits: jax.Array, grid: Grid, x: jax.Array, *, bias_strength, bias_floor, power: float = 2
+) -> jax.Array:
+    """S(x) = S_bias + deposits at x's bin (clipped onto the grid), S_bias at the bin
+    centre as in `quadratic_bias`: the 1-D estimate a walker at x reads."""
+    i = grid.bin(x)
+    centre = grid.x_min + grid.bin_width * (i + 0.5)
+    return bias_strength * jnp.maximum(centre - bias_floor, 0.0) ** power + deposits[i]
+
+
 def bias_slope(grid: Grid, i: jax.Array, strength, loss_floor, power: float = 2) -> jax.Array:
     """dS_bias/dx at bin i by the same central difference, from the bias formula."""
     centres = grid.x_min + grid.bin_width * (jnp.stack([i - 1, i + 1]) + 0.5)
