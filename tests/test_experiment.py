@@ -262,3 +262,26 @@ def test_compare_runs_presets_on_the_same_seeds(tmp_path, capsys):
         assert config["hparams"]["learning_rate"] == pytest.approx([3e-3, 3e-3])
     assert (out / "comparison.png").stat().st_size > 0
     assert "median gen step" in capsys.readouterr().out
+
+
+def test_a_checkpoint_from_before_a_metric_existed_resumes(tmp_path, tiny_cfg, monkeypatch):
+    import grokjax.host.experiment as experiment
+
+    cfg = tiny_cfg.replace(steps=60, eval_every=10, chunk_evals=2)
+    whole = run_ensemble(cfg, HP, [0, 1], tmp_path / "whole", progress=False)
+    names = experiment.metric_names(cfg)
+    monkeypatch.setattr(experiment, "metric_names", lambda c: names[:-1])  # an older grokjax
+
+    def crash(chunk):
+        if chunk == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_ensemble(cfg, HP, [0, 1], tmp_path / "cut", progress=False, on_chunk=crash)
+    monkeypatch.undo()
+    resumed = run_ensemble(cfg, HP, [0, 1], tmp_path / "cut", progress=False, resume=True)
+    late = names[-1]  # not recorded before the resume: NaN there, recorded after it
+    assert np.isnan(resumed.histories[late][:, :4]).all()
+    np.testing.assert_array_equal(resumed.histories[late][:, 4:], whole.histories[late][:, 4:])
+    for k in names[:-1]:
+        np.testing.assert_array_equal(resumed.histories[k], whole.histories[k])

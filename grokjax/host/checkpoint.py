@@ -140,6 +140,7 @@ def from_saveable(tree: Any, template: Any) -> Any:
 
 
 MANIFEST = "grokjax-manifest.json"
+OPTIONAL = ("histories",)  # checkpointed dicts whose keys may be fewer than today's
 
 
 def _checksums(directory: Path) -> dict[str, str]:
@@ -173,7 +174,9 @@ class ChunkCheckpointer:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True
         )
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler()
+        )
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -203,9 +206,28 @@ class ChunkCheckpointer:
                 f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
             )
 
+    def _saved_part(self, chunk: int, template: dict) -> dict:
+        """`template` with its `OPTIONAL` dicts cut to the keys checkpoint `chunk` holds (a
+        run recorded before a metric existed has no history of it)."""
+        try:
+            metadata = self._manager.item_metadata(chunk)
+        except Exception:  # no readable metadata: restore as asked, and fail there
+            return template
+        cut = dict(template)
+        for name in OPTIONAL:
+            if isinstance(template.get(name), dict):
+                try:
+                    held = set(metadata[name].keys())
+                except (KeyError, TypeError, AttributeError):
+                    continue
+                cut[name] = {k: v for k, v in template[name].items() if k in held}
+        return cut
+
     def restore(self, chunk: int, template: dict) -> dict:
-        """Restore checkpoint `chunk` (verified first) with the shapes of `template`."""
+        """Restore checkpoint `chunk` (verified first) with the shapes of `template`; of the
+        `OPTIONAL` dicts only the keys the checkpoint holds come back."""
         self.verify(chunk)
+        template = self._saved_part(chunk, template)
         abstract = jax.tree.map(
             lambda x: (
                 jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype)

@@ -224,7 +224,9 @@ def run_ensemble(
         return {"state": state, "histories": histories, "last": hi - 1}
 
     def restore(saved: dict, start: int) -> dict:
-        histories = {k: np.asarray(saved["histories"][k]) for k in names}
+        # A metric added since the checkpoint was written reads NaN where it was not recorded.
+        missing = np.full((n_members, steps_E.size), np.nan, np.float32)
+        histories = {k: np.asarray(saved["histories"].get(k, missing)).copy() for k in names}
         return {"state": shard_members(saved["state"], mesh), "histories": histories}
 
     carry = {
