@@ -46,6 +46,7 @@ ARGUMENTS = [  # (commands, flag, argparse keywords)
     (("dashboard",), "--port", dict(type=int, default=8050, help="default 8050 (0: any free)")),
     (("report",), "--out", dict(help="where to write it (default RUN_DIR/report.html)")),
     (("run",), "--no-report", dict(action="store_true", help="no report.html at the end")),
+    (("run",), "--tensorboard", dict(action="store_true", help="event files, one per member")),
     (("landscape",), "--trajectory", dict(**LIST, metavar="NAME=RUN_DIR")),
     (("sweep",), "--grid", dict(**LIST, metavar="FIELD=V1,V2,...", help="an axis")),
     (("sweep",), "--axes", dict(help="X,Y: the two axes of the phase diagram")),
@@ -113,7 +114,8 @@ def _seeds(args) -> range:
 def _run(args) -> str:
     from grokjax.host.experiment import run_preset
 
-    result = run_preset(args.preset, seeds=_seeds(args), **_hardware(args), **_job(args))
+    options = dict(tensorboard=args.tensorboard, **_hardware(args), **_job(args))
+    result = run_preset(args.preset, seeds=_seeds(args), **options)
     text = result.text()
     if not args.no_report and _writes_files():
         from grokjax.report.html import write_report

@@ -97,3 +97,48 @@ def tmp_cfg_run(tiny_cfg, tmp_path):
     out = tmp_path / "run"
     run_ensemble(tiny_cfg, HP, [0, 1], out, progress=False)
     return out, pd.read_parquet(out / "metrics.parquet")
+
+
+def _events(directory):
+    """(tag, step, value) of every scalar in the TensorBoard event files of `directory`,
+    read by the TFRecord framing (length, crc, data, crc) and tensorboardX's protobufs."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out = []
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        raw = path.read_bytes()
+        at = 0
+        while at < len(raw):
+            (length,) = struct.unpack("<Q", raw[at : at + 8])
+            event = event_pb2.Event.FromString(raw[at + 12 : at + 12 + length])
+            at += 12 + length + 4
+            out += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+    return out
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_tensorboard_streams_one_member_each_and_a_resume_writes_each_step_once(tiny_cfg, tmp_path):
+    cfg = tiny_cfg.replace(steps=60, eval_every=10, chunk_evals=2)
+
+    def crash(chunk):
+        if chunk == 1:
+            raise Interrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        run_ensemble(cfg, HP, [3, 5], out, progress=False, tensorboard=True, on_chunk=crash)
+    run_ensemble(cfg, HP, [3, 5], out, progress=False, tensorboard=True, resume=True)
+    frame = pd.read_parquet(out / "metrics.parquet")
+    streams = sorted(p.name for p in (out / "tensorboard").iterdir())
+    assert streams == ["member-0-seed-3", "member-1-seed-5"]
+    for member, name in enumerate(streams):
+        events = _events(out / "tensorboard" / name)
+        acc = [(step, value) for tag, step, value in events if tag == "test_acc"]
+        rows = frame[frame.member == member].sort_values("step")
+        assert [s for s, _ in acc] == rows.step.tolist()  # each evaluation once
+        np.testing.assert_allclose([v for _, v in acc], rows.test_acc, rtol=1e-6)

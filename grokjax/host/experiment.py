@@ -9,6 +9,7 @@ A run directory holds
     checkpoints/     orbax checkpoints of the ensemble state after each chunk
     live.jsonl, status.json   the evaluations so far, appended after every chunk, and
                      whether the run is running or finished (`grokjax.host.live`)
+    tensorboard/     with `tensorboard=True`: one TensorBoard event stream per member
 Every file is written atomically. An existing run directory is never overwritten
 unless asked (`overwrite=True`); `resume=True` continues it from its last checkpoint
 and finishes with the numbers the uninterrupted run would have had.
@@ -43,6 +44,7 @@ from grokjax.host.devices import (
 from grokjax.host.live import LiveStream
 from grokjax.host.loop import Progress, run_chunks
 from grokjax.host.rundir import check_out_dir, on_all_processes, prepare_out_dir
+from grokjax.host.tensorboard import TensorBoardStream
 from grokjax.plots import describe_run, ensemble_figures
 from grokjax.presets import preset_changes
 from grokjax.stats.summary import Summary, diverged_mask, ensemble_summary, format_table
@@ -132,6 +134,7 @@ def run_ensemble(
     devices: int | None | str = "auto",
     profile_dir: str | os.PathLike | None = None,
     live: bool = True,
+    tensorboard: bool = False,
 ) -> RunResult:
     """Train one member per seed (vmapped, jitted) and write the run directory.
 
@@ -154,6 +157,8 @@ def run_ensemble(
             includes compilation) there, for TensorBoard or Perfetto.
         live: append each chunk's evaluations to live.jsonl and keep status.json, for
             the dashboard (`grokjax.host.live`).
+        tensorboard: also write TensorBoard event files, one stream per member, under
+            out_dir/tensorboard (`grokjax.host.tensorboard`; needs tensorboardX).
     Returns:
         A `RunResult`; the same numbers are in the files.
     """
@@ -209,7 +214,10 @@ def run_ensemble(
     steps_E = cfg.eval_steps
     chunks = chunk_schedule(cfg)
     n_chunks, per_chunk = chunks.shape
-    stream = LiveStream(out_dir, steps_E) if live and jax.process_index() == 0 else None
+    sinks: list = []  # what follows the run chunk by chunk, on the writing process
+    if jax.process_index() == 0:
+        sinks += [LiveStream(out_dir, steps_E)] if live else []
+        sinks += [TensorBoardStream(out_dir, steps_E, seeds)] if tensorboard else []
 
     def chunk(c: int, carry: dict) -> dict:
         state, metrics = run_fn(carry["state"], run_hp, jnp.asarray(chunks[c]))
@@ -219,8 +227,8 @@ def run_ensemble(
         histories = carry["histories"]
         for k in names:
             histories[k][:, lo:hi] = metrics[k][:n_members, : hi - lo]
-        if stream is not None:
-            stream.append(lo, hi, histories)
+        for sink in sinks:
+            sink.append(lo, hi, histories)
         return {"state": state, "histories": histories, "last": hi - 1}
 
     def restore(saved: dict, start: int) -> dict:
@@ -252,8 +260,8 @@ def run_ensemble(
             profile_dir=profile_dir,
         )
     except BaseException:
-        if stream is not None:
-            stream.interrupted()
+        for sink in sinks:
+            sink.interrupted()
         raise
     bar.close()
     if bar.enabled:
@@ -284,8 +292,8 @@ def run_ensemble(
         )
 
     on_all_processes(write_outputs, writer_only=True)
-    if stream is not None:
-        stream.finish(_diverged_members(summary))
+    for sink in sinks:
+        sink.finish(_diverged_members(summary))
     if mesh is not None:
         state = drop_padding(state, n_members)
     files = ("config.json", "metrics.parquet", "summary.json")
