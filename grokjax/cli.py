@@ -45,7 +45,7 @@ ARGUMENTS = [  # (commands, flag, argparse keywords)
     (("dashboard",), "runs_dir", dict(nargs="?", default="runs", help="default: runs")),
     (("dashboard",), "--port", dict(type=int, default=8050, help="default 8050 (0: any free)")),
     (("report",), "--out", dict(help="where to write it (default RUN_DIR/report.html)")),
-    (("run",), "--no-report", dict(action="store_true", help="no report.html at the end")),
+    (JOBS, "--no-report", dict(action="store_true", help="no report.html at the end")),
     (("run",), "--tensorboard", dict(action="store_true", help="event files, one per member")),
     (("landscape",), "--trajectory", dict(**LIST, metavar="NAME=RUN_DIR")),
     (("sweep",), "--grid", dict(**LIST, metavar="FIELD=V1,V2,...", help="an axis")),
@@ -116,18 +116,19 @@ def _run(args) -> str:
 
     options = dict(tensorboard=args.tensorboard, **_hardware(args), **_job(args))
     result = run_preset(args.preset, seeds=_seeds(args), **options)
-    text = result.text()
-    if not args.no_report and _writes_files():
-        from grokjax.report.html import write_report
-
-        text += f"\nreport: {write_report(result.out_dir)}"
-    return text
+    return _with_report(args, result.text(), result.out_dir)
 
 
-def _writes_files() -> bool:
+def _with_report(args, text: str, out_dir: Path) -> str:
+    """`text` and the line of the report.html written into `out_dir` (process 0 only;
+    none with --no-report)."""
     import jax
 
-    return jax.process_index() == 0
+    if args.no_report or jax.process_index() != 0:
+        return text
+    from grokjax.report.html import write_report
+
+    return f"{text}\nreport: {write_report(out_dir)}"
 
 
 def _report(args) -> str:
@@ -139,7 +140,8 @@ def _report(args) -> str:
 def _compare(args) -> str:
     from grokjax.host.compare import compare_named
 
-    return compare_named(args.presets, _seeds(args), same_lr=args.same_lr, **_job(args)).text()
+    result = compare_named(args.presets, _seeds(args), same_lr=args.same_lr, **_job(args))
+    return _with_report(args, result.text(), result.out_dir)
 
 
 def _sweep(args) -> str:
@@ -147,13 +149,15 @@ def _sweep(args) -> str:
 
     options = dict(grid=args.grid, diagram_axes=args.axes, group=args.group, **_hardware(args))
     options.update(seed_start=_seeds(args).start, phase_rule=args.phase_rule)
-    return sweep_preset(args.preset, args.seeds, **options, **_job(args)).text()
+    result = sweep_preset(args.preset, args.seeds, **options, **_job(args))
+    return _with_report(args, result.text(), result.out_dir)
 
 
 def _landscape(args) -> str:
     from grokjax.host.measure import measure_preset
 
-    return measure_preset(args.preset, args.trajectory, **_job(args))
+    job = _job(args)
+    return _with_report(args, measure_preset(args.preset, args.trajectory, **job), job["out_dir"])
 
 
 def _presets(args) -> str:

@@ -15,6 +15,7 @@ import pytest
 
 from grokjax.config import Hparams
 from grokjax.errors import ConfigError
+from grokjax.host.compare import compare_named
 from grokjax.host.experiment import run_ensemble
 from grokjax.host.live import LiveStream
 from grokjax.host.sweep import run_sweep
@@ -37,7 +38,36 @@ def runs(tmp_path_factory):
     broken = root / "broken"
     shutil.copytree(root / "done", broken)
     (broken / "metrics.parquet").write_bytes(b"PAR1 cut short")
+    bad_sweep = root / "bad-sweep"
+    shutil.copytree(root / "sweep", bad_sweep)
+    (bad_sweep / "seeds.parquet").write_bytes(b"not parquet")
+    compare_named(
+        ["default", "mlp-add"],
+        range(2),
+        settings=["steps=20", "data.modulus=11"],
+        out_dir=root / "cmp",
+        progress=False,
+    )
+    _landscape(root / "land")
     return root
+
+
+def _landscape(directory: Path) -> None:
+    """A landscape directory with known numbers (the files `grokjax.host.measure` writes)."""
+    directory.mkdir()
+    x, y = np.linspace(-6, 0, 6), np.linspace(0.1, 0.9, 5)
+    entropy = -np.add.outer((x + 3) ** 2, 10 * (y - 0.5) ** 2)
+    (directory / "landscape.json").write_text(json.dumps({"steps": 1000}))
+    np.savez(
+        directory / "landscape.npz", entropy=entropy, histogram=np.ones_like(entropy), x=x, y=y
+    )
+    positions = np.stack([np.linspace(0, -6, 50), np.linspace(0.2, 0.8, 50)], -1)[:, None]
+    np.savez(directory / "trajectories.npz", positions=positions)
+    rows = [{"chunk": c, "step": 100 * (c + 1), "visited_bins": 10 + c} for c in range(3)]
+    (directory / "convergence.json").write_text(json.dumps(rows))
+    curve = {"x": x.tolist(), "y": [0.5] * 6}
+    analysis = {"equilibrium_curve": curve, "convergence": {"converged": True, "reason": "ok"}}
+    (directory / "analysis.json").write_text(json.dumps(analysis))
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +126,33 @@ def test_a_corrupted_run_says_so_and_the_others_are_served(server):
 )
 def test_paths_out_of_the_runs_directory_are_404(server, path):
     assert get(server, path)[0] == 404
+
+
+def test_comparison_sweep_and_landscape_pages(server):
+    status, body = get(server, "/view/sweep")
+    assert status == 200 and b"fig-phases" in body and b"fig-survival" in body
+    assert b"seed 0: memorised" in body  # the hover text of a cell names its seeds
+    status, body = get(server, "/view/cmp")
+    assert status == 200 and b"fig-accuracy" in body and b"mlp-add" in body
+    status, body = get(server, "/view/land")
+    assert status == 200 and b"fig-landscape" in body and b"fig-convergence" in body
+    status, body = get(server, "/view/bad-sweep")
+    assert status == 200 and b"seeds.parquet" in body and b"id='error'" in body
+    assert get(server, "/view/done")[0] == 404  # a run has its own page
+    assert get(server, "/run/sweep")[0] == 404
+
+
+def test_reports_of_every_kind(runs, tmp_path):
+    for name, figure in (
+        ("sweep", "fig-phases"),
+        ("cmp", "fig-accuracy"),
+        ("land", "fig-landscape"),
+        ("done", "fig-accuracy"),
+    ):
+        text = write_report(runs / name, tmp_path / f"{name}.html").read_text()
+        assert figure in text and "<script src=" not in text, name
+    with pytest.raises(ConfigError, match="not a grokjax run"):
+        write_report(tmp_path)
 
 
 def test_files_a_job_wrote_are_served(server):
@@ -213,6 +270,32 @@ def test_browser_index_lists_the_run_and_the_sweep(server, browser):
         "return document.querySelector(\"li[data-path='broken']\").textContent"
     )
     assert "run" in broken
+
+
+@needs_browser
+def test_browser_draws_the_sweep_comparison_and_landscape(server, browser):
+    browser.get(server.url + "view/sweep")
+    assert wait_for(
+        lambda: browser.execute_script(
+            "const d = document.getElementById('fig-phases');"
+            "return d && d._fullData && d.querySelectorAll('g.hm').length;"
+        )
+    )
+    hover = browser.execute_script(
+        "return document.getElementById('fig-phases')._fullData[0].text.flat().join(' ');"
+    )
+    assert "seed 0: memorised" in hover and "generalised" in hover
+    assert wait_for(lambda: drawn_traces(browser, "survival")) > 0
+    browser.get(server.url + "view/cmp")
+    assert wait_for(lambda: drawn_traces(browser, "accuracy")) > 0
+    browser.get(server.url + "view/land")
+    assert wait_for(
+        lambda: browser.execute_script(
+            "const d = document.getElementById('fig-landscape');"
+            "return d && d.querySelectorAll('g.hm').length;"
+        )
+    )
+    assert wait_for(lambda: drawn_traces(browser, "convergence")) > 0
 
 
 @needs_browser

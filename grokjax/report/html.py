@@ -1,6 +1,7 @@
-"""report.html: one self-contained page of a run's views (plotly.js inlined, no network),
-for sharing or a paper's supplement. `grokjax report RUN_DIR` writes it; so does every
-`grokjax run` at its end.
+"""report.html: one self-contained page of a run's, comparison's, sweep's or landscape's
+views (plotly.js inlined, no network), for sharing or a paper's supplement. `grokjax
+report DIR` writes it; so does every `grokjax run`, `compare`, `sweep` and `landscape`
+at its end.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from grokjax.host.checkpoint import atomic_write_bytes
-from grokjax.report.rundata import RunData, load_run
+from grokjax.report.items import VIEWS
+from grokjax.report.rundata import RunData, RunDataError, kind_of, load_run
 from grokjax.report.views import run_figures, summary_table
 
 REPORT_FILE = "report.html"
@@ -47,35 +49,57 @@ def run_facts(data: RunData) -> list[tuple[str, str]]:
     ]
 
 
-def figure_divs(data: RunData) -> dict[str, str]:
-    """Each figure as an HTML div (no plotly.js), keyed by figure name."""
-    return {
-        name: pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"fig-{name}")
-        for name, fig in run_figures(data).items()
-    }
+def figure_divs(figures: dict) -> str:
+    """Each figure as an HTML section (no plotly.js), its div id 'fig-<name>'."""
+    return "".join(
+        '<section class="figure">'
+        + pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"fig-{name}")
+        + "</section>"
+        for name, fig in figures.items()
+    )
+
+
+def _document(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
+        f"<script>{get_plotlyjs()}</script></head><body>{body}</body></html>"
+    )
 
 
 def report_html(data: RunData) -> str:
+    """A run's report."""
     facts = "".join(
         f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in run_facts(data)
     )
-    divs = "".join(f'<section class="figure">{d}</section>' for d in figure_divs(data).values())
     table = summary_table(data.summary) or "<p>No summary yet: the run has not finished.</p>"
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(data.title)}</title><style>{STYLE}</style>"
-        f"<script>{get_plotlyjs()}</script></head><body>"
+    body = (
         f"<h1>{html.escape(data.title)} <span class='state {data.state}'>{data.state}</span></h1>"
-        f"<dl>{facts}</dl>{divs}<h2>Summary</h2>{table}"
+        f"<dl>{facts}</dl>{figure_divs(run_figures(data))}<h2>Summary</h2>{table}"
         f"<script type='application/json' id='run-record'>"
         f"{html.escape(json.dumps(data.record.get('config', {})))}</script>"
-        "</body></html>"
     )
+    return _document(data.title, body)
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Write the run's report.html (atomically) and return its path."""
-    run_dir = Path(run_dir)
-    path = Path(out) if out is not None else run_dir / REPORT_FILE
-    atomic_write_bytes(path, report_html(load_run(run_dir)).encode())
+def item_report_html(kind: str, directory: Path) -> str:
+    """A comparison's, sweep's or landscape's report (`grokjax.report.items`)."""
+    figures, table = VIEWS[kind](directory)
+    title = f"{directory.name} ({kind})"
+    return _document(title, f"<h1>{html.escape(title)}</h1>{figure_divs(figures)}{table}")
+
+
+def write_report(directory: Path, out: Path | None = None) -> Path:
+    """Write the report.html of a run, comparison, sweep or landscape directory
+    (atomically) and return its path."""
+    directory = Path(directory)
+    kind = kind_of(directory) if directory.is_dir() else None
+    if kind is None:
+        raise RunDataError(
+            f"dir={str(directory)!r} is not a grokjax run, comparison, sweep or landscape "
+            "directory (no config.json, comparison.json, sweep.json or landscape.json)"
+        )
+    page = report_html(load_run(directory)) if kind == "run" else item_report_html(kind, directory)
+    path = Path(out) if out is not None else directory / REPORT_FILE
+    atomic_write_bytes(path, page.encode())
     return path

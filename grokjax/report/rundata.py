@@ -15,6 +15,12 @@ from grokjax.errors import ConfigError
 from grokjax.host.live import read_live, run_state
 
 NOT_METRICS = {"member", "seed", "step", "diverged"}
+KINDS = {  # the file that marks each kind of directory, in the order they are looked for
+    "sweep": "sweep.json",
+    "landscape": "landscape.json",
+    "comparison": "comparison.json",
+    "run": "config.json",
+}
 
 
 class RunDataError(ConfigError):
@@ -45,10 +51,16 @@ def _read_json(path: Path) -> Any:
         raise RunDataError(f"{path}: not valid JSON ({error})") from None
 
 
+def kind_of(directory: Path) -> str | None:
+    """Which of `KINDS` a directory holds (None: none of them)."""
+    for kind, marker in KINDS.items():
+        if (Path(directory) / marker).is_file():
+            return kind
+    return None
+
+
 def is_run_dir(path: Path) -> bool:
-    return (Path(path) / "config.json").is_file() and not any(
-        (Path(path) / f).is_file() for f in ("sweep.json", "landscape.json")
-    )
+    return kind_of(path) == "run"
 
 
 def _from_parquet(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], list[int]]:

@@ -13,6 +13,7 @@ absolute path or a link out of RUNS_DIR is a 404.
                           run is running it asks /api/run/PATH every `POLL_MS` and
                           redraws in place (no reload)
     /api/run/PATH         the run's figures (plotly JSON), state, facts and summary
+    /view/PATH            a comparison's, sweep's or landscape's page (`grokjax.report.items`)
     /file/PATH            a figure or table a job wrote (PNG, CSV, JSON)
     /static/plotly.min.js the bundled plotly.js (no network)
 
@@ -36,34 +37,22 @@ from urllib.parse import unquote, urlsplit
 
 from grokjax.errors import ConfigError
 from grokjax.host.live import run_state
-from grokjax.report.html import STYLE, run_facts
-from grokjax.report.rundata import RunDataError, is_run_dir, load_run
+from grokjax.report.html import STYLE, figure_divs, run_facts
+from grokjax.report.items import VIEWS
+from grokjax.report.rundata import RunDataError, is_run_dir, kind_of, load_run
 from grokjax.report.views import run_figures, summary_table
 
 HOST = "127.0.0.1"
 POLL_MS = 2000
 SERVED = {".png": "image/png", ".csv": "text/csv", ".json": "application/json"}
-KINDS = {  # the file that marks each kind of item, in the order they are looked for
-    "sweep": "sweep.json",
-    "landscape": "landscape.json",
-    "comparison": "comparison.json",
-    "run": "config.json",
-}
 SKIP = {"checkpoints", "__pycache__", ".git"}
 
 
 class Item(NamedTuple):
-    kind: str  # a key of KINDS
+    kind: str  # a key of grokjax.report.rundata.KINDS
     path: str  # relative to the runs directory, '/'-separated
     state: str  # a run's state, or "-"
     error: str | None  # why it cannot be read, or None
-
-
-def _kind(directory: Path) -> str | None:
-    for kind, marker in KINDS.items():
-        if (directory / marker).is_file():
-            return kind
-    return None
 
 
 def discover(root: Path) -> list[Item]:
@@ -74,7 +63,7 @@ def discover(root: Path) -> list[Item]:
     for directory, subdirs, _ in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if d not in SKIP and not d.startswith("."))
         here = Path(directory)
-        kind = _kind(here)
+        kind = kind_of(here)
         if kind is None:
             continue
         rel = here.relative_to(root).as_posix()
@@ -143,7 +132,7 @@ def index_page(root: Path, items: list[Item]) -> bytes:
         return _page("grokjax dashboard", body)
     rows = []
     for item in items:
-        link = f"/run/{item.path}" if item.kind == "run" else f"#{item.path}"
+        link = f"/{'run' if item.kind == 'run' else 'view'}/{item.path}"
         name = html.escape(item.path if item.path != "." else "(this directory)")
         state = (
             f" <span class='state {item.state}' data-state='{item.state}'>{item.state}</span>"
@@ -208,6 +197,20 @@ def run_page(rel: str) -> bytes:
         "<div id='figures'></div><h2>Summary</h2><div id='summary'></div>"
     )
     return _page(rel, body, RUN_SCRIPT % (json.dumps(rel), POLL_MS))
+
+
+def item_page(kind: str, rel: str, target: Path) -> bytes:
+    """The page of a comparison, sweep or landscape: its figures, drawn once."""
+    try:
+        figures, table = VIEWS[kind](target)
+    except RunDataError as err:
+        body = f"<p><a href='/'>all runs</a></p><h1>{html.escape(rel)}</h1>"
+        return _page(rel, body + f"<p class='error' id='error'>{html.escape(str(err))}</p>")
+    body = (
+        f"<p><a href='/'>all runs</a></p><h1>{html.escape(rel)} <small>{kind}</small></h1>"
+        f"{figure_divs(figures)}<div id='table'>{table}</div>"
+    )
+    return _page(rel, body)
 
 
 class Dashboard:
@@ -292,6 +295,9 @@ def _handler(root: Path) -> type[BaseHTTPRequestHandler]:
                     HTTPStatus.OK, run_page(rel), "text/html; charset=utf-8"
                 ),
                 "/api/run/": lambda p, rel: self._json(run_payload(p)),
+                "/view/": lambda p, rel: self._send(
+                    HTTPStatus.OK, item_page(kind_of(p), rel, p), "text/html; charset=utf-8"
+                ),
                 "/file/": self._file,
             }
             if route == "/":
@@ -307,8 +313,7 @@ def _handler(root: Path) -> type[BaseHTTPRequestHandler]:
                     if route.startswith(prefix):
                         rel = route[len(prefix) :]
                         target = resolve(root, rel)
-                        wants_run = prefix != "/file/"
-                        if target is None or (wants_run and not is_run_dir(target)):
+                        if target is None or not _serves(prefix, target):
                             return self._not_found()
                         return answer(target, rel)
                 self._not_found()
@@ -320,6 +325,15 @@ def _handler(root: Path) -> type[BaseHTTPRequestHandler]:
             self._send(HTTPStatus.OK, target.read_bytes(), kind)
 
     return Handler
+
+
+def _serves(prefix: str, target: Path) -> bool:
+    """Whether the route `prefix` answers for `target` (a run, another item, a file)."""
+    if prefix == "/file/":
+        return True  # checked by suffix and kind in Handler._file
+    if prefix == "/view/":
+        return kind_of(target) in VIEWS
+    return is_run_dir(target)
 
 
 def serve_dashboard(root: Path, port: int) -> None:

@@ -58,7 +58,13 @@ def _quantiles(values_ME: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _band_traces(
-    fig: go.Figure, x: np.ndarray, values_ME: np.ndarray, label: str, colour: str, **where
+    fig: go.Figure,
+    x: np.ndarray,
+    values_ME: np.ndarray,
+    label: str,
+    colour: str,
+    dash: str = "solid",
+    **where,
 ) -> None:
     q = _quantiles(values_ME)
     group = f"{label} bands"
@@ -95,7 +101,7 @@ def _band_traces(
             x=x,
             y=q["median"],
             mode="lines",
-            line=dict(color=colour, width=2),
+            line=dict(color=colour, width=2, dash=dash),
             name=f"{label} (median)",
             legendgroup=group,
         ),

@@ -136,9 +136,14 @@ def classify_cell(
         )
         for m, g, a in zip(memorise_steps, generalise_steps, areas, strict=True)
     ]
+    return vote(phases)
+
+
+def vote(phases: Sequence[str]) -> CellPhase:
+    """The cell phase of its seeds' phases: the most common, a tie going to the slower."""
     if not phases:
         raise ValueError("a cell needs at least one seed")
-    counts = pd.Series(phases).value_counts().reindex(PHASES, fill_value=0)
+    counts = pd.Series(list(phases)).value_counts().reindex(PHASES, fill_value=0)
     slowest_of_the_most_common = counts[counts == counts.max()].index[-1]
     fractions = {p: float(c) / len(phases) for p, c in counts.items()}
     return CellPhase(slowest_of_the_most_common, fractions, len(phases))

@@ -1,0 +1,316 @@
+"""The views of comparisons, sweeps and landscapes, as plotly figures and HTML tables, from
+their directories (`grokjax.host.compare`, `.sweep`, `.measure` write them).
+
+- comparison: every arm's train and test accuracy (seed median and quartiles) and weight
+  norm on the same axes, and a table of each arm's censored medians;
+- sweep: the phase diagram over the first two axes, pooling the seeds of the others (a
+  cell's colour is its phase; hovering shows its seeds with their memorisation and
+  generalisation steps, censored written as censored), and the Kaplan-Meier curves of
+  the generalisation step, one per cell, runs that never generalise censored;
+- landscape: the entropy S/kT over (ln L_train, test accuracy) with the equilibrium curve
+  and the walkers' trajectories, and each convergence row against step.
+Every reader raises `RunDataError` naming the file it could not read.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from grokjax.report.rundata import RunDataError, is_run_dir, load_run
+from grokjax.report.views import _band_traces, _rgba
+from grokjax.stats.phases import PHASES, vote
+from grokjax.stats.survival import kaplan_meier
+
+ARM_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
+PHASE_COLOURS = {
+    "comprehension": "#2ca02c",
+    "grokking": "#ff7f0e",
+    "memorisation": "#d62728",
+    "confusion": "#7f7f7f",
+}
+LAYOUT = dict(template="plotly_white", height=440, margin=dict(l=60, r=20, t=60, b=50))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise RunDataError(f"{path}: cannot be read ({error})") from None
+
+
+def _censored(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "censored"
+    return f"{value:,.{digits}f}"
+
+
+# Comparisons.
+
+
+def comparison_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
+    """The arms of a comparison side by side: (figures, HTML table)."""
+    table = _read_json(directory / "comparison.json")
+    arms = [name for name in table if is_run_dir(directory / name)]
+    runs = {name: load_run(directory / name) for name in arms}
+    accuracy, norm = go.Figure(), go.Figure()
+    for i, (name, data) in enumerate(runs.items()):
+        colour = ARM_COLOURS[i % len(ARM_COLOURS)]
+        keep = data.steps > 0
+        x = data.steps[keep]
+        for metric, label in (("test_acc", "test"), ("train_acc", "train")):
+            if metric in data.histories:
+                _band_traces(
+                    accuracy, x, data.histories[metric][:, keep], f"{name} {label}", colour
+                )
+        if "weight_norm" in data.histories:
+            _band_traces(norm, x, data.histories["weight_norm"][:, keep], name, colour)
+    for fig, title, y in ((accuracy, "accuracy", "accuracy"), (norm, "weight norm", "norm")):
+        fig.update_layout(title=title, xaxis_title="step", yaxis_title=y, **LAYOUT)
+        fig.update_xaxes(type="log")
+    columns = ("generalisation_step", "grokking_delay", "grokking_area", "final_test_acc")
+    rows = []
+    for name in table:
+        ens = table[name].get("ensemble", {}) if isinstance(table[name], dict) else {}
+        cells = []
+        for column in columns:
+            stat = ens.get(column, {})
+            digits = 3 if column in ("grokking_area", "final_test_acc") else 0
+            text = _censored(stat.get("median"), digits)
+            cells.append(f"<td>{text} ({stat.get('n_censored', 0)}/{stat.get('n', 0)})</td>")
+        rows.append(f"<tr><td>{html.escape(name)}</td>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{c} (censored/n)</th>" for c in columns)
+    html_table = f"<table><tr><th>arm</th>{head}</tr>{''.join(rows)}</table>"
+    return {"accuracy": accuracy, "weight norm": norm}, html_table
+
+
+# Sweeps.
+
+
+def _axis_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def sweep_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
+    """A sweep's phase diagram and survival curves: (figures, HTML table of cells)."""
+    record = _read_json(directory / "sweep.json")
+    axes = list(record.get("axes", {}))
+    try:
+        seeds = pd.read_parquet(directory / "seeds.parquet")
+    except Exception as error:  # pyarrow raises several kinds for a damaged file
+        raise RunDataError(f"{directory / 'seeds.parquet'}: not readable ({error})") from None
+    if not axes or not set(axes) <= set(seeds.columns):
+        raise RunDataError(f"{directory / 'sweep.json'}: its axes are not in seeds.parquet")
+    figures = {"phases": phase_diagram(seeds, axes), "survival": survival_curves(seeds, axes)}
+    try:
+        cells = pd.read_csv(directory / "cells.csv")
+    except (OSError, ValueError):
+        cells = None
+    table = ""
+    if cells is not None:
+        shown = [*axes, "phase", "generalisation_step_median", "grokking_area_median", "seeds"]
+        shown = [c for c in shown if c in cells.columns]
+        table = cells[shown].to_html(index=False, na_rep="censored", float_format="{:g}".format)
+    return figures, table
+
+
+def phase_diagram(seeds: pd.DataFrame, axes: list[str]) -> go.Figure:
+    """Phase of each cell over the first two axes (the most common phase over its seeds
+    and the pooled other axes); hover: every seed with its steps."""
+    x_axis = axes[0]
+    y_axis = axes[1] if len(axes) > 1 else None
+    xs = sorted(seeds[x_axis].unique())
+    ys = sorted(seeds[y_axis].unique()) if y_axis else [None]
+    z = np.full((len(ys), len(xs)), np.nan)
+    text = [["" for _ in xs] for _ in ys]
+    for j, y in enumerate(ys):
+        for i, x in enumerate(xs):
+            rows = seeds[(seeds[x_axis] == x) & ((seeds[y_axis] == y) if y_axis else True)]
+            if rows.empty:
+                continue
+            cell = vote(rows["phase"].tolist())
+            phase = cell[0]
+            z[j, i] = PHASES.index(phase)
+            lines = [
+                f"{x_axis}={_axis_text(x)}" + (f", {y_axis}={_axis_text(y)}" if y_axis else "")
+            ]
+            share = round(cell[1][phase] * len(rows))
+            lines.append(f"phase: {phase} ({share}/{len(rows)} seeds)")
+            for _, r in rows.iterrows():
+                lines.append(
+                    f"seed {int(r['seed'])}: memorised {_censored(r['memorisation_step'])}, "
+                    f"generalised {_censored(r['generalisation_step'])} ({r['phase']})"
+                )
+            text[j][i] = "<br>".join(html.escape(line) for line in lines)
+    n = len(PHASES)
+    scale = []
+    for k, p in enumerate(PHASES):
+        scale += [[k / n, PHASE_COLOURS[p]], [(k + 1) / n, PHASE_COLOURS[p]]]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[_axis_text(v) for v in xs],
+            y=[_axis_text(v) for v in ys] if y_axis else [""],
+            text=text,
+            hoverinfo="text",
+            colorscale=scale,
+            zmin=-0.5,
+            zmax=n - 0.5,
+            colorbar=dict(tickvals=list(range(n)), ticktext=list(PHASES), title="phase"),
+            xgap=2,
+            ygap=2,
+        )
+    )
+    fig.update_layout(title="phases", xaxis_title=x_axis, yaxis_title=y_axis or "", **LAYOUT)
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def survival_curves(seeds: pd.DataFrame, axes: list[str]) -> go.Figure:
+    """Kaplan-Meier P(not yet generalised) against step, one curve per cell; runs that
+    never generalise are censored at the budget (marked x)."""
+    fig = go.Figure()
+    for i, (cell, rows) in enumerate(seeds.groupby(axes, sort=True)):
+        cell = cell if isinstance(cell, tuple) else (cell,)
+        label = ", ".join(f"{a}={_axis_text(v)}" for a, v in zip(axes, cell, strict=True))
+        steps = rows["generalisation_step"].to_numpy(float)
+        budget = rows["budget_steps"].to_numpy(float)
+        observed = ~np.isnan(steps)
+        table = kaplan_meier(np.where(observed, steps, budget), observed)
+        t = np.r_[0.0, table["time"].to_numpy(float)]
+        s = np.r_[1.0, table["survival"].to_numpy(float)]
+        colour = ARM_COLOURS[i % len(ARM_COLOURS)]
+        fig.add_trace(
+            go.Scatter(x=t, y=s, mode="lines", line=dict(shape="hv", color=colour), name=label)
+        )
+        cut = table["censored"].to_numpy() > 0
+        if cut.any():
+            fig.add_trace(
+                go.Scatter(
+                    x=table["time"][cut],
+                    y=table["survival"][cut],
+                    mode="markers",
+                    marker=dict(symbol="x", color=colour),
+                    name=f"{label} censored",
+                    showlegend=False,
+                )
+            )
+    fig.update_layout(
+        title="time to generalise (Kaplan-Meier)",
+        xaxis_title="step",
+        yaxis_title="P(not yet generalised)",
+        **LAYOUT,
+    )
+    return fig
+
+
+# Landscapes.
+
+
+def landscape_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
+    """The entropy map with the equilibrium curve and trajectories, and the convergence
+    rows: (figures, HTML of the convergence verdict)."""
+    try:
+        arrays = np.load(directory / "landscape.npz")
+        entropy, x, y = arrays["entropy"], arrays["x"], arrays["y"]
+    except (OSError, ValueError, KeyError) as error:
+        raise RunDataError(f"{directory / 'landscape.npz'}: not readable ({error})") from None
+    shown = np.where(np.isfinite(entropy), entropy - np.nanmax(entropy), np.nan)
+    fig = go.Figure(
+        go.Heatmap(
+            x=x,
+            y=y,
+            z=shown.T,
+            colorscale="Viridis",
+            colorbar=dict(title="S/kT - max"),
+            hovertemplate="ln L %{x:.2f}, test acc %{y:.2f}: S/kT %{z:.1f}<extra></extra>",
+        )
+    )
+    analysis = {}
+    if (directory / "analysis.json").is_file():
+        analysis = _read_json(directory / "analysis.json")
+    curve = analysis.get("equilibrium_curve") if isinstance(analysis, dict) else None
+    if curve:
+        fig.add_trace(
+            go.Scatter(
+                x=curve["x"],
+                y=curve["y"],
+                mode="lines+markers",
+                name="equilibrium",
+                line=dict(color="white", width=3),
+            )
+        )
+    try:
+        positions = np.load(directory / "trajectories.npz")["positions"]  # [T, walkers, 2]
+    except (OSError, ValueError, KeyError):
+        positions = None
+    if positions is not None and positions.ndim == 3:
+        every = max(1, positions.shape[0] // 300)
+        for w in range(min(positions.shape[1], 4)):
+            path = positions[::every, w]
+            fig.add_trace(
+                go.Scatter(
+                    x=path[:, 0],
+                    y=path[:, 1],
+                    mode="lines",
+                    name=f"walker {w}",
+                    line=dict(width=1, color=_rgba(ARM_COLOURS[w], 0.7)),
+                    visible="legendonly",
+                )
+            )
+    fig.update_layout(
+        title="entropy landscape",
+        xaxis_title="ln L_train",
+        yaxis_title="test accuracy",
+        **{**LAYOUT, "height": 520},
+    )
+    figures = {"landscape": fig}
+    rows = []
+    if (directory / "convergence.json").is_file():
+        rows = _read_json(directory / "convergence.json")
+    if isinstance(rows, list) and rows:
+        frame = pd.DataFrame(rows)
+        numeric = [
+            c
+            for c in frame.columns
+            if c not in ("chunk", "step") and pd.api.types.is_numeric_dtype(frame[c])
+        ]
+        conv = make_subplots(rows=(len(numeric) + 2) // 3, cols=3, subplot_titles=numeric)
+        for k, column in enumerate(numeric):
+            conv.add_trace(
+                go.Scatter(
+                    x=frame["step"],
+                    y=frame[column],
+                    mode="lines+markers",
+                    name=column,
+                    showlegend=False,
+                ),
+                row=k // 3 + 1,
+                col=k % 3 + 1,
+            )
+        conv.update_layout(
+            title="convergence, per chunk",
+            template="plotly_white",
+            height=260 * ((len(numeric) + 2) // 3),
+            margin=dict(t=80),
+        )
+        figures["convergence"] = conv
+    verdict = analysis.get("convergence", {}) if isinstance(analysis, dict) else {}
+    text = ""
+    if verdict:
+        text = (
+            f"<p>converged: <b>{html.escape(str(verdict.get('converged')))}</b> "
+            f"({html.escape(str(verdict.get('reason', '')))})</p>"
+        )
+    return figures, text
+
+
+VIEWS = {"comparison": comparison_views, "sweep": sweep_views, "landscape": landscape_views}
