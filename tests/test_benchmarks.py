@@ -136,3 +136,19 @@ def test_accelerator_script_dry_run_runs_every_stage(tmp_path):
     assert wlmd["modulus"] == 11 and wlmd["peak_flops"] > 0
     assert wlmd["rows"][0]["walkers"] == 1 and wlmd["rows"][0]["wlmd_walker_steps_per_s"] > 0
     assert wlmd["h200_estimate"]["h200_hours"] > 0
+
+
+def test_live_overhead_benchmark_reports_its_figures(tmp_path, monkeypatch, capsys):
+    _keep_xla_flags(monkeypatch)
+    script = BENCH.parent / "live_overhead.py"
+    out = tmp_path / "live.json"
+    argv = [str(script), "--modulus", "11", "--members", "2", "--steps", "40", "--every", "10"]
+    argv += ["--chunk-evals", "2", "--repeats", "1", "--tensorboard", "--json", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    text = capsys.readouterr().out
+    assert "live stream overhead:" in text and "target at most 2 %" in text
+    arms = json.loads(out.read_text())["arms"]
+    assert set(arms) == {"stream off", "stream on", "stream + tensorboard"}
+    assert all(a["median"] > 0 and a["min"] <= a["median"] <= a["max"] for a in arms.values())
+    assert arms["stream off"]["slower_%"] == 0.0
