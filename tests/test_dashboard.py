@@ -155,6 +155,20 @@ def test_reports_of_every_kind(runs, tmp_path):
         write_report(tmp_path)
 
 
+def test_names_from_run_directories_are_escaped(runs, tmp_path):
+    odd = tmp_path / "<img src=x onerror=alert(1)>"
+    shutil.copytree(runs / "done", odd)
+    dashboard = Dashboard(tmp_path, port=0)
+    dashboard.start()
+    try:
+        status, body = get(dashboard, "/")
+        assert status == 200 and b"<img" not in body and b"&lt;img" in body
+        status, body = get(dashboard, "/run/%3Cimg%20src=x%20onerror=alert(1)%3E")
+        assert status == 200 and b"<img" not in body
+    finally:
+        dashboard.stop()
+
+
 def test_files_a_job_wrote_are_served(server):
     status, body = get(server, "/file/done/accuracy.png")
     assert status == 200 and body.startswith(b"\x89PNG")
@@ -262,8 +276,11 @@ def drawn_traces(browser, figure: str) -> int:
 @needs_browser
 def test_browser_index_lists_the_run_and_the_sweep(server, browser):
     browser.get(server.url)
-    items = browser.execute_script(
-        "return [...document.querySelectorAll('li')].map(l => [l.dataset.kind, l.dataset.path]);"
+    items = wait_for(
+        lambda: browser.execute_script(
+            "return [...document.querySelectorAll('li')]"
+            ".map(l => [l.dataset.kind, l.dataset.path]);"
+        )
     )
     assert ["run", "done"] in items and ["sweep", "sweep"] in items
     broken = browser.execute_script(

@@ -113,6 +113,11 @@ def run_payload(run_dir: Path) -> dict[str, Any]:
     }
 
 
+def _js(obj: Any) -> str:
+    """`obj` as a JavaScript literal that cannot end the <script> it sits in."""
+    return json.dumps(obj).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _page(title: str, body: str, script: str = "") -> bytes:
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
@@ -123,13 +128,29 @@ def _page(title: str, body: str, script: str = "") -> bytes:
     ).encode()
 
 
+INDEX_SCRIPT = """
+const SHOWN = %s, POLL_MS = %d;
+async function watch() {
+  try {
+    const now = await (await fetch('/api/index')).json();
+    if (JSON.stringify(now) !== JSON.stringify(SHOWN)) { location.reload(); return; }
+  } catch (e) {}
+  setTimeout(watch, POLL_MS);
+}
+setTimeout(watch, POLL_MS);
+"""
+
+
 def index_page(root: Path, items: list[Item]) -> bytes:
+    """Every item with its state; the page reloads itself when a run starts, finishes
+    or changes state."""
+    script = INDEX_SCRIPT % (_js([i._asdict() for i in items]), 2 * POLL_MS)
     if not items:
         body = (
             f"<h1>grokjax dashboard</h1><p id='empty'>No runs under {html.escape(str(root))} "
             "yet: start one with <code>grokjax run --out DIR</code> inside it.</p>"
         )
-        return _page("grokjax dashboard", body)
+        return _page("grokjax dashboard", body, script)
     rows = []
     for item in items:
         link = f"/{'run' if item.kind == 'run' else 'view'}/{item.path}"
@@ -149,7 +170,7 @@ def index_page(root: Path, items: list[Item]) -> bytes:
             f"<a href='{html.escape(link)}'>{name}</a>{state}{error}</li>"
         )
     body = f"<h1>grokjax dashboard</h1><p>{html.escape(str(root))}</p><ul>{''.join(rows)}</ul>"
-    return _page("grokjax dashboard", body)
+    return _page("grokjax dashboard", body, script)
 
 
 RUN_SCRIPT = """
@@ -158,7 +179,8 @@ const esc = (s) => String(s).replace(/[&<>"']/g, (c) =>
   ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]);
 async function refresh() {
   let d;
-  try { d = await (await fetch('/api/run/' + PATH)).json(); }
+  const url = '/api/run/' + PATH.split('/').map(encodeURIComponent).join('/');
+  try { d = await (await fetch(url)).json(); }
   catch (e) { setTimeout(refresh, POLL_MS); return; }
   const state = document.getElementById('state');
   state.textContent = d.state; state.className = 'state ' + d.state;
@@ -196,7 +218,7 @@ def run_page(rel: str) -> bytes:
         "<p><span id='evaluations'>0</span> evaluations</p>"
         "<div id='figures'></div><h2>Summary</h2><div id='summary'></div>"
     )
-    return _page(rel, body, RUN_SCRIPT % (json.dumps(rel), POLL_MS))
+    return _page(rel, body, RUN_SCRIPT % (_js(rel), POLL_MS))
 
 
 def item_page(kind: str, rel: str, target: Path) -> bytes:
