@@ -2,10 +2,17 @@
 
     python scripts/dashboard_screenshots.py --runs runs [--run PATH] [--sweep PATH]
         [--comparison PATH] [--landscape PATH] [--out docs/figures]
+    python scripts/dashboard_screenshots.py --demo --runs runs/demo \
+        --landscape-from runs/landscape-parity/landscape-seed0
 
-Serves RUNS on a free port of 127.0.0.1, opens the index and one item of each kind
-(the first found, or the PATH given, relative to RUNS), waits until plotly has drawn
-every figure, and saves a full-page PNG of each. Needs Debian's chromium and
+With --demo it first makes what RUNS lacks of a small demo set (about 5 minutes on two
+cores): annealed WanD on x+y mod 67 (4 seeds, 1,200 steps, waiting times 100, 300 and
+600), a 2 x 2 sweep of weight decay and learning rate on `default` (2 seeds, 1,500
+steps), and `default` against `mlp-add` (2 seeds, 1,000 steps); a landscape is copied
+from --landscape-from (measuring one takes longer). Then it serves RUNS on a free port
+of 127.0.0.1, opens the index and one item of each kind (the first found, or the PATH
+given, relative to RUNS), waits until plotly has drawn every figure, and saves a
+full-page PNG of each. Needs Debian's chromium and
 chromium-driver and selenium (`pip install -e ".[test]"`).
 """
 
@@ -69,15 +76,56 @@ def shoot(driver, url: str, path: Path, width: int) -> Path:
     return path
 
 
+def make_demo(root: Path, landscape_from: str | None) -> None:
+    """The demo runs of the module docstring, each only if RUNS lacks it."""
+    from grokjax.config import Hparams
+    from grokjax.host.compare import compare_named
+    from grokjax.host.experiment import run_preset
+    from grokjax.host.sweep import run_sweep
+    from grokjax.presets import get_preset
+
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / "wand-annealed" / "summary.json").exists():
+        settings = ["steps=1200", "eval.waiting_times=100,300,600"]
+        run_preset(
+            "wand-annealed-add",
+            range(4),
+            settings=settings,
+            out_dir=root / "wand-annealed",
+            overwrite=True,
+        )
+    if not (root / "sweep" / "cells.csv").exists():
+        base = get_preset("default")
+        axes = {"weight_decay": (0.1, 1.0), "learning_rate": (1e-3, 3e-3)}
+        hparams = Hparams(learning_rate=3e-3, weight_decay=1.0)
+        run_sweep(base.config, hparams, axes, 2, root / "sweep", overwrite=True)
+    if not (root / "comparison" / "comparison.json").exists():
+        compare_named(
+            ["default", "mlp-add"],
+            range(2),
+            settings=["steps=1000"],
+            out_dir=root / "comparison",
+            overwrite=True,
+        )
+    if landscape_from and not (root / "landscape").exists():
+        shutil.copytree(
+            landscape_from, root / "landscape", ignore=shutil.ignore_patterns("checkpoints")
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--out", default="docs/figures")
     parser.add_argument("--width", type=int, default=1200)
+    parser.add_argument("--demo", action="store_true", help="make the demo runs first")
+    parser.add_argument("--landscape-from", help="a landscape directory to copy (--demo)")
     for kind in ("run", "sweep", "comparison", "landscape"):
         parser.add_argument(f"--{kind}", help=f"the {kind} to show (default: the first found)")
     args = parser.parse_args()
     root, out = Path(args.runs), Path(args.out)
+    if args.demo:
+        make_demo(root, args.landscape_from)
     out.mkdir(parents=True, exist_ok=True)
     items = discover(root)
     chosen = {}

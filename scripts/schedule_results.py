@@ -159,6 +159,9 @@ def main() -> None:
     )
     parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--only", nargs="*", help="run only these arms (no tables)")
+    parser.add_argument(
+        "--table-only", action="store_true", help="tables of the finished arms; train nothing"
+    )
     parser.add_argument("--doc", default="docs/schedule-results.md")
     parser.add_argument("--figures", default="docs/figures")
     args = parser.parse_args()
@@ -191,12 +194,19 @@ def main() -> None:
         n_task = task_seeds.get(task, args.seeds)
         blend = min(args.blend_seeds or n_task, n_task)
         seeds = {n: blend if n in BLEND else n_task for n in names}
+        if args.table_only:
+            names = [n for n in names if (out / n / "summary.json").is_file()]
+            missing = [n for n in arms if n not in names]
+        else:
+            missing = []
         results = {n: run_arm(arms[n], out / n, seeds[n]) for n in names}
         if args.only:
             continue
         figure = figures / f"schedules-{task}.png"
         comparison_figure(comparison_curves(results), figure, f"{title}, {n_task} seeds")
         sections += ["", task_section(title, baseline, results, figure)]
+        if missing:
+            sections += ["", f"Not run (no finished run directory): {', '.join(missing)}."]
     if args.only:
         return
     atomic_write_bytes(Path(args.doc), ("\n".join(sections) + "\n").encode())
