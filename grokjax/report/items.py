@@ -65,11 +65,10 @@ def comparison_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
         colour = ARM_COLOURS[i % len(ARM_COLOURS)]
         keep = data.steps > 0
         x = data.steps[keep]
-        for metric, label in (("test_acc", "test"), ("train_acc", "train")):
+        for metric, label, dash in (("test_acc", "test", "solid"), ("train_acc", "train", "dot")):
             if metric in data.histories:
-                _band_traces(
-                    accuracy, x, data.histories[metric][:, keep], f"{name} {label}", colour
-                )
+                values = data.histories[metric][:, keep]
+                _band_traces(accuracy, x, values, f"{name} {label}", colour, dash=dash)
         if "weight_norm" in data.histories:
             _band_traces(norm, x, data.histories["weight_norm"][:, keep], name, colour)
     for fig, title, y in ((accuracy, "accuracy", "accuracy"), (norm, "weight norm", "norm")):
@@ -209,6 +208,7 @@ def survival_curves(seeds: pd.DataFrame, axes: list[str]) -> go.Figure:
         yaxis_title="P(not yet generalised)",
         **LAYOUT,
     )
+    fig.update_yaxes(range=[0, 1.05])
     return fig
 
 
@@ -266,11 +266,24 @@ def landscape_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
                     visible="legendonly",
                 )
             )
+    for i, (name, run_dir) in enumerate(_trajectory_runs(directory, analysis).items()):
+        data = load_run(run_dir)
+        if {"ln_train_loss", "smoothed_test_acc"} <= set(data.histories):
+            fig.add_trace(
+                go.Scatter(
+                    x=np.nanmedian(data.histories["ln_train_loss"], axis=0),
+                    y=np.nanmedian(data.histories["smoothed_test_acc"], axis=0),
+                    mode="lines",
+                    name=f"{name} (seed median)",
+                    line=dict(color=ARM_COLOURS[(i + 1) % len(ARM_COLOURS)], width=2, dash="dash"),
+                )
+            )
     fig.update_layout(
         title="entropy landscape",
         xaxis_title="ln L_train",
-        yaxis_title="test accuracy",
-        **{**LAYOUT, "height": 520},
+        yaxis_title="test accuracy (smoothed for runs)",
+        legend=dict(orientation="h", y=-0.2),
+        **{**LAYOUT, "height": 560},
     )
     figures = {"landscape": fig}
     rows = []
@@ -311,6 +324,24 @@ def landscape_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
             f"({html.escape(str(verdict.get('reason', '')))})</p>"
         )
     return figures, text
+
+
+def _trajectory_runs(directory: Path, analysis: Any) -> dict[str, Path]:
+    """The training runs analysis.json compares with the landscape, found as recorded
+    (a path relative to where the analysis ran: tried against each parent of the
+    landscape directory) and only when they are run directories."""
+    found = {}
+    entries = analysis.get("trajectories", {}) if isinstance(analysis, dict) else {}
+    for name, entry in entries.items():
+        recorded = entry.get("run") if isinstance(entry, dict) else None
+        if not recorded or Path(recorded).is_absolute():
+            continue
+        for parent in directory.resolve().parents:
+            candidate = parent / recorded
+            if is_run_dir(candidate):
+                found[name] = candidate
+                break
+    return found
 
 
 VIEWS = {"comparison": comparison_views, "sweep": sweep_views, "landscape": landscape_views}

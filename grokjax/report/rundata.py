@@ -11,10 +11,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from grokjax.config import Hparams
 from grokjax.errors import ConfigError
 from grokjax.host.live import read_live, run_state
 
-NOT_METRICS = {"member", "seed", "step", "diverged"}
+NOT_METRICS = {"member", "seed", "step", "diverged", *Hparams._fields}  # per-member columns
 KINDS = {  # the file that marks each kind of directory, in the order they are looked for
     "sweep": "sweep.json",
     "landscape": "landscape.json",
