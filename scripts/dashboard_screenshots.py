@@ -24,30 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from grokjax.report.browser import headless_chromium
 from grokjax.report.server import Dashboard, discover
-
-FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-)
-
-
-def browser(profile: str, width: int):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},1000"):
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
 def settle(driver, timeout: float = 60.0) -> None:
@@ -139,7 +117,7 @@ def main() -> None:
     dashboard = Dashboard(root, port=0)
     url = dashboard.start()
     with tempfile.TemporaryDirectory() as profile:
-        driver = browser(profile, args.width)
+        driver = headless_chromium(profile, args.width, 1000)
         try:
             shoot(driver, url, out / "dashboard-index.png", args.width)
             for kind, path in chosen.items():

@@ -19,11 +19,11 @@ from grokjax.host.compare import compare_named
 from grokjax.host.experiment import run_ensemble
 from grokjax.host.live import LiveStream
 from grokjax.host.sweep import run_sweep
+from grokjax.report.browser import headless_chromium, installed
 from grokjax.report.html import write_report
 from grokjax.report.server import Dashboard, discover, resolve
 
 HP = Hparams(learning_rate=3e-3, weight_decay=1.0)
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -223,33 +223,15 @@ def test_report_is_written_and_cli_errors_are_one_line(runs, tmp_path, capsys):
 # The browser.
 
 needs_browser = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER) and os.environ.get("GROKJAX_REQUIRE_BROWSER") != "1",
+    not installed() and os.environ.get("GROKJAX_REQUIRE_BROWSER") != "1",
     reason="Debian's chromium and chromium-driver are not installed",
 )
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1200,1800",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    pytest.importorskip("selenium.webdriver")
+    driver = headless_chromium(tmp_path_factory.mktemp("chromium"))
     yield driver
     driver.quit()
 
