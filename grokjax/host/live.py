@@ -52,7 +52,7 @@ class LiveStream:
     run finished.
     """
 
-    def __init__(self, out_dir: Path, steps_E: np.ndarray, n_evals_done: int = 0):
+    def __init__(self, out_dir: Path, steps_E: np.ndarray):
         self.out_dir = Path(out_dir)
         self.steps_E = np.asarray(steps_E)
         self.started = False
@@ -62,7 +62,7 @@ class LiveStream:
             "host": socket.gethostname(),
             "started": time.time(),
             "updated": time.time(),
-            "evaluations": int(n_evals_done),
+            "evaluations": 0,
             "total_evaluations": int(self.steps_E.size),
             "diverged_members": [],
         }

@@ -15,7 +15,6 @@ Every reader raises `RunDataError` naming the file it could not read.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from grokjax.report.rundata import RunDataError, is_run_dir, load_run
+from grokjax.report.rundata import RunDataError, _read_json, is_run_dir, load_run
 from grokjax.report.views import _band_traces, _rgba
 from grokjax.stats.phases import PHASES, vote
 from grokjax.stats.survival import kaplan_meier
@@ -37,13 +36,6 @@ PHASE_COLOURS = {
     "confusion": "#7f7f7f",
 }
 LAYOUT = dict(template="plotly_white", height=440, margin=dict(l=60, r=20, t=60, b=50))
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise RunDataError(f"{path}: cannot be read ({error})") from None
 
 
 def _censored(value: Any, digits: int = 0) -> str:

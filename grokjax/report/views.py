@@ -69,33 +69,21 @@ def _band_traces(
     q = _quantiles(values_ME)
     group = f"{label} bands"
     for lo, hi, alpha, part in (("min", "max", 0.12, "min-max"), ("q25", "q75", 0.3, "quartiles")):
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=q[hi],
-                mode="lines",
-                line=dict(width=0),
-                legendgroup=group,
-                showlegend=False,
-                hoverinfo="skip",
-            ),
-            **where,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=q[lo],
-                mode="lines",
-                line=dict(width=0),
-                fill="tonexty",
-                fillcolor=_rgba(colour, alpha),
-                legendgroup=group,
-                name=f"{label} {part}",
-                showlegend=False,
-                hoverinfo="skip",
-            ),
-            **where,
-        )
+        for y, fill in ((q[hi], {}), (q[lo], dict(fill="tonexty", fillcolor=_rgba(colour, alpha)))):
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    mode="lines",
+                    line=dict(width=0),
+                    legendgroup=group,
+                    name=f"{label} {part}",
+                    showlegend=False,
+                    hoverinfo="skip",
+                    **fill,
+                ),
+                **where,
+            )
     fig.add_trace(
         go.Scatter(
             x=x,
