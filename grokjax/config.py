@@ -527,7 +527,9 @@ class EvalConfig(Section):
     `regression_threshold` (a regression's example counts as right when its squared
     error is below it; Omnigrok's 1e-3, `grokjax.problem.metrics`), `area_gap` (the
     grokking area is censored while train minus test accuracy at the last evaluation
-    exceeds it, `grokjax.stats.logtime`)."""
+    exceeds it, `grokjax.stats.logtime`), `progress_frequencies` (0: none; n > 0: record
+    the Fourier progress measures of a modular task with n key frequencies at every
+    evaluation, `grokjax.problem.progress`)."""
 
     PATH: ClassVar[str] = "eval"
 
@@ -541,10 +543,11 @@ class EvalConfig(Section):
     waiting_times: tuple[int, ...] = ()
     regression_threshold: float = 1e-3
     area_gap: float = 0.05
+    progress_frequencies: int = 0
 
     def __post_init__(self) -> None:
         self.check_finite()
-        self.positive_int("every", "log_points", minimum=0)
+        self.positive_int("every", "log_points", "progress_frequencies", minimum=0)
         if self.every == 0 and self.log_points == 0:
             self.fail("every", "a positive cadence, unless eval.log_points > 0")
         self.positive_int("chunk_evals")
@@ -655,6 +658,21 @@ class Config(Section):
                 "waiting_times",
                 f"distinct evaluation steps (not evaluated: {missing}; see eval.every)",
             )
+        if self.eval.progress_frequencies:
+            if not (spec.query_last and spec.n_labels) or self.model.name not in (
+                "transformer",
+                "mlp",
+            ):
+                self.eval.fail(
+                    "progress_frequencies",
+                    f"0: the Fourier progress measures need a modular task and the "
+                    f"transformer or mlp (task {task!r}, model {self.model.name!r})",
+                )
+            n_freq = (spec.n_labels - 1) // 2
+            if self.eval.progress_frequencies > n_freq:
+                self.eval.fail(
+                    "progress_frequencies", f"an integer in 0..{n_freq} (p = {spec.n_labels})"
+                )
 
     @property
     def eval_steps(self) -> np.ndarray:
@@ -743,6 +761,7 @@ FLAT_NAMES: dict[str, str] = {
             "smooth_slope",
             "divergence_loss",
             "waiting_times",
+            "progress_frequencies",
         )
     },
 }

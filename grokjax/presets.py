@@ -491,6 +491,25 @@ SWEEPS: dict[str, SweepPreset] = {
         8,
         ("learning_rate", "optimizer"),
     ),
+    "early-warning-add": SweepPreset(
+        "x+y mod 67, paper transformer, AdamW, 2,000 steps: train fraction 0.3, 0.5, 0.7 x "
+        "weight decay 0.1, 1 x learning rate 3e-3, 1e-2, 4 seeds per cell (48 runs), with "
+        "the Fourier progress measures and waiting times 50-400 for the early-warning "
+        "evaluation (`grokjax warn`); about 40 minutes on two CPU cores.",
+        _SWEEP_BASE.replace(
+            steps=2_000,
+            progress_frequencies=5,
+            waiting_times=(50, 100, 200, 400),
+        ),
+        _SWEEP_HP,
+        {
+            "train_fraction": (0.3, 0.5, 0.7),
+            "weight_decay": (0.1, 1.0),
+            "learning_rate": (3e-3, 1e-2),
+        },
+        4,
+        ("learning_rate", "weight_decay"),
+    ),
 }
 
 

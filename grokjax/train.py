@@ -49,6 +49,7 @@ from grokjax.problem import data as data_lib
 from grokjax.problem.ageing import AgeingState, ageing_init, ageing_update, observables
 from grokjax.problem.metrics import METRIC_NAMES, evaluate, make_objective
 from grokjax.problem.models import make_model
+from grokjax.problem.progress import PROGRESS_NAMES, progress_measures
 
 
 class TrainState(NamedTuple):
@@ -66,12 +67,15 @@ class TrainState(NamedTuple):
 
 def metric_names(cfg: Config) -> tuple[str, ...]:
     """Every metric a run of `cfg` records: `METRIC_NAMES`, then for each waiting time
-    t_w the mean-squared displacement `msd@t_w` and the overlap `overlap@t_w`, then the
-    optimizer's readouts (`grokjax.optim.readout_names`: kT and sigma in force, WanD's
-    entropy estimate at ln L_train)."""
+    t_w the mean-squared displacement `msd@t_w` and the overlap `overlap@t_w`, the
+    Fourier progress measures when `eval.progress_frequencies` asks
+    (`grokjax.problem.progress.PROGRESS_NAMES`), then the optimizer's readouts
+    (`grokjax.optim.readout_names`: kT and sigma in force, WanD's entropy estimate at
+    ln L_train)."""
     waiting = sorted(cfg.eval.waiting_times)
     extra = [f"{kind}@{t}" for t in waiting for kind in ("msd", "overlap")]
-    return METRIC_NAMES + tuple(extra) + readout_names(cfg.optim)
+    progress = PROGRESS_NAMES if cfg.eval.progress_frequencies else ()
+    return METRIC_NAMES + tuple(extra) + progress + readout_names(cfg.optim)
 
 
 class Trainer(NamedTuple):
@@ -152,6 +156,7 @@ def make_train(
         return data_lib.make(state.data_key, cfg.data)
 
     waiting = cfg.eval.waiting_times
+    n_key = cfg.eval.progress_frequencies
 
     def loss_fn(params, inputs_BxI, labels_B):
         outputs_BxC = model.apply(params, inputs_BxI)
@@ -228,6 +233,20 @@ def make_train(
                 for k, t in enumerate(sorted(waiting)):
                     metrics[f"msd@{t}"] = seen["msd"][k]
                     metrics[f"overlap@{t}"] = seen["overlap"][k]
+            if n_key:
+                metrics.update(
+                    progress_measures(
+                        model.apply,
+                        state.params,
+                        ds.train_inputs,
+                        ds.train_labels,
+                        ds.clean_train_labels,
+                        ds.test_inputs,
+                        ds.test_labels,
+                        spec.n_labels,
+                        n_key,
+                    )
+                )
             metrics.update(readouts(cfg.optim, hparams, state.opt_state, metrics["ln_train_loss"]))
             return state, metrics
 

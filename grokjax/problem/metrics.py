@@ -206,6 +206,22 @@ def evaluate(
     }
 
 
+def leaves_named(params: Any, name: str, required: bool = True) -> list:
+    """The leaves with a path component (dict key, attribute name or index) equal to
+    `name`, in flattening order; KeyError listing the leaves when none has it and
+    `required`."""
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    matched = []
+    for path, leaf in flat:
+        keys = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
+        if name in keys:
+            matched.append(leaf)
+    if not matched and required:
+        paths = [jax.tree_util.keystr(p) for p, _ in flat]
+        raise KeyError(f"no parameter leaf has {name!r} on its path; leaves: {paths}")
+    return matched
+
+
 def last_layer_norm(params: Any, name: str = "unembed") -> jax.Array:
     """L2 norm of the leaves with a key equal to `name` on their path (jointly, if several).
 
@@ -215,18 +231,11 @@ def last_layer_norm(params: Any, name: str = "unembed") -> jax.Array:
     own), the last entry created (flax keeps creation order: the read-out of a
     sequential model) counts; otherwise KeyError.
     """
-    matched = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        keys = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
-        if name in keys:
-            matched.append(leaf)
+    matched = leaves_named(params, name, required=False)
     if not matched and name == "unembed" and isinstance(params, dict) and params:
         matched = jax.tree.leaves(params[list(params)[-1]])
     if not matched:
-        paths = [
-            jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]
-        ]
-        raise KeyError(f"no parameter leaf has {name!r} on its path; leaves: {paths}")
+        leaves_named(params, name)  # raises, listing the leaves
     return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in matched))
 
 
