@@ -45,6 +45,14 @@ ARGUMENTS = [  # (commands, flag, argparse keywords)
     (("dashboard",), "runs_dir", dict(nargs="?", default="runs", help="default: runs")),
     (("dashboard",), "--port", dict(type=int, default=8050, help="default 8050 (0: any free)")),
     (("report",), "--out", dict(help="where to write it (default RUN_DIR/report.html)")),
+    (("warn",), "runs_dir", dict(help="a run, comparison or sweep directory")),
+    (("warn",), "--out", dict(help="where to write (default RUNS_DIR/warning)")),
+    (("warn",), "--window", dict(type=int, default=10, help="evaluations (default 10)")),
+    (
+        ("warn",),
+        "--early-step",
+        dict(type=int, default=200, help="the concordance's step (default 200)"),
+    ),
     (JOBS, "--no-report", dict(action="store_true", help="no report.html at the end")),
     (("run",), "--tensorboard", dict(action="store_true", help="event files, one per member")),
     (("landscape",), "--trajectory", dict(**LIST, metavar="NAME=RUN_DIR")),
@@ -65,6 +73,7 @@ HELP = {
     "presets": (None, "list the presets"),
     "report": (None, "write a run's self-contained report.html"),
     "dashboard": (None, "serve a live page of every run under a directory on 127.0.0.1"),
+    "warn": (None, "score early-warning indicators of grokking on held-out seeds"),
 }
 
 
@@ -173,6 +182,13 @@ def _dashboard(args) -> str:
     return "dashboard stopped"
 
 
+def _warn(args) -> str:
+    from grokjax.host.warn import warn
+
+    out = args.out and Path(args.out)
+    return warn(Path(args.runs_dir), out, args.window, args.early_step)
+
+
 COMMANDS = dict(
     run=_run,
     compare=_compare,
@@ -181,6 +197,7 @@ COMMANDS = dict(
     presets=_presets,
     report=_report,
     dashboard=_dashboard,
+    warn=_warn,
 )
 
 

@@ -1,0 +1,215 @@
+"""`grokjax warn`: the early-warning evaluation of every run below a directory.
+
+`warn(path, out_dir)` reads the `metrics.parquet` of every run directory at or below
+`path` (a run, a comparison or a sweep), one `grokjax.stats.warning.Run` per member,
+fits and scores every indicator with held-out seeds (`grokjax.stats.warning.evaluate`),
+and writes into `out_dir` (default `path/warning`):
+
+    folds.csv    one row per indicator and held-out seed: fitted sign and threshold,
+                 warned fraction, median lead, false alarms, concordance
+    summary.csv  one row per indicator: pooled warned fraction and false alarms, their
+                 spread over folds, median lead, concordance, target met
+    alarms.csv   one row per indicator and held-out run: its kind, events and alarm
+    runs.csv     one row per run: its settings, events and kind
+    warning.png  alarm step against onset step for the best indicators and the test
+                 accuracy reference, held-out runs, one point per run
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from grokjax.errors import ConfigError
+from grokjax.host.checkpoint import atomic_write_with
+from grokjax.stats import warning as W
+
+HPARAM_COLUMNS = ("learning_rate", "weight_decay", "noise_scale")
+
+
+def run_dirs(path: Path) -> list[Path]:
+    """Every directory at or below `path` holding a finished run's metrics.parquet."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"runs_dir={str(path)!r} is not allowed: a directory of runs")
+    found = sorted(p.parent for p in path.rglob("metrics.parquet"))
+    if not found:
+        raise ConfigError(f"runs_dir={str(path)!r} is not allowed: no metrics.parquet below it")
+    return found
+
+
+def load_runs(path: Path, rise: float = W.RISE) -> list[W.Run]:
+    """One `Run` per member of every run below `path`."""
+    runs = []
+    root = Path(path)
+    for run_dir in run_dirs(root):
+        record = json.loads((run_dir / "config.json").read_text())
+        config = record.get("config", {})
+        optimizer = config.get("optim", {}).get("name", "adamw")
+        fraction = config.get("data", {}).get("train_fraction")
+        frame = pd.read_parquet(run_dir / "metrics.parquet").sort_values(["member", "step"])
+        names = [c for c in frame.columns if c not in ("member", "seed", "step", "diverged")]
+        for member, rows in frame.groupby("member"):
+            steps = rows.step.to_numpy(np.int64)
+            hparams = {k: float(rows[k].iloc[0]) for k in HPARAM_COLUMNS if k in rows}
+            hparams["train_fraction"] = fraction
+            histories = {n: rows[n].to_numpy(np.float64) for n in names if n not in hparams}
+            if "diverged" in rows:
+                gone = rows.diverged.to_numpy(bool)
+                histories = {k: np.where(gone, np.nan, v) for k, v in histories.items()}
+            m, plateau, onset, g = W.events(
+                histories["train_acc"], histories["test_acc"], steps, rise
+            )
+            runs.append(
+                W.Run(
+                    f"{run_dir.relative_to(root) if run_dir != root else '.'}#{member}",
+                    int(rows.seed.iloc[0]) if "seed" in rows else int(member),
+                    hparams,
+                    optimizer,
+                    steps,
+                    histories,
+                    m,
+                    plateau,
+                    onset,
+                    g,
+                    W.kind_of(m, onset, g),
+                )
+            )
+    return runs
+
+
+def warn(
+    path: Path,
+    out_dir: Path | None = None,
+    window: int = W.WINDOW,
+    early_step: int = W.EARLY_STEP,
+) -> str:
+    """Evaluate every indicator on the runs below `path`; write the files of the module
+    docstring into `out_dir`; return the summary as a markdown table."""
+    if window < 2:
+        raise ConfigError(f"window={window} is not allowed: an integer >= 2 (evaluations)")
+    if early_step < 1:
+        raise ConfigError(f"early_step={early_step} is not allowed: a positive step")
+    runs = load_runs(path)
+    out_dir = Path(out_dir) if out_dir is not None else Path(path) / "warning"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folds, alarms = W.evaluate(runs, window, early_step)
+    summary = W.summarise(folds)
+    table = pd.DataFrame(
+        [
+            {
+                "run": r.name,
+                "seed": r.seed,
+                **r.hparams,
+                "kind": r.kind,
+                "memorisation": r.memorisation,
+                "plateau": r.plateau,
+                "onset": r.onset,
+                "generalisation": r.generalisation,
+            }
+            for r in runs
+        ]
+    )
+    for name, frame in (
+        ("folds", folds),
+        ("summary", summary),
+        ("alarms", alarms),
+        ("runs", table),
+    ):
+        atomic_write_with(out_dir / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
+    atomic_write_with(out_dir / "warning.png", lambda p: alarm_figure(alarms, summary, p))
+    kinds = table.kind.value_counts().to_dict()
+    head = (
+        f"{len(runs)} runs ({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))}), "
+        f"{len(W.folds_by_seed(runs))} held-out seed folds, window {window} evaluations, "
+        f"concordance at step {early_step}"
+    )
+    return f"{head}\n\n{markdown(summary)}\n\nwrote {out_dir}/: " + ", ".join(
+        ("folds.csv", "summary.csv", "alarms.csv", "runs.csv", "warning.png")
+    )
+
+
+def markdown(summary: pd.DataFrame) -> str:
+    """The summary as a markdown table (fractions with their spread over folds)."""
+
+    def pm(x, sd, digits=2):
+        return "-" if pd.isna(x) else f"{x:.{digits}f} ± {0 if pd.isna(sd) else sd:.{digits}f}"
+
+    lines = [
+        "| indicator | warned (grokking) | median lead | false alarms (never) "
+        "| concordance | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d in summary.to_dict("records"):
+        lead = "-" if pd.isna(d["median lead"]) else f"{d['median lead']:.0f}"
+        lines.append(
+            f"| {d['indicator']} | {pm(d['warned'], d['warned sd'])} of {d['grokking runs']} "
+            f"| {lead} | {pm(d['false alarms'], d['false alarms sd'])} of {d['never runs']} "
+            f"| {pm(d['concordance'], d['concordance sd'])} "
+            f"| {'met' if d['target met'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def alarm_figure(alarms: pd.DataFrame, summary: pd.DataFrame, path, n_best: int = 3) -> None:
+    """Alarm step against onset step, held-out grokking runs (dots) and never runs'
+    alarms (crosses at the budget), for the best indicators and the test accuracy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ranked = summary[~summary.indicator.isin(W.BASELINES)].sort_values(
+        ["warned", "false alarms"], ascending=[False, True]
+    )
+    shown = [*ranked.indicator.head(n_best), "test_accuracy_rise", "time_since_memorisation"]
+    shown = [s for s in shown if s in set(alarms.indicator)]
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.4 * len(shown), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], shown, strict=True):
+        rows = alarms[alarms.indicator == name]
+        grok = rows[rows.kind == "grokking"]
+        hit = grok.alarm.notna()
+        ax.scatter(grok.onset[hit], grok.alarm[hit], s=14, c="#377eb8", label="grokking")
+        never = rows[(rows.kind == "never") & rows.alarm.notna()]
+        if len(never):
+            ax.scatter(
+                np.full(len(never), np.nanmax(rows.onset.fillna(0)) * 1.1),
+                never.alarm,
+                marker="x",
+                c="#e41a1c",
+                label="never (false alarm)",
+            )
+        lo = (
+            max(10, np.nanmin(rows.memorisation.dropna()))
+            if rows.memorisation.notna().any()
+            else 10
+        )
+        hi = max(lo * 10, np.nanmax(rows.onset.fillna(lo)) * 1.2)
+        ax.plot([lo, hi], [lo, hi], c="0.5", lw=1, ls="--")
+        ax.plot([lo, hi], [lo - 100, hi - 100], c="0.8", lw=1, ls=":")
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlim=(lo, hi),
+            ylim=(lo / 2, hi),
+            xlabel="onset step (test +5 points)",
+            ylabel="alarm step",
+            title=name,
+        )
+        s = summary[summary.indicator == name].iloc[0]
+        ax.text(
+            0.03,
+            0.97,
+            f"warned {s.warned:.2f}\nfalse {s['false alarms']:.2f}",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+        )
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("held-out runs: alarms below the dashed line come before the onset", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
