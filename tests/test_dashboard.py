@@ -33,7 +33,8 @@ def runs(tmp_path_factory):
 
     cfg = Config(modulus=11, d_model=32, n_heads=4, d_mlp=64, steps=30, eval_every=10)
     root = tmp_path_factory.mktemp("runs")
-    run_ensemble(cfg.replace(waiting_times=(0, 10)), HP, [0, 1], root / "done", progress=False)
+    done = cfg.replace(waiting_times=(0, 10), progress_frequencies=2)
+    run_ensemble(done, HP, [0, 1], root / "done", progress=False)
     run_sweep(cfg, HP, {"weight_decay": (0.0, 1.0)}, 1, root / "sweep", progress=False)
     broken = root / "broken"
     shutil.copytree(root / "done", broken)
@@ -169,6 +170,16 @@ def test_names_from_run_directories_are_escaped(runs, tmp_path):
         dashboard.stop()
 
 
+def test_progress_measures_are_drawn_when_recorded(runs):
+    from grokjax.report.rundata import load_run
+    from grokjax.report.views import run_figures
+
+    with_them = run_figures(load_run(runs / "done"))
+    assert len(with_them["progress"].data) > 0 and len(with_them["fourier"].data) > 0
+    cell = next(p.parent for p in (runs / "sweep").rglob("metrics.parquet"))
+    assert not {"progress", "fourier"} & set(run_figures(load_run(cell)))
+
+
 def test_files_a_job_wrote_are_served(server):
     status, body = get(server, "/file/done/accuracy.png")
     assert status == 200 and body.startswith(b"\x89PNG")
@@ -300,7 +311,7 @@ def test_browser_draws_the_sweep_comparison_and_landscape(server, browser):
 @needs_browser
 def test_browser_draws_a_runs_plots(server, browser):
     browser.get(server.url + "run/done")
-    for figure in ("accuracy", "loss", "norms", "ageing"):
+    for figure in ("accuracy", "loss", "norms", "progress", "fourier", "ageing"):
         assert wait_for(lambda f=figure: drawn_traces(browser, f)) > 0, figure
     assert "finished" in browser.find_element("id", "state").text
     assert browser.find_element("css selector", "#summary table") is not None

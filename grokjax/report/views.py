@@ -35,6 +35,11 @@ COLOURS = {
     "kT": "#ff7f0e",
     "noise": "#8c564b",
     "entropy": "#17becf",
+    "restricted": "#e377c2",
+    "excluded": "#7f7f7f",
+    "gini_e": "#bcbd22",
+    "gini_u": "#8c564b",
+    "share": "#17becf",
 }
 AGEING = re.compile(r"^(msd|overlap)@(\d+)$")
 
@@ -227,6 +232,28 @@ def run_figures(data: RunData) -> dict[str, go.Figure]:
             "weight norms",
             "global L2 norm",
         ),
+        "progress": "restricted_loss" in data.histories
+        and curves_figure(
+            data,
+            {
+                "restricted loss (all data)": ("restricted_loss", "restricted"),
+                "excluded loss (train)": ("excluded_loss", "excluded"),
+                "test loss": ("test_loss", "test"),
+            },
+            "Fourier progress measures: restricted and excluded loss",
+            "cross-entropy",
+            log_y=True,
+        ),
+        "fourier": curves_figure(
+            data,
+            {
+                "Gini, embedding": ("gini_embed", "gini_e"),
+                "Gini, unembedding": ("gini_unembed", "gini_u"),
+                "key-frequency share": ("key_frequency_share", "share"),
+            },
+            "Fourier sparsity of the embedding and unembedding",
+            "Gini / share",
+        ),
         "ageing": ageing_figure(data),
         "temperature": curves_figure(
             data,
@@ -241,7 +268,7 @@ def run_figures(data: RunData) -> dict[str, go.Figure]:
             "S",
         ),
     }
-    return {k: v for k, v in figures.items() if v is not None}
+    return {k: v for k, v in figures.items() if isinstance(v, go.Figure)}
 
 
 def _stat(value) -> str:
