@@ -510,6 +510,21 @@ SWEEPS: dict[str, SweepPreset] = {
         4,
         ("learning_rate", "weight_decay"),
     ),
+    "early-warning-parity": SweepPreset(
+        "Sparse parity as parity-merrill (n = 40, k = 3, MLP of 1,000, hinge, SGD batch 32, "
+        "9,300 steps): train size 500, 1,000, 1,500 x weight decay 0.003, 0.01 x learning "
+        "rate 0.05, 0.1, 4 seeds per cell (48 runs), waiting times at epochs 10-80, for "
+        "the early-warning evaluation; a few minutes on two CPU cores.",
+        PRESETS["parity-merrill"].config.replace(waiting_times=(310, 620, 1240, 2480)),
+        PRESETS["parity-merrill"].hparams,
+        {
+            "data.train_size": (500, 1_000, 1_500),
+            "weight_decay": (0.003, 0.01),
+            "learning_rate": (0.05, 0.1),
+        },
+        4,
+        ("learning_rate", "weight_decay"),
+    ),
 }
 
 

@@ -13,6 +13,8 @@ and writes into `out_dir` (default `path/warning`):
     runs.csv     one row per run: its settings, events and kind
     warning.png  alarm step against onset step for the best indicators and the test
                  accuracy reference, held-out runs, one point per run
+    early.png    each of those indicators at the early step against the step at which
+                 the run generalises (hollow: censored at the budget)
 """
 
 from __future__ import annotations
@@ -49,19 +51,22 @@ def load_runs(path: Path, rise: float = W.RISE) -> list[W.Run]:
         record = json.loads((run_dir / "config.json").read_text())
         config = record.get("config", {})
         optimizer = config.get("optim", {}).get("name", "adamw")
-        fraction = config.get("data", {}).get("train_fraction")
+        data, thresholds = config.get("data", {}), config.get("eval", {})
+        memorise = thresholds.get("memorise_threshold", W.MEMORISE)
+        generalise = thresholds.get("generalise_threshold", W.GENERALISE)
         frame = pd.read_parquet(run_dir / "metrics.parquet").sort_values(["member", "step"])
         names = [c for c in frame.columns if c not in ("member", "seed", "step", "diverged")]
         for member, rows in frame.groupby("member"):
             steps = rows.step.to_numpy(np.int64)
             hparams = {k: float(rows[k].iloc[0]) for k in HPARAM_COLUMNS if k in rows}
-            hparams["train_fraction"] = fraction
+            hparams["train_fraction"] = data.get("train_fraction")
+            hparams["train_size"] = data.get("train_size")
             histories = {n: rows[n].to_numpy(np.float64) for n in names if n not in hparams}
             if "diverged" in rows:
                 gone = rows.diverged.to_numpy(bool)
                 histories = {k: np.where(gone, np.nan, v) for k, v in histories.items()}
             m, plateau, onset, g = W.events(
-                histories["train_acc"], histories["test_acc"], steps, rise
+                histories["train_acc"], histories["test_acc"], steps, rise, memorise, generalise
             )
             runs.append(
                 W.Run(
@@ -121,6 +126,10 @@ def warn(
     ):
         atomic_write_with(out_dir / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
     atomic_write_with(out_dir / "warning.png", lambda p: alarm_figure(alarms, summary, p))
+    budget = max(int(r.steps[-1]) for r in runs)
+    atomic_write_with(
+        out_dir / "early.png", lambda p: early_figure(alarms, summary, p, early_step, budget)
+    )
     kinds = table.kind.value_counts().to_dict()
     head = (
         f"{len(runs)} runs ({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))}), "
@@ -128,7 +137,7 @@ def warn(
         f"concordance at step {early_step}"
     )
     return f"{head}\n\n{markdown(summary)}\n\nwrote {out_dir}/: " + ", ".join(
-        ("folds.csv", "summary.csv", "alarms.csv", "runs.csv", "warning.png")
+        ("folds.csv", "summary.csv", "alarms.csv", "runs.csv", "warning.png", "early.png")
     )
 
 
@@ -154,6 +163,53 @@ def markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _best(summary: pd.DataFrame, by: list[str], n_best: int) -> list[str]:
+    ranked = summary[~summary.indicator.isin(W.BASELINES)].sort_values(
+        by, ascending=[False] + [True] * (len(by) - 1)
+    )
+    return [*ranked.indicator.head(n_best), "time_since_memorisation"]
+
+
+def early_figure(alarms, summary, path, early_step: int, budget: int, n_best: int = 3) -> None:
+    """sign * indicator at `early_step` against the generalisation step, held-out runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [s for s in _best(summary, ["concordance"], n_best) if s in set(alarms.indicator)]
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.4 * len(shown), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], shown, strict=True):
+        rows = alarms[(alarms.indicator == name) & alarms.early_value.notna()]
+        seen = rows.generalisation.notna()
+        ax.scatter(
+            rows.early_value[seen],
+            rows.generalisation[seen],
+            s=14,
+            c="#377eb8",
+            label="generalised",
+        )
+        ax.scatter(
+            rows.early_value[~seen],
+            np.full((~seen).sum(), budget),
+            s=14,
+            facecolors="none",
+            edgecolors="#e41a1c",
+            label="censored (budget)",
+        )
+        ax.set(xlabel=f"sign x indicator at step {early_step}", ylabel="generalisation step")
+        ax.set_title(name)
+        if len(rows):
+            ax.set_yscale("log")
+        c = summary[summary.indicator == name].iloc[0].concordance
+        ax.text(0.03, 0.03, f"C = {c:.2f}", transform=ax.transAxes, fontsize=8)
+    axes[0][0].legend(fontsize=7, loc="upper right")
+    fig.suptitle("held-out runs: higher values should generalise sooner", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
 def alarm_figure(alarms: pd.DataFrame, summary: pd.DataFrame, path, n_best: int = 3) -> None:
     """Alarm step against onset step, held-out grokking runs (dots) and never runs'
     alarms (crosses at the budget), for the best indicators and the test accuracy."""
@@ -162,10 +218,7 @@ def alarm_figure(alarms: pd.DataFrame, summary: pd.DataFrame, path, n_best: int 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ranked = summary[~summary.indicator.isin(W.BASELINES)].sort_values(
-        ["warned", "false alarms"], ascending=[False, True]
-    )
-    shown = [*ranked.indicator.head(n_best), "test_accuracy_rise", "time_since_memorisation"]
+    shown = [*_best(summary, ["warned", "false alarms"], n_best), "test_accuracy_rise"]
     shown = [s for s in shown if s in set(alarms.indicator)]
     fig, axes = plt.subplots(1, len(shown), figsize=(3.4 * len(shown), 3.6), squeeze=False)
     for ax, name in zip(axes[0], shown, strict=True):

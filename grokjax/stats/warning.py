@@ -7,17 +7,19 @@ can be checked.
 
 **Events of a run** (evaluation grid, steps as recorded):
 
-    m      memorisation: first step with train accuracy >= 0.99 (`memorise_threshold`)
+    m      memorisation: first step with train accuracy >= the run's
+           `eval.memorise_threshold` (0.99 by default)
     a_m    the plateau level: test accuracy at m
     onset  first step >= m with test accuracy >= a_m + 0.05 (`rise`): test leaves its plateau
-    g      generalisation: first step with test accuracy >= 0.99 (censored if never)
+    g      generalisation: first step with test accuracy >= the run's
+           `eval.generalise_threshold` (0.99 by default; censored if never)
 
 A run is *grokking* when m and g exist and g - m exceeds the comprehension tolerance of
 `grokjax.stats.phases` (max(100, m / 4)), *prompt* when it generalises within it,
 *never* when it memorises and its test accuracy never leaves the plateau within the
 budget (no onset), *slow* when the test accuracy leaves the plateau but does not reach
-0.99 in time (neither warned nor false-alarmed: its fate is unknown), and *confused*
-when it does not memorise.
+the generalisation threshold in time (neither warned nor false-alarmed: its fate is
+unknown), and *confused* when it does not memorise.
 
 **Indicators** (each a series over the evaluations that reads only evaluations up to
 its own, so it could have been computed live; W = `window` evaluations):
@@ -106,10 +108,11 @@ class Run(NamedTuple):
     kind: str  # grokking, prompt, never, slow, confused
 
 
-def events(train_E, test_E, steps_E, rise: float = RISE):
-    """(m, a_m, onset, g) of one run (module docstring); None where censored."""
-    m = first_crossing(train_E, steps_E, MEMORISE)
-    g = first_crossing(test_E, steps_E, GENERALISE)
+def events(train_E, test_E, steps_E, rise: float = RISE, memorise=MEMORISE, generalise=GENERALISE):
+    """(m, a_m, onset, g) of one run (module docstring, with the run's own `memorise`
+    and `generalise` thresholds); None where censored."""
+    m = first_crossing(train_E, steps_E, memorise)
+    g = first_crossing(test_E, steps_E, generalise)
     if m is None:
         return None, None, None, g
     after = steps_E >= m
@@ -318,23 +321,28 @@ def concordance(risk: Sequence[float], time: Sequence[float], observed: Sequence
     return concordant / comparable if comparable else float("nan")
 
 
-def _value_at(run: Run, score: np.ndarray, step: int) -> float:
-    idx = np.searchsorted(run.steps, step, side="right") - 1
-    return float(score[idx]) if idx >= 0 else float("nan")
+def early_value(run: Run, score: np.ndarray, sign: int, early_step: int = EARLY_STEP) -> float:
+    """sign * score at the last evaluation <= `early_step`, for a run that has memorised
+    by then and whose test accuracy has not left its plateau; NaN otherwise."""
+    if run.memorisation is None or run.memorisation > early_step:
+        return float("nan")
+    if run.onset is not None and run.onset <= early_step:
+        return float("nan")
+    idx = np.searchsorted(run.steps, early_step, side="right") - 1
+    return float(sign * score[idx])
+
+
+def time_to_generalise(run: Run) -> tuple[float, bool]:
+    """(g, True), or (one past the budget, False) when censored."""
+    if run.generalisation is not None:
+        return float(run.generalisation), True
+    return float(run.steps[-1] + 1), False
 
 
 def early_concordance(runs, scores, sign, early_step: int = EARLY_STEP) -> float:
-    """Harrell's C of sign * score at `early_step` against g, over the runs that have
-    memorised by then and whose test accuracy has not left its plateau."""
-    risk, time, seen = [], [], []
-    for run, score in zip(runs, scores, strict=True):
-        if run.memorisation is None or run.memorisation > early_step:
-            continue
-        if run.onset is not None and run.onset <= early_step:
-            continue
-        risk.append(sign * _value_at(run, score, early_step))
-        time.append(run.generalisation if run.generalisation is not None else run.steps[-1] + 1)
-        seen.append(run.generalisation is not None)
+    """Harrell's C of `early_value` against g over the runs that have one."""
+    risk = [early_value(r, s, sign, early_step) for r, s in zip(runs, scores, strict=True)]
+    time, seen = zip(*(time_to_generalise(r) for r in runs), strict=True) if runs else ((), ())
     return concordance(risk, time, seen)
 
 
@@ -405,8 +413,10 @@ def evaluate(
                         "generalisation": run.generalisation,
                         "alarm": alarm,
                         "lead": np.nan if alarm is None or run.onset is None else run.onset - alarm,
+                        "early_value": early_value(run, score, sign, early_step),
                         **{k2: run.hparams.get(k2) for k2 in ("learning_rate", "weight_decay")},
                         "train_fraction": run.hparams.get("train_fraction"),
+                        "train_size": run.hparams.get("train_size"),
                     }
                 )
     return pd.DataFrame(rows), pd.DataFrame(alarm_rows)
