@@ -72,6 +72,7 @@ def test_events_and_kinds():
     assert (m, plateau, onset, g) == (100, 0.1, 620, 870)  # 0.1 + 270 / 300 = 1
     assert W.kind_of(m, onset, g) == "grokking"
     assert W.kind_of(100, 120, 150) == "prompt"
+    assert W.kind_of(100, 150, 900) == "no plateau"  # test climbs 50 steps after m
     assert W.kind_of(100, None, None) == "never"
     assert W.kind_of(100, 700, None) == "slow"
     assert W.kind_of(None, None, None) == "confused"

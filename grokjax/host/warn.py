@@ -217,6 +217,7 @@ def alarm_figure(alarms: pd.DataFrame, summary: pd.DataFrame, path, n_best: int 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     shown = [*_best(summary, ["warned", "false alarms"], n_best), "test_accuracy_rise"]
     shown = [s for s in shown if s in set(alarms.indicator)]
@@ -241,6 +242,8 @@ def alarm_figure(alarms: pd.DataFrame, summary: pd.DataFrame, path, n_best: int 
             else 10
         )
         hi = max(lo * 10, np.nanmax(rows.onset.fillna(lo)) * 1.2)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.plot([lo, hi], [lo, hi], c="0.5", lw=1, ls="--")
         ax.plot([lo, hi], [lo - 100, hi - 100], c="0.8", lw=1, ls=":")
         ax.set(

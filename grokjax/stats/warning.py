@@ -14,12 +14,15 @@ can be checked.
     g      generalisation: first step with test accuracy >= the run's
            `eval.generalise_threshold` (0.99 by default; censored if never)
 
-A run is *grokking* when m and g exist and g - m exceeds the comprehension tolerance of
-`grokjax.stats.phases` (max(100, m / 4)), *prompt* when it generalises within it,
-*never* when it memorises and its test accuracy never leaves the plateau within the
-budget (no onset), *slow* when the test accuracy leaves the plateau but does not reach
-the generalisation threshold in time (neither warned nor false-alarmed: its fate is
-unknown), and *confused* when it does not memorise.
+A run is *grokking* when m and g exist, g - m exceeds the comprehension tolerance of
+`grokjax.stats.phases` (max(100, m / 4)) and the test accuracy holds its plateau for at
+least `min_lead` (100) steps after m; *no plateau* when it generalises late but its test
+accuracy starts to climb sooner than that (no alarm raised from m on could lead the
+onset by 100 steps, so it is scored neither way), *prompt* when it generalises within
+the tolerance, *never* when it memorises and its test accuracy never leaves the plateau
+within the budget (no onset), *slow* when the test accuracy leaves the plateau but does
+not reach the generalisation threshold in time (neither warned nor false-alarmed: its
+fate is unknown), and *confused* when it does not memorise.
 
 **Indicators** (each a series over the evaluations that reads only evaluations up to
 its own, so it could have been computed live; W = `window` evaluations):
@@ -53,12 +56,12 @@ that alarms within its budget is a *false alarm*.
 **Fitting and scoring.** Runs are split into folds by seed, so every seed's runs are
 held out once: (s, theta) are chosen on the other folds' runs only, maximising the
 warned fraction of their grokking runs subject to at most `max_false_alarms` (10 %) of
-their never runs alarming (if no threshold meets that, the fewest false alarms), and
-scored on the held-out fold. The concordance is Harrell's C between s x at the fixed
-step `early_step` and the generalisation step (censored at the budget when it never
-comes), over held-out runs that have memorised by then and whose test accuracy has not
-yet left its plateau; 0.5 is chance, 1 a perfect ranking.
-"""
+their never runs alarming (an alarm that never fires meets that bound, so a useless
+indicator scores 0), and scored on the held-out fold. The concordance is Harrell's C
+between s x at the fixed step `early_step` and the generalisation step (censored at the
+budget when it never comes), over held-out runs that have memorised by then and whose
+test accuracy has not yet left its plateau, with the orientation that ranks the
+training folds' runs better; 0.5 is chance, 1 a perfect ranking."""
 
 from __future__ import annotations
 
@@ -121,11 +124,14 @@ def events(train_E, test_E, steps_E, rise: float = RISE, memorise=MEMORISE, gene
     return m, plateau, onset, g
 
 
-def kind_of(m, onset, g) -> str:
+def kind_of(m, onset, g, min_lead: int = MIN_LEAD) -> str:
+    """The run's kind from its events (module docstring)."""
     if m is None:
         return "confused"
     if g is not None:
-        return "prompt" if g - m <= delay_tolerance(m) else "grokking"
+        if g - m <= delay_tolerance(m):
+            return "prompt"
+        return "no plateau" if onset - m < min_lead else "grokking"
     return "never" if onset is None else "slow"
 
 
@@ -270,9 +276,10 @@ def _outcomes(runs, scores, sign, threshold):
 def fit_threshold(runs, scores, max_false_alarms: float = MAX_FALSE_ALARMS, n_candidates=100):
     """(sign, theta) maximising the warned fraction of the grokking runs among `runs` with
     at most `max_false_alarms` of their never runs alarming, then the fewest false
-    alarms (module docstring); among thresholds that tie, the middle of their range
-    (if it ties too), so that the choice keeps its margin on both sides. (1, inf), an
-    alarm that never fires, when no run has memorised."""
+    alarms (module docstring); an alarm that never fires (theta = inf) is a candidate,
+    so the bound can always be met. Among thresholds that tie, the middle of their
+    range (if it ties too), so that the choice keeps its margin on both sides. (1, inf)
+    when no run has memorised."""
     candidates = []
     for sign in (1, -1):
         values = [
@@ -285,7 +292,9 @@ def fit_threshold(runs, scores, max_false_alarms: float = MAX_FALSE_ALARMS, n_ca
             continue
         levels = np.linspace(0, 1, n_candidates)
         spread = values.min() + levels * np.ptp(values)  # the gaps between clusters too
-        for theta in np.unique(np.concatenate([np.quantile(values, levels), spread])):
+        never_fires = [np.inf]  # so that the false-alarm bound can always be met
+        grid = np.concatenate([np.quantile(values, levels), spread, never_fires])
+        for theta in np.unique(grid):
             key = _key(runs, scores, sign, theta, max_false_alarms)
             candidates.append((key, sign, float(theta)))
     if not candidates:
@@ -295,7 +304,7 @@ def fit_threshold(runs, scores, max_false_alarms: float = MAX_FALSE_ALARMS, n_ca
     sign = max((1, -1), key=lambda g: sum(t[0] == g for t in tied))
     thetas = [theta for g, theta in tied if g == sign]
     middle = 0.5 * (thetas[0] + thetas[-1])
-    if _key(runs, scores, sign, middle, max_false_alarms) == best:
+    if np.isfinite(middle) and _key(runs, scores, sign, middle, max_false_alarms) == best:
         return sign, middle
     return sign, thetas[len(thetas) // 2]
 
@@ -381,6 +390,10 @@ def evaluate(
             sign, theta = fit_threshold(
                 [runs[i] for i in train], [series[i][name] for i in train], max_false_alarms
             )
+            train_c = early_concordance(
+                [runs[i] for i in train], [series[i][name] for i in train], 1, early_step
+            )
+            c_sign = -1 if train_c < 0.5 else 1  # the concordance's own orientation
             test_runs = [runs[i] for i in held]
             test_scores = [series[i][name] for i in held]
             warned, leads, false = _outcomes(test_runs, test_scores, sign, theta)
@@ -396,7 +409,8 @@ def evaluate(
                     "median_lead": np.nanmedian(leads) if np.isfinite(leads).any() else np.nan,
                     "never": false.size,
                     "false_alarms": false.mean() if false.size else np.nan,
-                    "concordance": early_concordance(test_runs, test_scores, sign, early_step),
+                    "concordance_sign": c_sign,
+                    "concordance": early_concordance(test_runs, test_scores, c_sign, early_step),
                 }
             )
             for run, score in zip(test_runs, test_scores, strict=True):
@@ -413,7 +427,7 @@ def evaluate(
                         "generalisation": run.generalisation,
                         "alarm": alarm,
                         "lead": np.nan if alarm is None or run.onset is None else run.onset - alarm,
-                        "early_value": early_value(run, score, sign, early_step),
+                        "early_value": early_value(run, score, c_sign, early_step),
                         **{k2: run.hparams.get(k2) for k2 in ("learning_rate", "weight_decay")},
                         "train_fraction": run.hparams.get("train_fraction"),
                         "train_size": run.hparams.get("train_size"),
