@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from grokjax.config import Config, Hparams
 from grokjax.optim import make_optimizer, readout_names, readouts
@@ -86,5 +87,25 @@ def test_adamw_records_no_readouts_and_a_foreign_state_reads_nan():
     cfg = Config(optimizer="wand")
     tx = make_optimizer(Config().optim, Hparams(), KEY)  # an AdamW state, not WanD's
     out = readouts(cfg.optim, Hparams(), tx.init({"w": jnp.ones(3)}), jnp.float32(0.0))
-    assert set(out) == {"kT_in_force", "wand_entropy"}
+    assert set(out) == {"kT_in_force", "wand_entropy", "kinetic_kT"}
     assert all(np.isnan(float(v)) for v in out.values())
+
+
+def test_kinetic_temperature_is_the_mean_squared_velocity():
+    cfg = Config(optimizer="wand")
+    tx = make_optimizer(cfg.optim, Hparams(temperature=0.5), KEY)
+    state = tx.init({"w": jnp.ones(3), "b": jnp.ones(1)})
+    wand = [
+        n
+        for n in jax.tree.leaves(state, is_leaf=lambda n: isinstance(n, WandState))
+        if isinstance(n, WandState)
+    ][0]
+    velocity = {"w": jnp.array([1.0, 2.0, 3.0]), "b": jnp.array([2.0])}
+    state = jax.tree.map(
+        lambda n: n._replace(velocity=velocity) if isinstance(n, WandState) else n,
+        state,
+        is_leaf=lambda n: isinstance(n, WandState),
+    )
+    assert wand.velocity["w"].shape == (3,)
+    out = readouts(cfg.optim, Hparams(temperature=0.5), state, jnp.float32(0.0))
+    assert float(out["kinetic_kT"]) == pytest.approx((1 + 4 + 9 + 4) / 4)

@@ -220,7 +220,7 @@ def test_blend_at_weight_zero_is_exactly_adamw(tiny_cfg):
     blend_state, blend_m = jax.jit(blend.train)(jax.random.key(0), hp)
     assert float(blend_state.opt_state.weight) == 0.0
     readouts = readout_names(blend_cfg.optim)  # the blend's WanD readouts; AdamW has none
-    assert set(readouts) == {"kT_in_force", "wand_entropy"} <= set(blend_m)
+    assert set(readouts) == {"kT_in_force", "wand_entropy", "kinetic_kT"} <= set(blend_m)
     shared = {k: v for k, v in blend_m.items() if k not in readouts}
     assert_same_run(shared, adamw_m, cfg.eval_steps)
 

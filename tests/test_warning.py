@@ -52,6 +52,17 @@ def test_weight_norm_trend_and_effective_temperature():
     np.testing.assert_allclose(temp[STEPS >= 200], kT, rtol=1e-6)
 
 
+def test_effective_temperature_prefers_the_recorded_kinetic_temperature():
+    rng = np.random.default_rng(2)
+    run = _run("w", 0, memorisation=100, onset=600, generalisation=900, rng=rng)
+    kinetic = 0.5 + 0.01 * rng.normal(size=STEPS.size)
+    run = run._replace(optimizer="wand", histories={**run.histories, "kinetic_kT": kinetic})
+    temp = W.indicators(run)["effective_temperature"]
+    np.testing.assert_allclose(temp[W.WINDOW - 1 :], 0.5, atol=0.01)
+    np.testing.assert_allclose(temp[W.WINDOW - 1], kinetic[: W.WINDOW].mean())
+    assert np.isnan(temp[: W.WINDOW - 1]).all()
+
+
 def test_indicators_read_only_the_past():
     rng = np.random.default_rng(0)
     run = _run("a", 0, memorisation=100, onset=600, generalisation=900, rng=rng)

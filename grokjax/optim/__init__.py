@@ -199,12 +199,13 @@ def _optimizer(cfg: OptimConfig, hparams: Hparams, key: jax.Array):
 
 def readout_names(cfg: OptimConfig) -> tuple[str, ...]:
     """What `readouts` records for `cfg` beside the metrics: 'kT_in_force' (WanD, the
-    blend, SGLD), 'wand_entropy' (WanD, the blend) and 'noise_in_force' (plain noise)."""
+    blend, SGLD), 'wand_entropy' and 'kinetic_kT' (WanD, the blend) and
+    'noise_in_force' (plain noise)."""
     names = []
     if cfg.name in ("wand", "wand-adamw", "sgld"):
         names.append("kT_in_force")
     if cfg.name in ("wand", "wand-adamw"):
-        names.append("wand_entropy")
+        names += ["wand_entropy", "kinetic_kT"]
     if cfg.noise == "gaussian":
         names.append("noise_in_force")
     return tuple(names)
@@ -223,6 +224,9 @@ def readouts(cfg: OptimConfig, hparams: Hparams, opt_state, ln_train_loss) -> di
       update uses), WanD's or SGLD's;
     - wand_entropy: WanD's entropy estimate S(x) = S_bias(x) + deposits at x = the
       evaluated ln L_train (`grokjax.wanglandau.entropy.entropy_at`);
+    - kinetic_kT: WanD's kinetic temperature, the mean over every coordinate of v^2
+      (equipartition: the thermostat holds Var v = kT where no force acts,
+      `grokjax.wanglandau.thermostat`), an effective temperature from the velocities;
     - noise_in_force: the plain noise's sigma on its clock.
     NaN where the state holds no such part (an optimizer built outside `cfg`).
     """
@@ -243,6 +247,11 @@ def readouts(cfg: OptimConfig, hparams: Hparams, opt_state, ln_train_loss) -> di
             bias_strength=cfg.wand.bias_strength,
             bias_floor=cfg.wand.loss_floor,
         )
+        squares = [
+            jnp.sum(jnp.square(v.astype(jnp.float32))) for v in jax.tree.leaves(state.velocity)
+        ]
+        sizes = sum(v.size for v in jax.tree.leaves(state.velocity))
+        out["kinetic_kT"] = sum(squares) / sizes
     if cfg.name == "sgld" and noise_states:  # the Langevin noise comes before plain noise
         out["kT_in_force"] = schedules.read(kT, noise_states[0].clock)
     if "noise_in_force" in out and noise_states:

@@ -37,10 +37,12 @@ its own, so it could have been computed live; W = `window` evaluations):
                        system moves less: ageing)
     weight_norm_trend  slope of ln |theta| against the step over the last W evaluations,
                        per 100 steps
-    effective_temperature  the Einstein relation for Langevin dynamics with step eta
-                       (`learning_rate`): kT_eff = (d MSD / d step) / (2 eta), the MSD
-                       slope over the last W evaluations (read only for optimizers
-                       that inject noise; a drift makes it an upper bound)
+    effective_temperature  for optimizers that inject noise: the mean of the recorded
+                       kinetic temperature <v^2> over the last W evaluations (WanD's
+                       `kinetic_kT` readout), or else the Einstein relation for
+                       Langevin dynamics with step eta (`learning_rate`):
+                       kT_eff = (d MSD / d step) / (2 eta), the MSD slope over the last
+                       W evaluations (a drift makes it an upper bound)
     <measure>_change   ln(x(t) / x(m)) for the Fourier progress measures
                        (`grokjax.problem.progress`) and the weight norm: how far each
                        has moved since memorisation
@@ -83,7 +85,7 @@ MIN_LEAD = 100
 LEAD_FRACTION = 0.25
 MAX_FALSE_ALARMS = 0.10
 EARLY_STEP = 200
-NOISY_OPTIMIZERS = ("wand", "sgld", "blend")
+NOISY_OPTIMIZERS = ("wand", "wand-adamw", "sgld")
 CHANGE_OF = (
     "restricted_loss",
     "excluded_loss",
@@ -231,6 +233,9 @@ def indicators(run: Run, window: int = WINDOW) -> dict[str, np.ndarray]:
         if run.optimizer in NOISY_OPTIMIZERS or run.hparams.get("noise_scale", 0) > 0:
             lr = run.hparams["learning_rate"]
             out["effective_temperature"] = effective_temperature(steps, h, lr, window)
+    if "kinetic_kT" in h:
+        kinetic = pd.Series(h["kinetic_kT"]).rolling(window, min_periods=window).mean()
+        out["effective_temperature"] = kinetic.to_numpy()
     out["weight_norm_trend"] = weight_norm_trend(steps, h, window)
     nan = np.full(steps.size, np.nan)
     m = run.memorisation
