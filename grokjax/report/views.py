@@ -257,7 +257,11 @@ def run_figures(data: RunData) -> dict[str, go.Figure]:
         "ageing": ageing_figure(data),
         "temperature": curves_figure(
             data,
-            {"kT in force": ("kT_in_force", "kT"), "noise sigma": ("noise_in_force", "noise")},
+            {
+                "kT in force": ("kT_in_force", "kT"),
+                "kinetic kT <v^2>": ("kinetic_kT", "share"),
+                "noise sigma": ("noise_in_force", "noise"),
+            },
             "temperature and noise in force",
             "kT / sigma",
         ),
