@@ -63,6 +63,17 @@ def test_effective_temperature_prefers_the_recorded_kinetic_temperature():
     assert np.isnan(temp[: W.WINDOW - 1]).all()
 
 
+def test_changes_since_memorisation_and_the_baselines():
+    rng = np.random.default_rng(3)
+    run = _run("c", 0, memorisation=100, onset=600, generalisation=900, rng=rng)
+    h = {**run.histories, "gini_embed": np.where(STEPS >= 350, 0.3, 0.1)}
+    out = W.indicators(run._replace(histories=h))
+    np.testing.assert_allclose(out["gini_embed_change"][STEPS >= 350], np.log(3.0))
+    np.testing.assert_allclose(out["gini_embed_change"][(STEPS >= 100) & (STEPS < 350)], 0.0)
+    np.testing.assert_array_equal(out["time_since_memorisation"], STEPS - 100.0)
+    np.testing.assert_allclose(out["test_accuracy_rise"], run.histories["test_acc"] - 0.1)
+
+
 def test_indicators_read_only_the_past():
     rng = np.random.default_rng(0)
     run = _run("a", 0, memorisation=100, onset=600, generalisation=900, rng=rng)
