@@ -207,72 +207,87 @@ def ageing_figure(data: RunData) -> go.Figure | None:
     return fig
 
 
+# name: (curves {label: (metric, colour)}, title, y-axis title, log y, metric that must be
+# recorded for the figure to be drawn); "ageing" is drawn by `ageing_figure`.
+CURVES: dict[str, tuple[dict, str, str, bool, str | None]] = {
+    "accuracy": (
+        {"train": ("train_acc", "train"), "test": ("test_acc", "test")},
+        "accuracy",
+        "accuracy",
+        False,
+        None,
+    ),
+    "loss": (
+        {"train": ("train_loss", "train"), "test": ("test_loss", "test")},
+        "loss",
+        "loss",
+        True,
+        None,
+    ),
+    "norms": (
+        {"weight norm": ("weight_norm", "weight"), "last-layer norm": ("last_layer_norm", "last")},
+        "weight norms",
+        "global L2 norm",
+        False,
+        None,
+    ),
+    "progress": (
+        {
+            "restricted loss (all data)": ("restricted_loss", "restricted"),
+            "excluded loss (train)": ("excluded_loss", "excluded"),
+            "test loss": ("test_loss", "test"),
+        },
+        "Fourier progress measures: restricted and excluded loss",
+        "cross-entropy",
+        True,
+        "restricted_loss",
+    ),
+    "fourier": (
+        {
+            "Gini, embedding": ("gini_embed", "gini_e"),
+            "Gini, unembedding": ("gini_unembed", "gini_u"),
+            "key-frequency share": ("key_frequency_share", "share"),
+        },
+        "Fourier sparsity of the embedding and unembedding",
+        "Gini / share",
+        False,
+        None,
+    ),
+    "ageing": ({}, "", "", False, None),
+    "temperature": (
+        {
+            "kT in force": ("kT_in_force", "kT"),
+            "kinetic kT <v^2>": ("kinetic_kT", "share"),
+            "noise sigma": ("noise_in_force", "noise"),
+        },
+        "temperature and noise in force",
+        "kT / sigma",
+        False,
+        None,
+    ),
+    "entropy": (
+        {"S(ln L_train)": ("wand_entropy", "entropy")},
+        "WanD's entropy estimate at the walker's ln L_train",
+        "S",
+        False,
+        None,
+    ),
+}
+
+
 def run_figures(data: RunData) -> dict[str, go.Figure]:
-    """Every figure the run's metrics allow, by name, in page order."""
-    figures = {
-        "accuracy": curves_figure(
-            data,
-            {"train": ("train_acc", "train"), "test": ("test_acc", "test")},
-            "accuracy",
-            "accuracy",
-        ),
-        "loss": curves_figure(
-            data,
-            {"train": ("train_loss", "train"), "test": ("test_loss", "test")},
-            "loss",
-            "loss",
-            log_y=True,
-        ),
-        "norms": curves_figure(
-            data,
-            {
-                "weight norm": ("weight_norm", "weight"),
-                "last-layer norm": ("last_layer_norm", "last"),
-            },
-            "weight norms",
-            "global L2 norm",
-        ),
-        "progress": "restricted_loss" in data.histories
-        and curves_figure(
-            data,
-            {
-                "restricted loss (all data)": ("restricted_loss", "restricted"),
-                "excluded loss (train)": ("excluded_loss", "excluded"),
-                "test loss": ("test_loss", "test"),
-            },
-            "Fourier progress measures: restricted and excluded loss",
-            "cross-entropy",
-            log_y=True,
-        ),
-        "fourier": curves_figure(
-            data,
-            {
-                "Gini, embedding": ("gini_embed", "gini_e"),
-                "Gini, unembedding": ("gini_unembed", "gini_u"),
-                "key-frequency share": ("key_frequency_share", "share"),
-            },
-            "Fourier sparsity of the embedding and unembedding",
-            "Gini / share",
-        ),
-        "ageing": ageing_figure(data),
-        "temperature": curves_figure(
-            data,
-            {
-                "kT in force": ("kT_in_force", "kT"),
-                "kinetic kT <v^2>": ("kinetic_kT", "share"),
-                "noise sigma": ("noise_in_force", "noise"),
-            },
-            "temperature and noise in force",
-            "kT / sigma",
-        ),
-        "entropy": curves_figure(
-            data,
-            {"S(ln L_train)": ("wand_entropy", "entropy")},
-            "WanD's entropy estimate at the walker's ln L_train",
-            "S",
-        ),
-    }
-    return {k: v for k, v in figures.items() if isinstance(v, go.Figure)}
+    """Every figure of `CURVES` the run's metrics allow, by name, in page order."""
+    figures = {}
+    for name, (pairs, title, y_title, log_y, needs) in CURVES.items():
+        if name == "ageing":
+            figure = ageing_figure(data)
+        elif needs is None or needs in data.histories:
+            figure = curves_figure(data, pairs, title, y_title, log_y=log_y)
+        else:
+            figure = None
+        if figure is not None:
+            figures[name] = figure
+    return figures
 
 
 def _stat(value) -> str:
