@@ -45,8 +45,8 @@ ARGUMENTS = [  # (commands, flag, argparse keywords)
     (("dashboard",), "runs_dir", dict(nargs="?", default="runs", help="default: runs")),
     (("dashboard",), "--port", dict(type=int, default=8050, help="default 8050 (0: any free)")),
     (("report",), "--out", dict(help="where to write it (default RUN_DIR/report.html)")),
-    (("warn",), "runs_dir", dict(help="a run, comparison or sweep directory")),
-    (("warn",), "--out", dict(help="where to write (default RUNS_DIR/warning)")),
+    (("warn",), "runs_dir", dict(nargs="+", help="run, comparison or sweep directories")),
+    (("warn",), "--out", dict(help="where to write (default: the first RUNS_DIR/warning)")),
     (("warn",), "--window", dict(type=int, default=10, help="evaluations (default 10)")),
     (
         ("warn",),
@@ -186,7 +186,7 @@ def _warn(args) -> str:
     from grokjax.host.warn import warn
 
     out = args.out and Path(args.out)
-    return warn(Path(args.runs_dir), out, args.window, args.early_step)
+    return warn([Path(p) for p in args.runs_dir], out, args.window, args.early_step)
 
 
 COMMANDS = dict(

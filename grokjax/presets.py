@@ -510,6 +510,21 @@ SWEEPS: dict[str, SweepPreset] = {
         4,
         ("learning_rate", "weight_decay"),
     ),
+    "early-warning-add-long": SweepPreset(
+        "As early-warning-add at train fraction 0.3 with 4,000 steps, weight decay 0.3, 1 x "
+        "learning rate 2e-3, 3e-3, 4 seeds per cell (16 runs): settings whose test "
+        "accuracy holds a plateau after memorisation; about 25 minutes on two CPU cores.",
+        _SWEEP_BASE.replace(
+            steps=4_000,
+            train_fraction=0.3,
+            progress_frequencies=5,
+            waiting_times=(50, 100, 200, 400),
+        ),
+        _SWEEP_HP,
+        {"weight_decay": (0.3, 1.0), "learning_rate": (2e-3, 3e-3)},
+        4,
+        ("learning_rate", "weight_decay"),
+    ),
     "early-warning-parity": SweepPreset(
         "Sparse parity as parity-merrill (n = 40, k = 3, MLP of 1,000, hinge, SGD batch 32, "
         "9,300 steps): train size 500, 1,000, 1,500 x weight decay 0.003, 0.01 x learning "

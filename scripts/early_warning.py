@@ -4,8 +4,10 @@
 
 Trains (or resumes) the sweep presets `early-warning-add` (x+y mod 67, AdamW, train
 fraction x weight decay x learning rate x 4 seeds, with the Fourier progress measures;
-about an hour on two CPU cores) and `early-warning-parity` (sparse parity, SGD, train
-size x weight decay x learning rate x 4 seeds; a few minutes), then scores every
+about an hour on two CPU cores), `early-warning-add-long` (16 more x+y runs at train
+fraction 0.3 with 4,000 steps; about 25 minutes) and `early-warning-parity` (sparse
+parity, SGD, train size x weight decay x learning rate x 4 seeds; a few minutes), then
+scores every
 indicator of `grokjax.stats.warning` with each seed's runs held out in turn
 (`grokjax warn`), and writes the tables and figures.
 """
@@ -23,11 +25,21 @@ from grokjax.host.checkpoint import atomic_write_bytes
 from grokjax.host.sweep import sweep_preset
 from grokjax.host.warn import markdown, warn
 
-# sweep preset: (title, directory under --out, figure suffix, early step of the concordance)
-TASKS = {
-    "early-warning-add": ("x+y mod 67, AdamW", "warning", "add", 200),
-    "early-warning-parity": ("sparse parity n = 40, k = 3, SGD", "warning-parity", "parity", 1_550),
-}
+# (title, {sweep preset: directory under --out}, figure suffix, early step of the concordance)
+TASKS = [
+    (
+        "x+y mod 67, AdamW",
+        {"early-warning-add": "warning", "early-warning-add-long": "warning-long"},
+        "add",
+        200,
+    ),
+    (
+        "sparse parity n = 40, k = 3, SGD",
+        {"early-warning-parity": "warning-parity"},
+        "parity",
+        1_550,
+    ),
+]
 
 
 def kinds_table(runs: pd.DataFrame, axes: list[str]) -> str:
@@ -56,22 +68,26 @@ def main() -> None:
         "scored on the fourth (four folds); fractions are pooled over the held-out runs "
         "with their standard deviation over folds, the concordance is the mean over folds.",
     ]
-    for preset, (title, directory, suffix, early_step) in TASKS.items():
-        out = Path(args.out) / directory
-        if not args.table_only:
-            resume = (out / "sweep.json").exists()
-            sweep_preset(preset, None, out_dir=out, resume=resume, progress=False)
-        text = warn(out, out / "warning", early_step=early_step)
+    for title, presets, suffix, early_step in TASKS:
+        dirs = [Path(args.out) / directory for directory in presets.values()]
+        for preset, out in zip(presets, dirs, strict=True):
+            if not args.table_only:
+                resume = (out / "sweep.json").exists()
+                sweep_preset(preset, None, out_dir=out, resume=resume, progress=False)
+        out = dirs[0]
+        text = warn(dirs, out / "warning", early_step=early_step)
         summary = pd.read_csv(out / "warning" / "summary.csv")
         runs = pd.read_csv(out / "warning" / "runs.csv")
         axes = ["train_size" if runs.train_size.notna().any() else "train_fraction"]
-        axes += ["weight_decay", "learning_rate"]
+        axes += ["weight_decay", "learning_rate"] + (
+            ["budget"] if runs.budget.nunique() > 1 else []
+        )
         for name in ("warning", "early"):
             target = Path(args.figures) / f"{name}-{suffix}.png"
             shutil.copyfile(out / "warning" / f"{name}.png", target)
         sections += [
             "",
-            f"## {title} (`{preset}`)",
+            f"## {title} ({', '.join(f'`{p}`' for p in presets)})",
             "",
             text.split("\n\n")[0] + ".",
             "",

@@ -1,6 +1,8 @@
 """Early-warning indicators on synthetic series with known answers, the held-out split,
 the concordance, and `grokjax warn` end to end on a small sweep."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -232,6 +234,11 @@ def test_warn_command_on_a_small_sweep(tmp_path, capsys):
     runs = pd.read_csv(out / "warning" / "runs.csv")
     assert len(runs) == 4 and set(runs.seed) == {0, 1}
     assert (out / "warning" / "warning.png").stat().st_size > 1000
+    # Several directories are pooled, their runs told apart by the directory's name.
+    shutil.copytree(out, tmp_path / "again", ignore=shutil.ignore_patterns("warning"))
+    assert cli.main(["warn", str(out), str(tmp_path / "again"), "--out", str(tmp_path / "w")]) == 0
+    pooled = pd.read_csv(tmp_path / "w" / "runs.csv")
+    assert len(pooled) == 8 and pooled.run.nunique() == 8
 
 
 def test_warn_bad_input_is_one_line_and_status_2(tmp_path, capsys):

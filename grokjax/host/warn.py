@@ -1,9 +1,10 @@
 """`grokjax warn`: the early-warning evaluation of every run below a directory.
 
-`warn(path, out_dir)` reads the `metrics.parquet` of every run directory at or below
-`path` (a run, a comparison or a sweep), one `grokjax.stats.warning.Run` per member,
-fits and scores every indicator with held-out seeds (`grokjax.stats.warning.evaluate`),
-and writes into `out_dir` (default `path/warning`):
+`warn(paths, out_dir)` reads the `metrics.parquet` of every run directory at or below
+each of `paths` (runs, comparisons or sweeps, pooled), one `grokjax.stats.warning.Run`
+per member, fits and scores every indicator with held-out seeds
+(`grokjax.stats.warning.evaluate`), and writes into `out_dir` (default: the first path's
+`warning/`):
 
     folds.csv    one row per indicator and held-out seed: fitted sign and threshold,
                  warned fraction, median lead, false alarms, concordance
@@ -20,6 +21,7 @@ and writes into `out_dir` (default `path/warning`):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +72,7 @@ def load_runs(path: Path, rise: float = W.RISE) -> list[W.Run]:
             )
             runs.append(
                 W.Run(
-                    f"{run_dir.relative_to(root) if run_dir != root else '.'}#{member}",
+                    f"{root.name}/{run_dir.relative_to(root)}#{member}",
                     int(rows.seed.iloc[0]) if "seed" in rows else int(member),
                     hparams,
                     optimizer,
@@ -87,19 +89,23 @@ def load_runs(path: Path, rise: float = W.RISE) -> list[W.Run]:
 
 
 def warn(
-    path: Path,
+    paths: Path | Sequence[Path],
     out_dir: Path | None = None,
     window: int = W.WINDOW,
     early_step: int = W.EARLY_STEP,
 ) -> str:
-    """Evaluate every indicator on the runs below `path`; write the files of the module
-    docstring into `out_dir`; return the summary as a markdown table."""
+    """Evaluate every indicator on the runs below `paths` (one directory or several,
+    pooled); write the files of the module docstring into `out_dir` (default: the
+    first directory's `warning/`); return the summary as a markdown table."""
+    paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     if window < 2:
         raise ConfigError(f"window={window} is not allowed: an integer >= 2 (evaluations)")
     if early_step < 1:
         raise ConfigError(f"early_step={early_step} is not allowed: a positive step")
-    runs = load_runs(path)
-    out_dir = Path(out_dir) if out_dir is not None else Path(path) / "warning"
+    for path in paths:
+        run_dirs(path)  # every directory is checked before any is read
+    runs = [run for path in paths for run in load_runs(path)]
+    out_dir = Path(out_dir) if out_dir is not None else paths[0] / "warning"
     out_dir.mkdir(parents=True, exist_ok=True)
     folds, alarms = W.evaluate(runs, window, early_step)
     summary = W.summarise(folds)
@@ -109,6 +115,7 @@ def warn(
                 "run": r.name,
                 "seed": r.seed,
                 **r.hparams,
+                "budget": int(r.steps[-1]),
                 "kind": r.kind,
                 "memorisation": r.memorisation,
                 "plateau": r.plateau,
