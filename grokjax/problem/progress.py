@@ -77,11 +77,6 @@ def fourier_basis(p: int) -> np.ndarray:
     return np.stack(rows).astype(np.float32)
 
 
-def n_frequencies(p: int) -> int:
-    """K = (p - 1) // 2, the frequencies with a cosine and a sine row."""
-    return (p - 1) // 2
-
-
 def frequency_norms(w_pxD: jax.Array, basis_pxp: jax.Array) -> jax.Array:
     """N_k, k = 1..K: squared norm of the cosine and sine rows of F W (module docstring)."""
     K = (basis_pxp.shape[0] - 1) // 2
