@@ -18,7 +18,13 @@ from grokjax.config import (
     WandConfig,
 )
 from grokjax.errors import ConfigError
-from grokjax.host.experiment import RunResult, member_hparams, member_keys, run_ensemble
+from grokjax.host.experiment import (
+    ChunkEvals,
+    RunResult,
+    member_hparams,
+    member_keys,
+    run_ensemble,
+)
 from grokjax.host.measure import run_landscape
 from grokjax.host.sweep import run_sweep
 from grokjax.landscape import LandscapeConfig
@@ -35,13 +41,14 @@ from grokjax.optim.wand import WandState, scale_by_wand, wand
 from grokjax.presets import PRESETS, get_preset
 from grokjax.problem.data import Dataset, Source, Spec, from_arrays, make, register_task
 from grokjax.problem.metrics import Objective, make_objective, stablemax_cross_entropy
-from grokjax.problem.models import Model, count_params, make_model, register_model
+from grokjax.problem.models import count_params, make_model, make_network, register_model
+from grokjax.problem.network import Model, Network
 from grokjax.problem.tasks import TASKS
 from grokjax.stats.summary import ensemble_summary
 from grokjax.stats.survival import kaplan_meier
 from grokjax.train import Trainer, TrainState, make_train
 from grokjax.wanglandau.wlmd import make_sampler
-from grokjax.xla_flags import use_recommended_cpu_flags
+from grokjax.xla_flags import compiler_options, jit, use_recommended_cpu_flags
 
 __version__ = "0.1.0"
 
@@ -49,6 +56,7 @@ __all__ = [
     "PRESETS",
     "TASKS",
     "AnnealConfig",
+    "ChunkEvals",
     "BlendConfig",
     "Config",
     "DataConfig",
@@ -62,6 +70,7 @@ __all__ = [
     "Hparams",
     "LandscapeConfig",
     "Model",
+    "Network",
     "Objective",
     "Source",
     "Spec",
@@ -69,12 +78,14 @@ __all__ = [
     "TrainState",
     "Trainer",
     "blend",
+    "compiler_options",
     "count_params",
     "ensemble_summary",
     "from_arrays",
     "get_preset",
     "grokfast_ema",
     "grokfast_ma",
+    "jit",
     "kaplan_meier",
     "langevin_noise",
     "orthogonal_gradient",
@@ -84,6 +95,7 @@ __all__ = [
     "stablemax_cross_entropy",
     "make",
     "make_model",
+    "make_network",
     "make_objective",
     "make_optimizer",
     "make_sampler",

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from grokjax.errors import ConfigError
-from grokjax.xla_flags import use_recommended_cpu_flags
 
 JOBS, SEEDED, HARDWARE = (
     ("run", "compare", "landscape", "sweep"),
@@ -205,7 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; every error ends as one line and status 2: a `ConfigError` (bad
     input, before any compute) or `OSError` as it is, anything else as an internal
     error (GROKJAX_TRACEBACK=1 re-raises it)."""
-    use_recommended_cpu_flags()  # before JAX starts its backend; the user's flags win
     args = _build_parser().parse_args(argv)
     try:
         print(COMMANDS[args.command](args))

@@ -287,7 +287,7 @@ class DataConfig(Section):
     @property
     def spec(self) -> data_lib.Spec:
         """What the task's examples look like (`grokjax.problem.data.Spec`)."""
-        return data_lib.source(self.task).spec(self)
+        return data_lib.spec_of(self.task, self)
 
     @property
     def n_examples(self) -> int | None:

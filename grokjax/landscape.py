@@ -33,8 +33,9 @@ import optax
 from grokjax.config import Config, Section
 from grokjax.optim import rescale_to_norm
 from grokjax.problem import data as data_lib
+from grokjax.problem.checks import check_inputs
 from grokjax.problem.metrics import make_objective
-from grokjax.problem.models import make_model
+from grokjax.problem.models import make_network
 from grokjax.wanglandau.entropy import Grid
 from grokjax.wanglandau.wlmd import DEFAULTS as SAMPLER
 from grokjax.wanglandau.wlmd import Estimate, Sampler, Walker, fan_in_walls, make_sampler
@@ -195,16 +196,26 @@ def collective_variables(lcfg: LandscapeConfig):
     """(cv_fn, init_fn): params -> [ln L_train, smoothed A_test], and key -> params."""
     cfg = lcfg.model
     spec = cfg.data.spec
-    model = make_model(cfg.model, spec)
+    net = make_network(cfg.model, spec)
+    check_inputs(cfg, net)
     objective = make_objective(cfg.loss, spec.kind, cfg.eval)
     ds = data_lib.make(jax.random.key(cfg.data.split_seed or 0), cfg.data)
+    # A network's state besides its parameters (BatchNorm's running averages) is not
+    # sampled: every walker evaluates with the state the network starts with.
+    model_state = net.init(jax.random.key(0))[1] if net.stateful else None
+
+    def apply(params, inputs):
+        return net.apply(params, model_state, inputs)
 
     def cv_fn(params) -> jax.Array:
-        loss = objective.loss(model.apply(params, ds.train_inputs), ds.train_labels)
-        test = objective.smoothed_accuracy(model.apply(params, ds.test_inputs), ds.test_labels)
+        loss = objective.loss(apply(params, ds.train_inputs), ds.train_labels)
+        test = objective.smoothed_accuracy(apply(params, ds.test_inputs), ds.test_labels)
         return jnp.stack([jnp.log(loss), test])
 
-    return cv_fn, model.init
+    def init_params(key):
+        return net.init(key)[0]
+
+    return cv_fn, init_params
 
 
 def make_landscape_sampler(

@@ -47,14 +47,17 @@ from grokjax.optim import (
 )
 from grokjax.problem import data as data_lib
 from grokjax.problem.ageing import AgeingState, ageing_init, ageing_update, observables
+from grokjax.problem.checks import check_inputs
 from grokjax.problem.metrics import METRIC_NAMES, evaluate, make_objective
-from grokjax.problem.models import make_model
+from grokjax.problem.models import make_network
 from grokjax.problem.progress import PROGRESS_NAMES, progress_measures
 
 
 class TrainState(NamedTuple):
-    """One member's run: parameters, optimizer state, updates taken, its keys, and the
-    parameters kept at the waiting times (`grokjax.problem.ageing`; None without them)."""
+    """One member's run: parameters, optimizer state, updates taken, its keys, the
+    parameters kept at the waiting times (`grokjax.problem.ageing`; None without them),
+    and the network's state besides its parameters (BatchNorm's running averages, NNX
+    random streams; None for a network without any, `grokjax.problem.network`)."""
 
     params: Any
     opt_state: Any
@@ -63,6 +66,7 @@ class TrainState(NamedTuple):
     loop_key: jax.Array
     data_key: jax.Array
     ageing: AgeingState | None
+    model_state: Any = None
 
 
 def metric_names(cfg: Config) -> tuple[str, ...]:
@@ -104,6 +108,8 @@ def chunk_schedule(cfg: Config) -> np.ndarray:
     return padded.reshape(n_chunks, per_chunk)
 
 
+MODEL_STREAM = 0x6D6F6465  # folded into a member's loop key for its network's random layers
+
 OptimizerFactory = Callable[[Hparams, jax.Array], optax.GradientTransformation]
 
 
@@ -130,7 +136,8 @@ def make_train(
         A `Trainer(init, step, run, train)`.
     """
     spec = cfg.data.spec
-    model = make_model(cfg.model, spec)
+    net = make_network(cfg.model, spec)
+    check_inputs(cfg, net)  # the user's data and model, before anything is compiled
     objective = make_objective(cfg.loss, spec.kind, cfg.eval)
     fixed_norm = cfg.optim.fixed_norm
     if optimizer is None:
@@ -158,9 +165,16 @@ def make_train(
     waiting = cfg.eval.waiting_times
     n_key = cfg.eval.progress_frequencies
 
-    def loss_fn(params, inputs_BxI, labels_B):
-        outputs_BxC = model.apply(params, inputs_BxI)
-        return objective.train_loss(outputs_BxC, labels_B), outputs_BxC
+    def loss_fn(params, model_state, inputs_BxI, labels_B, key):
+        outputs_BxC, model_state = net.train_apply(params, model_state, inputs_BxI, key)
+        return objective.train_loss(outputs_BxC, labels_B), (outputs_BxC, model_state)
+
+    def step_key(state: TrainState) -> jax.Array | None:
+        """The key of this step's random layers (dropout): one stream per member, one
+        key per step, whatever the chunking."""
+        if not net.stochastic:
+            return None
+        return jax.random.fold_in(jax.random.fold_in(state.loop_key, MODEL_STREAM), state.step)
 
     def batch(ds: data_lib.Dataset, state: TrainState) -> tuple[jax.Array, jax.Array]:
         if cfg.batch_size is None:
@@ -175,7 +189,8 @@ def make_train(
 
     def init(key: jax.Array, hparams: Hparams) -> TrainState:
         init_key, opt_key, loop_key, member_data_key = jax.random.split(key, 4)
-        params = jax.tree.map(lambda p: p * hparams.init_scale, model.init(init_key))
+        params, model_state = net.init(init_key)
+        params = jax.tree.map(lambda p: p * hparams.init_scale, params)
         if fixed_norm is not None:
             params = rescale_to_norm(params, fixed_norm)
         tx = transform(hparams, opt_key)
@@ -187,13 +202,14 @@ def make_train(
             loop_key,
             member_data_key,
             ageing_init(params, waiting) if waiting else None,
+            model_state,
         )
 
     def update(state: TrainState, hparams: Hparams, ds: data_lib.Dataset) -> TrainState:
         tx = transform(hparams, state.opt_key)
         inputs_BxI, labels_B = batch(ds, state)
-        (loss, outputs_BxC), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, inputs_BxI, labels_B
+        (loss, (outputs_BxC, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.model_state, inputs_BxI, labels_B, step_key(state)
         )
         updates, opt_state = tx.update(
             grads,
@@ -203,7 +219,9 @@ def make_train(
             train_accuracy=objective.accuracy(outputs_BxC, labels_B),
         )
         params = optax.apply_updates(state.params, updates)
-        return state._replace(params=params, opt_state=opt_state, step=state.step + 1)
+        return state._replace(
+            params=params, opt_state=opt_state, step=state.step + 1, model_state=model_state
+        )
 
     def step(state: TrainState, hparams: Hparams) -> TrainState:
         """One optimizer update on one batch."""
@@ -217,8 +235,12 @@ def make_train(
             state = jax.lax.fori_loop(0, n_steps, lambda _, s: update(s, hparams, ds), state)
             if report is not None:
                 jax.debug.callback(report, state.step - before)
+
+            def apply(params, inputs_BxI):  # evaluation mode: running averages, no dropout
+                return net.apply(params, state.model_state, inputs_BxI)
+
             metrics = evaluate(
-                model.apply,
+                apply,
                 state.params,
                 ds.train_inputs,
                 ds.train_labels,
@@ -236,7 +258,7 @@ def make_train(
             if n_key:
                 metrics.update(
                     progress_measures(
-                        model.apply,
+                        apply,
                         state.params,
                         ds.train_inputs,
                         ds.train_labels,

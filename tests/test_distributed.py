@@ -93,7 +93,7 @@ WORKER = COMMON + textwrap.dedent(
         pass
 
     def interrupt(chunk):
-        if chunk == 0:
+        if chunk.chunk == 0:
             raise Interrupted
 
     cfg, hp = library_members()

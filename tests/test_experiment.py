@@ -25,7 +25,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path, tiny_cfg):
     whole = run_ensemble(cfg, HP, [0, 1], tmp_path / "whole", progress=False)
 
     def crash_after_second_chunk(chunk):
-        if chunk == 1:
+        if chunk.chunk == 1:
             raise Interrupt
 
     with pytest.raises(Interrupt):
@@ -273,7 +273,7 @@ def test_a_checkpoint_from_before_a_metric_existed_resumes(tmp_path, tiny_cfg, m
     monkeypatch.setattr(experiment, "metric_names", lambda c: names[:-1])  # an older grokjax
 
     def crash(chunk):
-        if chunk == 1:
+        if chunk.chunk == 1:
             raise Interrupt
 
     with pytest.raises(Interrupt):

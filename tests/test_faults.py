@@ -101,7 +101,7 @@ def interrupted_once(tmp_path_factory):
     whole = run_ensemble(cfg, hp, [0, 1], tmp / "whole", progress=False)
 
     def stop(chunk):
-        if chunk == 2:
+        if chunk.chunk == 2:
             raise Interrupt
 
     with pytest.raises(Interrupt):

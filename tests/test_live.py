@@ -126,7 +126,7 @@ def test_tensorboard_streams_one_member_each_and_a_resume_writes_each_step_once(
     cfg = tiny_cfg.replace(steps=60, eval_every=10, chunk_evals=2)
 
     def crash(chunk):
-        if chunk == 1:
+        if chunk.chunk == 1:
             raise Interrupt
 
     out = tmp_path / "run"

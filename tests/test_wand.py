@@ -213,12 +213,12 @@ def test_at_the_lower_edge_wand_deposits_the_mirrored_kernel():
         np.testing.assert_allclose(float(new.deposits.sum()), rate, rtol=1e-5)
         np.testing.assert_allclose(new.deposits, rate * expected, rtol=1e-5, atol=1e-9)
         assert float(new.deposits[0]) > float(rate * gaussian_kernel(grid, jnp.int32(0), sigma)[0])
-        assert int(new.count) == 1
+        assert int(new.count) == int(new.n_deposits) == 1
 
 
 def test_above_the_grid_wand_deposits_nothing_and_the_soft_wall_pulls_back():
-    """Above x_max: no deposit, the count stands still, the force is edge_strength
-    (x - x_max) grad(ln L), and the next step still draws fresh noise."""
+    """Above x_max: no deposit (the deposit count stands still, the step count moves), the
+    force is edge_strength (x - x_max) grad(ln L), and the next step draws fresh noise."""
     grid = Grid(x_min=-3.0, bin_width=0.1, n_bins=30)  # x_max = 0
     loss, grads = jnp.float32(np.exp(0.5)), {"w": jnp.array([1.0, -2.0, 0.5])}
     tx = scale_by_wand(
@@ -233,12 +233,13 @@ def test_above_the_grid_wand_deposits_nothing_and_the_soft_wall_pulls_back():
     )
     params = {"w": jnp.ones(3)}
     velocity, state = tx.update(grads, tx.init(params), params, value=loss)
-    assert float(state.deposits.sum()) == 0.0 and int(state.count) == 0
+    assert float(state.deposits.sum()) == 0.0 and int(state.n_deposits) == 0
+    assert int(state.count) == 1
     wall = 40.0 * (float(jnp.log(loss)) - grid.x_max)
     np.testing.assert_allclose(velocity["w"], -wall * grads["w"] / float(loss) * 1e-2, rtol=1e-5)
     hot = scale_by_wand(1e-2, 0.5, 0.5, key=KEY, grid=grid, thermal_init=False)
     zeros = {"w": jnp.zeros(3)}
     v1, s1 = hot.update(zeros, hot.init(params), params, value=loss)
     v2, s2 = hot.update(zeros, s1._replace(velocity=zeros), params, value=loss)
-    assert int(s2.count) == 0
+    assert (int(s2.n_deposits), int(s2.count)) == (0, 2)
     assert not np.allclose(v1["w"], v2["w"])  # the off-grid steps do not repeat the noise

@@ -29,6 +29,7 @@ from grokjax.host.checkpoint import atomic_write_json
 from grokjax.host.experiment import RunResult, run_ensemble
 from grokjax.plots import comparison_figure, describe_run
 from grokjax.presets import get_preset, preset_changes
+from grokjax.problem.checks import check_config
 from grokjax.stats.logtime import RATIO_THRESHOLDS, grokking_area, ratio_name
 from grokjax.stats.summary import censored_stats, diverged_mask
 
@@ -99,6 +100,8 @@ def compare_presets(
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ConfigError(f"preset={names} is not allowed: name each preset once")
+    for arm in arms:  # every arm's data and model before the first one runs
+        check_config(arm.config)
     results: dict[str, RunResult] = {}
     for arm in arms:
         results[arm.name] = run_ensemble(

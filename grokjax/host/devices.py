@@ -13,6 +13,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from grokjax.config import Hparams
 from grokjax.errors import ConfigError
+from grokjax.xla_flags import jit
 
 
 def default_member_batch() -> int | None:
@@ -106,7 +107,7 @@ def drop_padding(state, n_members: int):
     dozen of them, one per leaf of the state, were seen to hang both processes. One
     program per run has not.
     """
-    return jax.jit(lambda tree: jax.tree.map(lambda x: x[:n_members], tree))(state)
+    return jit(lambda tree: jax.tree.map(lambda x: x[:n_members], tree))(state)
 
 
 def shard_members(tree, mesh: Mesh | None):

@@ -49,6 +49,7 @@ from grokjax.plots import describe_run, ensemble_figures
 from grokjax.presets import preset_changes
 from grokjax.stats.summary import Summary, diverged_mask, ensemble_summary, format_table
 from grokjax.train import chunk_schedule, make_train, metric_names
+from grokjax.xla_flags import jit
 
 OUTPUT_FILES = (
     "config.json",
@@ -74,6 +75,39 @@ class RunResult(NamedTuple):
         """The summary table and the files written."""
         wrote = f"wrote {self.out_dir}/: {', '.join(self.files)}, checkpoints/"
         return f"{format_table(self.summary)}\n\n{wrote}"
+
+
+class ChunkEvals(NamedTuple):
+    """One chunk's evaluations, as `run_ensemble` hands them to `on_chunk`.
+
+    `chunk` its index; `steps` [E] the evaluation steps it recorded; `metrics` metric
+    name -> [members, E]; `seeds` [members]; `hparams` `Hparams` name -> [members];
+    `out_dir` the run directory.
+
+    Example (one W&B run per member, say, or one table; any tracker works alike):
+        >>> def log(chunk: ChunkEvals) -> None:  # doctest: +SKIP
+        ...     for record in chunk.records():
+        ...         run = runs[record["member"]]  # e.g. wandb.init(config=...) per member
+        ...         run.log({k: record[k] for k in chunk.metrics}, step=record["step"])
+    """
+
+    chunk: int
+    steps: np.ndarray
+    metrics: dict[str, np.ndarray]
+    seeds: tuple[int, ...]
+    hparams: dict[str, np.ndarray]
+    out_dir: Path
+
+    def records(self) -> list[dict[str, Any]]:
+        """One flat dict per member and evaluation: member, seed, step, the member's
+        hyperparameters and every metric (NaN where not recorded)."""
+        out = []
+        for m, seed in enumerate(self.seeds):
+            numbers = {k: float(v[m]) for k, v in self.hparams.items()}
+            for e, step in enumerate(self.steps):
+                metrics = {k: float(v[m, e]) for k, v in self.metrics.items()}
+                out.append({"member": m, "seed": seed, "step": int(step), **numbers, **metrics})
+        return out
 
 
 def member_keys(seeds: Sequence[int]) -> jax.Array:
@@ -129,7 +163,7 @@ def run_ensemble(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    on_chunk: Callable[[int], None] | None = None,
+    on_chunk: Callable[[ChunkEvals], None] | None = None,
     member_batch: int | None | str = "auto",
     devices: int | None | str = "auto",
     profile_dir: str | os.PathLike | None = None,
@@ -147,7 +181,10 @@ def run_ensemble(
         resume: continue the run in `out_dir` from its last checkpoint.
         overwrite: delete whatever `out_dir` holds first.
         progress: show a progress bar.
-        on_chunk: called with the chunk index after each chunk is checkpointed.
+        on_chunk: called after each chunk is checkpointed with that chunk's evaluations,
+            a `ChunkEvals` (its index, steps, per-member metrics, seeds and
+            hyperparameters; `.records()` gives one flat dict per member and step), so a
+            tracker (W&B, MLflow, Aim) logs in a few lines.
         member_batch: members vmapped together ("auto": `default_member_batch()`;
             None: all). Groups run in sequence; it changes speed, not the maths.
         devices: shard the members over this many devices (`member_mesh`; "auto": all
@@ -178,6 +215,17 @@ def run_ensemble(
             f"seeds={seeds} is not allowed: members with the same hparams need distinct seeds"
         )
     mesh = member_mesh(devices)
+    run_seeds, run_hp = seeds, hp
+    if mesh is not None:
+        run_seeds, run_hp = padded_members(seeds, hp, mesh.size)
+    bar = Progress(
+        cfg.steps,
+        len(run_seeds),
+        desc=f"{n_members} members",
+        enabled=progress and jax.process_index() == 0,  # one bar, not one per process
+    )
+    # The user's data and model are checked here, before the directory is touched.
+    trainer = make_train(cfg, report=bar.report if bar.enabled else None)
     out_dir = Path(out_dir)
     on_all_processes(check_out_dir, out_dir, resume, overwrite)
     record = _record(cfg, hp, seeds, preset)
@@ -192,20 +240,10 @@ def run_ensemble(
         writer_only=True,
     )
 
-    run_seeds, run_hp = seeds, hp
-    if mesh is not None:
-        run_seeds, run_hp = padded_members(seeds, hp, mesh.size)
-        run_hp = shard_members(run_hp, mesh)
-    bar = Progress(
-        cfg.steps,
-        len(run_seeds),
-        desc=f"{n_members} members",
-        enabled=progress and jax.process_index() == 0,  # one bar, not one per process
-    )
-    trainer = make_train(cfg, report=bar.report if bar.enabled else None)
+    run_hp = shard_members(run_hp, mesh)
     names = metric_names(cfg)
-    init_fn = jax.jit(over_devices(jax.vmap(trainer.init), mesh))
-    run_fn = jax.jit(
+    init_fn = jit(over_devices(jax.vmap(trainer.init), mesh))
+    run_fn = jit(
         lambda state, hp, segs: over_devices(
             lambda s, h: over_members(lambda a, b: trainer.run(a, b, segs), member_batch)(s, h),
             mesh,
@@ -217,7 +255,8 @@ def run_ensemble(
     sinks: list = []  # what follows the run chunk by chunk, on the writing process
     if jax.process_index() == 0:
         sinks += [LiveStream(out_dir, steps_E)] if live else []
-        sinks += [TensorBoardStream(out_dir, steps_E, seeds)] if tensorboard else []
+        numbers = {k: np.asarray(v) for k, v in hp._asdict().items()}
+        sinks += [TensorBoardStream(out_dir, steps_E, seeds, numbers)] if tensorboard else []
 
     def chunk(c: int, carry: dict) -> dict:
         state, metrics = run_fn(carry["state"], run_hp, jnp.asarray(chunks[c]))
@@ -229,6 +268,15 @@ def run_ensemble(
             histories[k][:, lo:hi] = metrics[k][:n_members, : hi - lo]
         for sink in sinks:
             sink.append(lo, hi, histories)
+        nonlocal latest
+        latest = ChunkEvals(
+            c,
+            steps_E[lo:hi].copy(),
+            {k: v[:, lo:hi].copy() for k, v in histories.items()},
+            tuple(seeds),
+            {k: np.asarray(v).copy() for k, v in hp._asdict().items()},
+            out_dir,
+        )
         return {"state": state, "histories": histories, "last": hi - 1}
 
     def restore(saved: dict, start: int) -> dict:
@@ -236,6 +284,8 @@ def run_ensemble(
         missing = np.full((n_members, steps_E.size), np.nan, np.float32)
         histories = {k: np.asarray(saved["histories"].get(k, missing)).copy() for k in names}
         return {"state": shard_members(saved["state"], mesh), "histories": histories}
+
+    latest: ChunkEvals | None = None  # the last chunk's evaluations, for on_chunk
 
     carry = {
         "state": init_fn(member_keys(run_seeds), run_hp),
@@ -256,7 +306,7 @@ def run_ensemble(
             postfix=lambda carry: {
                 "test_acc": f"{np.median(carry['histories']['test_acc'][:, carry['last']]):.3f}"
             },
-            on_chunk=on_chunk,
+            on_chunk=None if on_chunk is None else lambda c: on_chunk(latest),
             profile_dir=profile_dir,
         )
     except BaseException:

@@ -20,7 +20,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from grokjax.config import override
@@ -39,6 +38,7 @@ from grokjax.landscape import (
 from grokjax.presets import get_preset
 from grokjax.stats.landscape_analysis import analyse
 from grokjax.stats.summary import Record
+from grokjax.xla_flags import jit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +80,8 @@ def run_landscape(
     Returns {"entropy", "histogram", "x", "y", "convergence", "positions", "files"}.
     """
     out_dir = Path(out_dir)
+    # The samplers first: the user's data and model are checked before the directory.
+    built = [make_landscape_sampler(lcfg, g) for g in lcfg.window_grids()]
     check_out_dir(out_dir, resume, overwrite, settings="landscape.json")
     prepare_out_dir(
         out_dir,
@@ -90,15 +92,14 @@ def run_landscape(
         normalise=_with_model_defaults,
     )
     bar = Progress(lcfg.steps, lcfg.walkers, desc=f"{lcfg.walkers} walkers", enabled=progress)
-    built = [make_landscape_sampler(lcfg, g) for g in lcfg.window_grids()]
     samplers = [sm for sm, _ in built]
     init_params = built[0][1]
     states = [
-        jax.jit(lambda sm=sm, k=k: init_walkers(lcfg, sm, init_params, k))()
+        jit(lambda sm=sm, k=k: init_walkers(lcfg, sm, init_params, k))()
         for k, sm in enumerate(samplers)
     ]
     report = bar.report if progress else None
-    chunks = [jax.jit(make_chunk(lcfg, sm, report)) for sm in samplers]
+    chunks = [jit(make_chunk(lcfg, sm, report)) for sm in samplers]
     n_chunks = lcfg.steps // lcfg.chunk_steps
     n_records = lcfg.chunk_steps // lcfg.record_every
     carry = {

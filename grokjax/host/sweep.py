@@ -57,6 +57,7 @@ from grokjax.host.experiment import run_ensemble
 from grokjax.host.rundir import check_out_dir, on_all_processes, prepare_out_dir
 from grokjax.plots import describe_run
 from grokjax.presets import get_preset, preset_changes
+from grokjax.problem.checks import check_config
 from grokjax.stats.logtime import RATIO_THRESHOLDS, ratio_name
 from grokjax.stats.phases import (
     PHASES,
@@ -189,6 +190,8 @@ def run_sweep(
         raise ConfigError(f"group={group!r} is not a grid axis: {names}")
     outer = [dict(zip(shape, v, strict=True)) for v in itertools.product(*shape.values())]
     configs = [cfg.replace(**cell) for cell in outer]  # every config validated up front
+    for cell_cfg in configs:  # and the user's data and model of every cell
+        check_config(cell_cfg)
     members_hp, member_seeds = _members(numeric, hparams, n_seeds, seed_start)
     validate_hparams(members_hp)
 

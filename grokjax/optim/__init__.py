@@ -95,6 +95,7 @@ def _wand(
         _temperature(anneal, hparams),
         annealed(anneal.friction, hparams.friction, hparams.friction_final, hparams),
         key=key,
+        per_member=False,  # the trainer's key is already the member's own
         bias_strength=cfg.bias_strength,
         loss_floor=cfg.loss_floor,
         deposit=cfg.deposit,

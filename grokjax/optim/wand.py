@@ -48,18 +48,49 @@ DEFAULT_GRID = Grid(PAPER.x_min, PAPER.bin_width, PAPER.n_bins)
 
 
 class WandState(NamedTuple):
-    """Velocity (like params), Wang-Landau deposits over ln L, deposits made, noise key,
-    and the clock of the kT and c_f schedules (`grokjax.optim.schedules`).
+    """`count` the updates taken (optax's name for the step count; step t's noise is
+    drawn with `fold_in(key, count)`), the velocity (like params), the Wang-Landau
+    deposits over ln L, `n_deposits` the deposits made (the t of the 1/t rate: updates
+    whose ln L was on the grid), the noise key, and the clock of the kT and c_f
+    schedules (`grokjax.optim.schedules`).
 
     The entropy estimate is S = S_bias + deposits; the bias is evaluated from its
     formula, so small deposits are not lost to float32 round-off against a large bias.
     """
 
+    count: jax.Array
     velocity: Any
     deposits: jax.Array
-    count: jax.Array
+    n_deposits: jax.Array
     key: jax.Array
     clock: schedules.Clock
+
+
+def as_key(key: jax.Array | int | None) -> jax.Array:
+    """A typed PRNG key from a typed key, raw key data, an int seed (as optax's noise
+    transforms take one, traced under `inject_hyperparams` too) or None (seed 0)."""
+    if key is None:
+        return jax.random.key(0)
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key
+    if key.shape == (2,) and key.dtype == jnp.uint32:  # jax.random.PRNGKey data
+        return jax.random.wrap_key_data(key)
+    if key.ndim == 0 and jnp.issubdtype(key.dtype, jnp.integer):
+        return jax.random.key(key)
+    raise ValueError(f"key={key!r} is not allowed: a PRNG key or an int seed")
+
+
+def fingerprint(params) -> jax.Array:
+    """A uint32 hash of every parameter's bits: members of a vmapped ensemble that start
+    from different parameters get different fingerprints."""
+    h = jnp.uint32(0x9E3779B9)
+    for leaf in jax.tree.leaves(params):
+        flat = jnp.ravel(leaf).astype(jnp.float32)
+        bits = jax.lax.bitcast_convert_type(flat, jnp.uint32)
+        weights = jnp.arange(flat.size, dtype=jnp.uint32) * jnp.uint32(2654435761) | 1
+        h = h * jnp.uint32(31) + jnp.sum(bits * weights, dtype=jnp.uint32)  # wraps mod 2^32
+    return h
 
 
 def scale_by_wand(
@@ -67,7 +98,8 @@ def scale_by_wand(
     temperature,
     friction,
     *,
-    key: jax.Array,
+    key: jax.Array | int | None = None,
+    per_member: bool = True,
     bias_strength=PAPER.bias_strength,
     loss_floor=PAPER.loss_floor,
     deposit=PAPER.deposit,
@@ -84,16 +116,25 @@ def scale_by_wand(
 ) -> optax.GradientTransformationExtraArgs:
     """WanD's Langevin velocity with the Wang-Landau entropy force; returns v (not v dt).
 
-    Expects `updates` = grad L and `value=` L (the loss the gradient belongs to).
+    Expects `updates` = grad L and `value=` L, the scalar loss the gradient belongs to.
+    An update whose loss or gradient is not finite (or whose loss is negative, when
+    traced) is a zero update that leaves the state as it was but for `count`, as
+    `optax.apply_if_finite` users expect; a concrete negative or non-scalar `value` is
+    refused.
 
     Args:
         timestep: dt, the integration step of the force.
         temperature: kT, the stationary velocity variance per parameter: a number or a
             schedule of the step count (`grokjax.optim.schedules`; annealed WanD).
         friction: c_f in (0, 1], the velocity damping per step: a number or a schedule.
-        key: the noise key (kept in the state; one stream per step via `fold_in` of the
-            count, and replaced by that step's key after a step off the grid, where the
-            count stands still).
+        key: the noise key: a typed key, an int seed (as `optax.add_noise` takes) or
+            None (seed 0). It is kept in the state; step t draws from `fold_in` of it
+            and the count.
+        per_member: fold a fingerprint of the initial parameters into the key, so that
+            the members of a vmapped ensemble, which start from different parameters,
+            draw independent noise from one transform built outside `vmap` with one key
+            (members that start from equal parameters share their noise). grokjax's
+            trainer gives every member its own key and turns it off.
         bias_strength, loss_floor: beta and L0 of the initial bias S_bias.
         deposit, t_wl: F and t_WL of the Wang-Landau rate f(t).
         sigma_bins: width of the deposited Gaussian, in bins.
@@ -118,20 +159,33 @@ def scale_by_wand(
         raise ValueError(f"force={force!r} is not allowed: 'entropy' or 'loss'")
 
     def init(params) -> WandState:
-        init_key, noise_key = jax.random.split(key)
+        base = as_key(key)
+        if per_member:
+            base = jax.random.fold_in(base, fingerprint(params))
+        init_key, noise_key = jax.random.split(base)
         clock = schedules.clock_init(trigger)
         kT = schedules.read(temperature, clock)
         velocity = thermal_velocity(init_key, params, kT, thermal_init)
         deposits = jnp.zeros(grid.n_bins, jnp.float32)
-        return WandState(velocity, deposits, jnp.zeros([], jnp.int32), noise_key, clock)
+        zero = jnp.zeros([], jnp.int32)
+        return WandState(zero, velocity, deposits, zero, noise_key, clock)
 
     def update(updates, state: WandState, params=None, *, value=None, **extra_args):
         del params
         if value is None:
             raise ValueError("scale_by_wand needs the loss: call update(..., value=loss)")
+        value = jnp.asarray(value, jnp.float32)
+        if value.ndim != 0:
+            raise ValueError(
+                f"scale_by_wand: value is the scalar loss L; got an array of shape {value.shape}"
+            )
+        if not isinstance(value, jax.core.Tracer) and float(value) < 0:
+            raise ValueError(f"scale_by_wand: value is the loss L >= 0; got {float(value)}")
+        valid = jnp.isfinite(value) & (value >= 0) & jnp.isfinite(optax.tree.norm(updates))
         # A float32 loss can round to exactly 0 (softmax collapse) while its gradient
         # does not; flooring L at the grid's lower edge keeps grad(ln L) finite.
-        value = jnp.maximum(value, jnp.exp(jnp.float32(grid.x_min)))
+        value = jnp.maximum(jnp.where(valid, value, 1.0), jnp.exp(jnp.float32(grid.x_min)))
+        updates = jax.tree.map(lambda g: jnp.where(valid, g, 0), updates)
         x = jnp.maximum(jnp.log(value), jnp.float32(grid.x_min))[None]
         (g,) = slopes_at(
             state.deposits,
@@ -153,13 +207,22 @@ def scale_by_wand(
         c_f = schedules.read(friction, state.clock)
         velocity = langevin_step(state.velocity, acceleration, step_key, timestep, c_f, kT)
         add, _, inside = deposited(
-            [grid], x, state.count, deposit=deposit, t_wl=t_wl, sigma_bins=sigma_bins
+            [grid], x, state.n_deposits, deposit=deposit, t_wl=t_wl, sigma_bins=sigma_bins
         )
-        # Off the grid the count stands still; the next step's noise needs a fresh key.
-        noise_key = jax.lax.cond(inside, lambda: state.key, lambda: step_key)
-        count = state.count + inside
         clock = schedules.tick(state.clock, trigger, {"value": value, **extra_args})
-        return velocity, WandState(velocity, state.deposits + add, count, noise_key, clock)
+
+        def kept(new, old):  # a non-finite step changes nothing but the count
+            return jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, old)
+
+        new = WandState(
+            state.count + 1,
+            kept(velocity, state.velocity),
+            kept(state.deposits + add, state.deposits),
+            state.n_deposits + (inside & valid),
+            state.key,
+            kept(clock, state.clock),
+        )
+        return jax.tree.map(lambda v: jnp.where(valid, v, 0), velocity), new
 
     return optax.GradientTransformationExtraArgs(init, update)
 
@@ -169,7 +232,8 @@ def wand(
     temperature,
     friction,
     *,
-    key: jax.Array,
+    key: jax.Array | int | None = None,
+    per_member: bool = True,
     bias_strength=PAPER.bias_strength,
     loss_floor=PAPER.loss_floor,
     deposit=PAPER.deposit,
@@ -206,6 +270,7 @@ def wand(
             temperature,
             friction,
             key=key,
+            per_member=per_member,
             bias_strength=bias_strength,
             loss_floor=loss_floor,
             deposit=deposit,

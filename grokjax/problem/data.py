@@ -43,7 +43,7 @@ import numpy as np
 from grokjax.errors import ConfigError
 from grokjax.problem import tasks as modular
 from grokjax.problem.models import dense_mlp
-from grokjax.problem.references import load_attribute
+from grokjax.problem.references import load_attribute, user_code
 
 if TYPE_CHECKING:
     from grokjax.config import DataConfig
@@ -211,14 +211,32 @@ def from_arrays(inputs, labels, test_inputs=None, test_labels=None) -> Source:
     if test_inputs is not None or test_labels is not None:
         if test_inputs is None or test_labels is None:
             raise ConfigError("from_arrays: give both test_inputs and test_labels, or neither")
+        tx, ty = np.asarray(test_inputs), np.asarray(test_labels)
+        if tx.shape[1:] != x.shape[1:] or ty.shape[1:] != y.shape[1:]:
+            raise ConfigError(
+                f"from_arrays: the test split's examples {tx.shape[1:]} and labels "
+                f"{ty.shape[1:]} differ from the training split's {x.shape[1:]} and {y.shape[1:]}"
+            )
+        if x.shape[0] == 0 or tx.shape[0] == 0:
+            raise ConfigError(
+                f"from_arrays: both splits need examples (train {x.shape[0]}, test {tx.shape[0]})"
+            )
         n_train = x.shape[0]
-        x = np.concatenate([x, np.asarray(test_inputs)])
-        y = np.concatenate([y, np.asarray(test_labels).astype(y.dtype)])
+        x = np.concatenate([x, tx])
+        y = np.concatenate([y, ty.astype(y.dtype)])
     if x.ndim < 2 or y.ndim not in (1, 2) or x.shape[0] != y.shape[0]:
         raise ConfigError(
             f"from_arrays: inputs [N, ...] and labels [N] or [N, d] with the same N "
             f"(got {x.shape} and {y.shape})"
         )
+    if x.shape[0] == 0:
+        raise ConfigError("from_arrays: no examples (N = 0)")
+    for what, values in (("inputs", x), ("labels", y)):
+        if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
+            raise ConfigError(f"from_arrays: {what} must be numbers (got {values.dtype})")
+        if not np.all(np.isfinite(values)):
+            bad = int(values.size - np.isfinite(values).sum())
+            raise ConfigError(f"from_arrays: {bad} of the {what} are NaN or infinite")
     classify = np.issubdtype(y.dtype, np.integer)
     if classify and (y.ndim != 1 or y.min() < 0):
         raise ConfigError("from_arrays: integer labels are classes 0..C-1 of shape [N]")
@@ -269,6 +287,19 @@ def canonical(name: str) -> str:
         ) from None
 
 
+def spec_of(name: str, cfg: Any) -> Spec:
+    """The `Spec` of task `name` under `cfg` (a `DataConfig`); an exception the user's
+    `spec` raises is one line naming data.task."""
+    with user_code("data.task", name, "in its spec()"):
+        spec = source(name).spec(cfg)
+    if not isinstance(spec, Spec):
+        raise ConfigError(
+            f"data.task={name!r} is not allowed: its spec() returned a "
+            f"{type(spec).__name__}, not a grokjax Spec"
+        )
+    return spec
+
+
 def source(name: str) -> Source:
     """The `Source` of the (canonical) task `name`."""
     if name in modular.TASKS:
@@ -280,7 +311,8 @@ def source(name: str) -> Source:
     if name not in _IMPORTED:  # a factory named by reference is called once per process
         found = load_attribute(name, "data.task")
         if callable(found) and not isinstance(found, Source):
-            found = found()
+            with user_code("data.task", name, "while making its Source"):
+                found = found()
         if not isinstance(found, Source):
             raise ConfigError(
                 f"data.task={name!r} is not allowed: it names a {type(found).__name__}, "

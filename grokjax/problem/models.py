@@ -26,10 +26,11 @@ For float inputs (images, feature vectors, parity bits):
   uniform in +-1/sqrt(fan_in)), the initialisation the published set-ups scale by
   alpha, so `Hparams.init_scale` means what it means there.
 
-A model of your own: any `flax.linen.Module` (called as `module(inputs_BxI)`, returning
-outputs [B, C]) or a `Model(init, apply)` pair, registered with `register_model` or named
-'path/to/file.py:attr' in `ModelConfig.name`; a function of the task's `Spec` returning
-either also works.
+A model of your own (`make_network`): a flax linen Module (with or without a `train`
+argument, BatchNorm and Dropout included), a Flax NNX module class, or a `Model(init,
+apply)` pair, registered with `register_model` or named 'path/to/file.py:attr' in
+`ModelConfig.name`; a function of the task's `Spec` returning one also works. Every kind
+becomes one `grokjax.problem.network.Network`.
 
 Only the last position's logits enter the loss, so the final layer computes its
 queries, attention output and MLP at that position alone; keys and values still see
@@ -40,14 +41,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from grokjax.errors import ConfigError
-from grokjax.problem.references import load_attribute
+from grokjax.problem.network import Model, Network, as_network, from_pair, plain_linen
+from grokjax.problem.references import load_attribute, user_code
 
 if TYPE_CHECKING:
     from grokjax.config import ModelConfig
@@ -231,20 +233,14 @@ def dense_mlp(hidden: Sequence[int], n_outputs: int, activation: str = "relu") -
     return DenseMLP(tuple(hidden), n_outputs, activation)
 
 
-class Model(NamedTuple):
-    """`init(key) -> params`; `apply(params, inputs_BxI) -> outputs_BxC`."""
-
-    init: Callable[[jax.Array], Any]
-    apply: Callable[[Any, jax.Array], jax.Array]
-
-
 BUILTIN_MODELS = ("transformer", "mlp", "cnn")
 _REGISTERED: dict[str, Any] = {}
 
 
 def register_model(name: str, model: Any) -> str:
-    """Make `model` (a flax Module, a `Model` pair, or a function of the task's `Spec`
-    returning either) available as `ModelConfig(name=name)` in this process."""
+    """Make `model` (anything `make_network` takes: a linen Module, an NNX module class, a
+    `Model` pair, or a function of the task's `Spec` returning one) available as
+    `ModelConfig(name=name)` in this process."""
     if name in BUILTIN_MODELS or ":" in name:
         raise ConfigError(f"register_model: {name!r} is a built-in model or an import path")
     _REGISTERED[name] = model
@@ -256,34 +252,11 @@ def known_model(name: str) -> bool:
     return name in BUILTIN_MODELS or name in _REGISTERED or ":" in name
 
 
-def dummy_inputs(spec: Spec) -> jax.Array:
-    """One all-zero example of the task's inputs, [1, ...], for `init`."""
-    return jnp.zeros((1, *spec.input_shape), jnp.int32 if spec.tokens else jnp.float32)
-
-
-def as_model(module: Any, spec: Spec) -> Model:
-    """A `Model` from a flax Module (initialised on one dummy example of `spec`), a Module
-    class (built with its defaults), a `Model` pair, or a function of `spec` returning one."""
-    if isinstance(module, Model):
-        return module
-    if isinstance(module, nn.Module):
-        dummy = dummy_inputs(spec)
-
-        def init(key: jax.Array):
-            return module.init(key, dummy)["params"]
-
-        def apply(params, inputs):
-            return module.apply({"params": params}, inputs)
-
-        return Model(init, apply)
-    if isinstance(module, type) and issubclass(module, nn.Module):
-        return as_model(module(), spec)  # a Module class with default fields
-    if callable(module):
-        return as_model(module(spec), spec)
-    raise ConfigError(
-        f"model.name names a {type(module).__name__}: a flax Module, a grokjax Model "
-        "or a function of the task's Spec returning one"
-    )
+def user_model(name: str) -> Any:
+    """The object the (non-built-in) model `name` names: registered, or imported."""
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    return load_attribute(name, "model.name")
 
 
 def builtin_module(cfg: ModelConfig, spec: Spec) -> nn.Module:
@@ -308,27 +281,42 @@ def builtin_module(cfg: ModelConfig, spec: Spec) -> nn.Module:
     return dense_mlp((cfg.d_mlp,) * cfg.n_layers, spec.n_outputs, cfg.activation)
 
 
-def make_model(cfg: ModelConfig, spec: Spec) -> Model:
-    """The network `cfg.name` for the task `spec` (`DataConfig.spec`) as an `init`/`apply` pair.
+def make_network(cfg: ModelConfig, spec: Spec) -> Network:
+    """The network `cfg.name` for the task `spec` (`DataConfig.spec`) as a `Network`.
 
-    On a modular task the network reads p + 1 tokens and writes p + 1 logits, and the
-    loss and accuracies are taken over all of them, as in Nanda et al. (the '=' class is
-    never a label, so predicting it counts as wrong). Measured on x+y mod 67 with 4
-    seeds, this full-vocabulary loss generalises at a median of 600 steps against 465
-    with the '=' logit dropped; the paper reads about 700.
+    On a modular task the built-in networks read p + 1 tokens and write p + 1 logits,
+    and the loss and accuracies are taken over all of them, as in Nanda et al. (the '='
+    class is never a label, so predicting it counts as wrong). Measured on x+y mod 67
+    with 4 seeds, this full-vocabulary loss generalises at a median of 600 steps against
+    465 with the '=' logit dropped; the paper reads about 700.
+
+    A model of the user's own is built inside `user_code`: an exception its code raises
+    is one line naming model.name, the user's file and line.
 
     Example:
         >>> from grokjax.config import DataConfig, ModelConfig
-        >>> model = make_model(ModelConfig(), DataConfig(modulus=67).spec)
-        >>> params = model.init(jax.random.key(0))
-        >>> sum(x.size for x in jax.tree.leaves(params))
-        215040
+        >>> net = make_network(ModelConfig(), DataConfig(modulus=67).spec)
+        >>> params, state = net.init(jax.random.key(0))
+        >>> sum(x.size for x in jax.tree.leaves(params)), state
+        (215040, None)
     """
     if cfg.name in BUILTIN_MODELS:
-        return as_model(builtin_module(cfg, spec), spec)
-    if cfg.name in _REGISTERED:
-        return as_model(_REGISTERED[cfg.name], spec)
-    return as_model(load_attribute(cfg.name, "model.name"), spec)
+        return from_pair(plain_linen(builtin_module(cfg, spec), spec))._replace(kind="linen")
+    obj = user_model(cfg.name)
+    with user_code("model.name", cfg.name, "while its network was built"):
+        return as_network(obj, spec, cfg.name)
+
+
+def make_model(cfg: ModelConfig, spec: Spec) -> Model:
+    """The parameters-only view of `make_network`: `init(key) -> params` and
+    `apply(params, inputs) -> outputs`; refused for a model with state (use
+    `make_network`)."""
+    net = make_network(cfg, spec)
+    if net.stateful:
+        raise ConfigError(
+            f"model.name={cfg.name!r}: the model has state besides its parameters; use make_network"
+        )
+    return Model(lambda key: net.init(key)[0], lambda params, x: net.apply(params, None, x))
 
 
 def count_params(params: dict) -> int:
