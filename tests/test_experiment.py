@@ -285,3 +285,31 @@ def test_a_checkpoint_from_before_a_metric_existed_resumes(tmp_path, tiny_cfg, m
     np.testing.assert_array_equal(resumed.histories[late][:, 4:], whole.histories[late][:, 4:])
     for k in names[:-1]:
         np.testing.assert_array_equal(resumed.histories[k], whole.histories[k])
+
+
+def test_on_chunk_receives_each_chunks_evaluations_for_a_tracker(tmp_path, tiny_cfg):
+    cfg = tiny_cfg.replace(steps=60, eval_every=10, chunk_evals=3)
+    hp = HP._replace(learning_rate=np.array([1e-3, 3e-3], np.float32))
+    logged: list[dict] = []  # what a W&B-style tracker would receive
+    chunks = []
+
+    def tracker(chunk):
+        chunks.append(chunk)
+        for record in chunk.records():
+            logged.append(record)
+
+    result = run_ensemble(cfg, hp, [4, 9], tmp_path / "run", progress=False, on_chunk=tracker)
+    assert [c.chunk for c in chunks] == [0, 1, 2]
+    assert [c.steps.tolist() for c in chunks] == [[0, 10, 20], [30, 40, 50], [60]]
+    assert chunks[0].seeds == (4, 9) and chunks[0].out_dir == tmp_path / "run"
+    np.testing.assert_allclose(chunks[1].hparams["learning_rate"], [1e-3, 3e-3])
+    frame = pd.read_parquet(tmp_path / "run" / "metrics.parquet")
+    assert len(logged) == len(frame) == 2 * 7
+    for record in logged:
+        row = frame[(frame.member == record["member"]) & (frame.step == record["step"])]
+        assert record["seed"] == int(row.seed.iloc[0])
+        assert record["learning_rate"] == pytest.approx(float(row.learning_rate.iloc[0]))
+        assert record["test_acc"] == pytest.approx(float(row.test_acc.iloc[0]))
+    np.testing.assert_array_equal(
+        chunks[2].metrics["train_loss"][:, 0], result.histories["train_loss"][:, -1]
+    )

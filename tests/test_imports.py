@@ -84,3 +84,49 @@ def test_recommended_cpu_flags_are_opt_in_and_respect_the_users_own():
         "--xla_force_host_platform_device_count=2",
         *RECOMMENDED_CPU_FLAGS,
     ]
+
+
+def test_compile_options_are_per_compilation_and_respect_the_users_own():
+    import jax.numpy as jnp
+
+    import grokjax as gj
+    from grokjax.xla_flags import RECOMMENDED_CPU_OPTIONS, compiler_options
+
+    assert compiler_options("cpu", {}) == RECOMMENDED_CPU_OPTIONS
+    assert compiler_options("gpu", {}) == {} and compiler_options("tpu", {}) == {}
+    name = next(iter(RECOMMENDED_CPU_OPTIONS))
+    assert compiler_options("cpu", {"XLA_FLAGS": f"--{name}=default"}) == {}
+    before = os.environ.get("XLA_FLAGS")
+    fast = gj.jit(lambda x: jnp.sin(x).sum())
+    assert float(fast(jnp.zeros(3))) == 0.0
+    assert os.environ.get("XLA_FLAGS") == before  # nothing process-wide
+    assert fast.lower(jnp.zeros(3)).compile() is not None
+
+
+def test_the_command_changes_no_process_wide_setting(capsys):
+    from grokjax.cli import main
+
+    before = os.environ.get("XLA_FLAGS")
+    assert main(["presets"]) == 0
+    assert os.environ.get("XLA_FLAGS") == before
+
+
+def test_every_compile_site_goes_through_grokjax_jit():
+    """No module of the package calls jax.jit itself: each compiles with `xla_flags.jit`."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "grokjax").rglob("*.py")):
+        if path.name == "xla_flags.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            func = getattr(node, "func", None)
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(func, ast.Attribute)
+                and func.attr in ("jit", "pmap")
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "jax"
+            ):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, offenders

@@ -118,6 +118,29 @@ def _events(directory):
     return out
 
 
+def _hparams(directory) -> dict:
+    """The HParams record of a TensorBoard event stream: {name: value}."""
+    import struct
+
+    from tensorboardX.proto import event_pb2, plugin_hparams_pb2
+
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        raw, at = path.read_bytes(), 0
+        while at < len(raw):
+            (length,) = struct.unpack("<Q", raw[at : at + 8])
+            event = event_pb2.Event.FromString(raw[at + 12 : at + 12 + length])
+            at += 12 + length + 4
+            for v in event.summary.value:
+                if v.metadata.plugin_data.plugin_name != "hparams":
+                    continue
+                data = plugin_hparams_pb2.HParamsPluginData.FromString(
+                    v.metadata.plugin_data.content
+                )
+                if data.HasField("session_start_info"):
+                    return {k: x.number_value for k, x in data.session_start_info.hparams.items()}
+    return {}
+
+
 class Interrupt(Exception):
     pass
 
@@ -142,3 +165,7 @@ def test_tensorboard_streams_one_member_each_and_a_resume_writes_each_step_once(
         rows = frame[frame.member == member].sort_values("step")
         assert [s for s, _ in acc] == rows.step.tolist()  # each evaluation once
         np.testing.assert_allclose([v for _, v in acc], rows.test_acc, rtol=1e-6)
+        recorded = _hparams(out / "tensorboard" / name)  # each member's hyperparameters
+        assert recorded["seed"] == [3, 5][member] and recorded["member"] == member
+        assert recorded["learning_rate"] == pytest.approx(HP.learning_rate)
+        assert set(recorded) >= set(HP._fields)

@@ -243,3 +243,82 @@ def test_above_the_grid_wand_deposits_nothing_and_the_soft_wall_pulls_back():
     v2, s2 = hot.update(zeros, s1._replace(velocity=zeros), params, value=loss)
     assert (int(s2.n_deposits), int(s2.count)) == (0, 2)
     assert not np.allclose(v1["w"], v2["w"])  # the off-grid steps do not repeat the noise
+
+
+def test_one_transform_built_outside_vmap_gives_each_member_its_own_noise():
+    tx = wand(1e-3, 0.5, 0.5, key=7)  # an int seed, built once, as optax's noise takes one
+    zeros = {"w": jnp.zeros(5)}
+
+    def one(params):
+        updates, _ = tx.update(zeros, tx.init(params), params, value=jnp.float32(0.5))
+        return updates["w"]
+
+    members = jax.vmap(lambda k: {"w": jax.random.normal(k, (5,))})(jax.random.split(KEY, 4))
+    noise = jax.jit(jax.vmap(one))(members)
+    assert len({tuple(np.asarray(r).round(7)) for r in noise}) == 4
+    # members that start from equal parameters share their noise (common random numbers)
+    same = jax.jit(jax.vmap(one))({"w": jnp.ones((3, 5))})
+    np.testing.assert_array_equal(same[0], same[1])
+    # per_member=False: the key alone decides (the trainer's keys are each member's own)
+    fixed = wand(1e-3, 0.5, 0.5, key=KEY, per_member=False)
+
+    def one_fixed(params):
+        updates, _ = fixed.update(zeros, fixed.init(params), params, value=jnp.float32(0.5))
+        return updates["w"]
+
+    shared = jax.jit(jax.vmap(one_fixed))(members)
+    np.testing.assert_array_equal(shared[0], shared[3])
+
+
+def test_an_int_seed_equals_the_typed_key_of_that_seed():
+    params, grads = {"w": jnp.ones(4)}, {"w": jnp.full(4, 0.2)}
+    outs = []
+    for key in (3, jax.random.key(3), jax.random.PRNGKey(3)):
+        tx = wand(1e-3, 0.5, 0.5, key=key)
+        outs.append(tx.update(grads, tx.init(params), params, value=jnp.float32(0.4))[0])
+    chex.assert_trees_all_equal(outs[0], outs[1])
+    chex.assert_trees_all_equal(outs[0], outs[2])
+
+
+def test_inject_hyperparams_keeps_the_key_out_by_default_and_every_number_logs():
+    params, grads = {"w": jnp.ones(4)}, {"w": jnp.full(4, 0.2)}
+    for seed in ({}, {"key": 5}):
+        tx = optax.inject_hyperparams(wand)(
+            learning_rate=3e-3, temperature=0.5, friction=0.5, **seed
+        )
+        step = jax.jit(lambda s, tx=tx: tx.update(grads, s, params, value=jnp.float32(0.4)))
+        _, state = step(tx.init(params))
+        logged = {k: float(v) for k, v in state.hyperparams.items()}  # as a logger would
+        assert {"learning_rate", "temperature", "friction"} <= set(logged)
+        assert ("key" in logged) == bool(seed)  # no key unless one was given: an int
+    plain = wand(3e-3, 0.5, 0.5, key=5)
+    expected = plain.update(grads, plain.init(params), params, value=jnp.float32(0.4))[0]
+    tx = optax.inject_hyperparams(wand)(learning_rate=3e-3, temperature=0.5, friction=0.5, key=5)
+    got = tx.update(grads, tx.init(params), params, value=jnp.float32(0.4))[0]
+    chex.assert_trees_all_close(got, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["nan_loss", "inf_loss", "nan_gradient"])
+def test_a_non_finite_step_is_a_zero_update_that_keeps_the_state(bad):
+    tx = scale_by_wand(1e-3, 0.5, 0.5, key=KEY)
+    params, grads = {"w": jnp.ones(4)}, {"w": jnp.full(4, 0.2)}
+    update = jax.jit(lambda g, s, v: tx.update(g, s, params, value=v))
+    _, state = update(grads, tx.init(params), jnp.float32(0.4))
+    value = {"nan_loss": jnp.nan, "inf_loss": jnp.inf}.get(bad, 0.4)
+    g = {"w": grads["w"].at[0].set(jnp.nan)} if bad == "nan_gradient" else grads
+    updates, after = update(g, state, jnp.float32(value))
+    np.testing.assert_array_equal(jax.tree.leaves(updates)[0], np.zeros(4))
+    chex.assert_trees_all_equal(after._replace(count=state.count), state)
+    assert int(after.count) == int(state.count) + 1  # count: the steps taken
+
+
+def test_value_is_the_scalar_loss():
+    tx = wand(1e-3, 0.5, 0.5, key=KEY)
+    params = {"w": jnp.ones(4)}
+    state = tx.init(params)
+    with pytest.raises(ValueError, match="scalar loss"):
+        tx.update(params, state, params, value=jnp.ones(2))
+    with pytest.raises(ValueError, match=">= 0"):
+        tx.update(params, state, params, value=-1.0)
+    with pytest.raises(ValueError, match="value=loss"):
+        tx.update(params, state, params)

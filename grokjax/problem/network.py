@@ -220,7 +220,7 @@ def from_nnx(build: Callable, spec: Spec, field: str = "model.name") -> Network:
 
     def init(key):
         _, params, state = nnx.split(construct(key), nnx.Param, ...)
-        return params.to_pure_dict(), (state.to_pure_dict() if stateful else None)
+        return nnx.to_pure_dict(params), (nnx.to_pure_dict(state) if stateful else None)
 
     def merged(graph, params, state):
         return nnx.merge(graph, params, state) if stateful else nnx.merge(graph, params)
@@ -234,7 +234,7 @@ def from_nnx(build: Callable, spec: Spec, field: str = "model.name") -> Network:
         if not stateful:
             return outputs, state
         _, _, state = nnx.split(module, nnx.Param, ...)
-        return outputs, state.to_pure_dict()
+        return outputs, nnx.to_pure_dict(state)
 
     return Network(init, apply, train_apply, "nnx", stateful, takes_rngs)
 

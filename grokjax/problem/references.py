@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import re
 import sys
 import sysconfig
 import traceback
@@ -50,28 +51,40 @@ def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     if isinstance(err, SyntaxError):
         text = err.msg or text
+    text = re.sub(r"\s*\(https?://[^)]*\)", "", text)  # flax's links to its docs
     return text.splitlines()[0][:300] if text else ""
 
 
 def user_error(field: str, value: Any, err: BaseException, doing: str = "") -> ConfigError:
     """The one-line error for an exception raised inside the user's code named by
-    `field` (its value `value`): the field, the user's file and line, the exception."""
+    `field` (its value `value`): the field, the user's file and line, the exception (a
+    grokjax ConfigError the user's code raised, e.g. from `from_arrays`, by its text)."""
     where = user_frame(err)
     at = f" at {where}" if where else ""
     during = f" {doing}" if doing else ""
-    return ConfigError(
-        f"{field}={value!r}: your code raised{at}{during}: {type(err).__name__}: {_first_line(err)}"
-    )
+    kind = "" if isinstance(err, ConfigError) else f"{type(err).__name__}: "
+    hint = RNG_HINT if type(err).__name__ == "InvalidRngError" else ""
+    text = f"{kind}{_first_line(err)}{hint}"
+    return ConfigError(f"{field}={value!r}: your code raised{at}{during}: {text}")
+
+
+RNG_HINT = (
+    "; grokjax gives the 'dropout' stream, with train=True, to a linen module whose "
+    "__call__ takes train"
+)
 
 
 @contextlib.contextmanager
 def user_code(field: str, value: Any, doing: str = "") -> Iterator[None]:
-    """Run the user's code named by `field`: any exception it raises (but grokjax's own
-    ConfigError) becomes `user_error`'s one line."""
+    """Run the user's code named by `field`: any exception it raises becomes
+    `user_error`'s one line (grokjax's own errors about it, already naming the field,
+    pass as they are)."""
     try:
         yield
-    except ConfigError:
-        raise
+    except ConfigError as err:
+        if str(err).startswith(field) or not user_frame(err):
+            raise
+        raise user_error(field, value, err, doing) from None
     except Exception as err:
         raise user_error(field, value, err, doing) from None
 
@@ -91,19 +104,17 @@ def load_attribute(reference: str, field: str) -> Any:
     try:
         if where.endswith(".py"):
             module = _load_file(Path(where))
-            if module is None:
-                raise cannot(f"no file {where}")
         else:
             try:
                 module = importlib.import_module(where)
             except ModuleNotFoundError as err:
-                if err.name and where.startswith(err.name):
-                    raise cannot(f"no module {err.name!r}") from None
-                raise
-    except ConfigError:
-        raise
+                if not (err.name and where.startswith(err.name)):
+                    raise  # a module the user's module imports
+                module = None
     except Exception as err:  # the user's module raised while it was imported
         raise user_error(field, reference, err, "while it was imported") from None
+    if module is None:
+        raise cannot(f"no file {where}" if where.endswith(".py") else f"no module {where!r}")
     if not attr or not hasattr(module, attr):
         raise cannot(f"{where} has no attribute {attr!r}")
     return getattr(module, attr)
