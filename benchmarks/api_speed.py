@@ -61,6 +61,17 @@ def timed(jit, trainer: gj.Trainer, keys, hp, repeats: int) -> dict:
     return {"compile_s": compile_s, "run_s": best, "metrics": jax.device_get(out[1])}
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux), with 'AVX-512' when it has it."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("model name")), platform.machine())  # fmt: skip
+    return f"{name}{', AVX-512' if 'avx512f' in info else ''}"
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500)
@@ -74,11 +85,13 @@ def main(argv: list[str] | None = None) -> dict:
     keys = gj.member_keys(range(args.members))
     hp = gj.Hparams(learning_rate=1e-2, weight_decay=1.0)
     member_steps = args.members * args.steps
-    print(f"device: {jax.devices()[0].device_kind} ({platform.processor() or platform.machine()})")
+    cpu = _cpu_name()
+    print(f"device: {jax.devices()[0].device_kind}; cpu: {cpu}")
     print(
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}; grokjax.jit adds {gj.compiler_options()}"
     )
-    record: dict = {"steps": args.steps, "members": args.members, "backend": jax.default_backend()}
+    record: dict = {"steps": args.steps, "members": args.members, "cpu": cpu}
+    record["backend"] = jax.default_backend()
     results = {}
     for name, jit in (("jax.jit", jax.jit), ("grokjax.jit", gj.jit)):
         res = timed(jit, trainer, keys, hp, args.repeats)

@@ -313,3 +313,54 @@ def test_on_chunk_receives_each_chunks_evaluations_for_a_tracker(tmp_path, tiny_
     np.testing.assert_array_equal(
         chunks[2].metrics["train_loss"][:, 0], result.histories["train_loss"][:, -1]
     )
+
+
+def test_a_checkpoint_of_the_previous_layout_resumes_by_paths(tmp_path, tiny_cfg):
+    """Before this release TrainState had no model_state and WanD's `count` counted its
+    deposits; such a checkpoint restores into today's layout, leaf by leaf."""
+    from typing import Any, NamedTuple
+
+    from grokjax.host.checkpoint import ChunkCheckpointer
+    from grokjax.optim.wand import legacy_wand_leaf
+    from grokjax.train import make_train
+
+    cfg = tiny_cfg.replace(**{"optim.name": "wand"})
+    state = jax.jit(make_train(cfg).init)(jax.random.key(0), HP)
+    state = state._replace(step=jax.numpy.int32(30))
+    wand_state = state.opt_state[0]
+
+    class OldWandState(NamedTuple):  # the previous field order and meaning
+        velocity: Any
+        deposits: Any
+        count: Any
+        key: Any
+        clock: Any
+
+    class OldTrainState(NamedTuple):
+        params: Any
+        opt_state: Any
+        step: Any
+        opt_key: Any
+        loop_key: Any
+        data_key: Any
+        ageing: Any
+
+    old_wand = OldWandState(
+        wand_state.velocity, wand_state.deposits + 1.0, jax.numpy.int32(27), wand_state.key,
+        wand_state.clock,
+    )  # fmt: skip
+    old = OldTrainState(*state[:7])._replace(opt_state=(old_wand, *state.opt_state[1:]))
+    saver = ChunkCheckpointer(tmp_path / "checkpoints")
+    saver.save(0, {"state": old})
+    saver.close()
+    reader = ChunkCheckpointer(tmp_path / "checkpoints")
+    chunk, restored, _ = reader.restore_latest(
+        {"state": state},
+        lambda path, found: legacy_wand_leaf(path, found, ("state", "step")),
+    )
+    reader.close()
+    got = restored["state"].opt_state[0]
+    assert chunk == 0 and int(got.n_deposits) == 27 and int(got.count) == 30
+    np.testing.assert_array_equal(got.deposits, wand_state.deposits + 1.0)
+    chex.assert_trees_all_equal(restored["state"].params, state.params)
+    assert restored["state"].model_state is None

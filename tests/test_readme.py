@@ -9,7 +9,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_readme_python_example_runs():
     text = README.read_text()
     code = "\n".join(re.findall(r"```python\n(.*?)```", text, re.S))
-    assert "jax.jit(jax.vmap(trainer.train" in code
+    assert "gj.jit(jax.vmap(trainer.train" in code  # fast by default, the obvious way
     small = code.replace("modulus=23, train_fraction=0.7", "modulus=11, train_fraction=0.5")
     small = small.replace("steps=1500", "steps=20").replace("every=50", "every=10")
     assert small != code
@@ -23,3 +23,8 @@ def test_readme_python_example_runs():
     # your own model and data: four seeds, and they learned the clusters
     assert namespace["my_metrics"]["test_acc"].shape == (4, 7)
     assert float(namespace["my_metrics"]["test_acc"][:, -1].min()) > 0.5
+    # a linen BatchNorm + Dropout model and an NNX model, four seeds each, learned too
+    for name in ("bn_metrics", "nnx_metrics"):
+        assert namespace[name]["test_acc"].shape == (4, 7)
+        assert float(namespace[name]["test_acc"][:, -1].min()) > 0.5, name
+    assert "BatchNorm_0" in namespace["bn_state"].model_state["batch_stats"]

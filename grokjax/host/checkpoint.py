@@ -18,7 +18,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +154,36 @@ def _checksums(directory: Path) -> dict[str, str]:
     return sums
 
 
+Path_ = tuple[str, ...]
+# upgrade(path, saved) -> the value of the leaf at `path` read from an older checkpoint's
+# leaves `saved` ({path: array}), or None to read `saved[path]` as it is.
+Upgrade = Callable[[Path_, dict[Path_, Any]], Any]
+
+
+def _names(path) -> Path_:
+    return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def restore_by_paths(saved: Any, template: Any, upgrade: Upgrade | None = None) -> Any:
+    """`template`'s structure filled from `saved` (a checkpoint restored as it was
+    written: dicts and lists) leaf by leaf, matched by the names on their paths; each
+    leaf must have the template's shape. `upgrade` may supply a leaf first (a field
+    renamed or added since); a leaf neither has raises KeyError."""
+    found = {_names(p): v for p, v in jax.tree_util.tree_flatten_with_path(saved)[0]}
+    paths, treedef = jax.tree_util.tree_flatten_with_path(template)
+    leaves = []
+    for path, like in paths:
+        key = _names(path)
+        value = upgrade(key, found) if upgrade is not None else None
+        if value is None:
+            value = found[key]
+        value = np.asarray(value)
+        if value.shape != tuple(like.shape):
+            raise KeyError(f"{'.'.join(key)}: shape {value.shape}, wanted {like.shape}")
+        leaves.append(value.astype(like.dtype))
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
 class CheckpointCorrupt(Exception):
     """A checkpoint whose files do not match the checksums written when it was saved."""
 
@@ -223,9 +253,11 @@ class ChunkCheckpointer:
                 cut[name] = {k: v for k, v in template[name].items() if k in held}
         return cut
 
-    def restore(self, chunk: int, template: dict) -> dict:
+    def restore(self, chunk: int, template: dict, upgrade: Upgrade | None = None) -> dict:
         """Restore checkpoint `chunk` (verified first) with the shapes of `template`; of the
-        `OPTIONAL` dicts only the keys the checkpoint holds come back."""
+        `OPTIONAL` dicts only the keys the checkpoint holds come back. A checkpoint an
+        earlier release wrote with another structure is read leaf by leaf, by path, with
+        `upgrade` supplying what it named otherwise or lacked (`restore_by_paths`)."""
         self.verify(chunk)
         template = self._saved_part(chunk, template)
         abstract = jax.tree.map(
@@ -240,12 +272,17 @@ class ChunkCheckpointer:
             restored = self._manager.restore(chunk, args=ocp.args.StandardRestore(abstract))
         except Exception as err:  # orbax raises many kinds on a damaged checkpoint
             first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-            raise CheckpointCorrupt(
-                f"checkpoint {chunk} cannot be restored ({type(err).__name__}: {first})"
-            ) from None
+            try:
+                restored = restore_by_paths(self._manager.restore(chunk), abstract, upgrade)
+            except Exception:
+                raise CheckpointCorrupt(
+                    f"checkpoint {chunk} cannot be restored ({type(err).__name__}: {first})"
+                ) from None
         return from_saveable(restored, template)
 
-    def restore_latest(self, template: dict) -> tuple[int | None, dict | None, list[str]]:
+    def restore_latest(
+        self, template: dict, upgrade: Upgrade | None = None
+    ) -> tuple[int | None, dict | None, list[str]]:
         """(chunk, restored, notes): the newest checkpoint that verifies and restores.
 
         Newer checkpoints that fail are deleted (their chunks are recomputed, with the
@@ -256,7 +293,7 @@ class ChunkCheckpointer:
         steps = self.steps()
         for chunk in reversed(steps):
             try:
-                restored = self.restore(chunk, template)
+                restored = self.restore(chunk, template, upgrade)
             except CheckpointCorrupt as err:
                 notes.append(str(err))
                 continue
@@ -271,7 +308,9 @@ class ChunkCheckpointer:
         self._manager.close()
 
 
-def resume_point(checkpointer: ChunkCheckpointer, template: dict, out_dir: Path):
+def resume_point(
+    checkpointer: ChunkCheckpointer, template: dict, out_dir: Path, upgrade: Upgrade | None = None
+):
     """(first chunk to run, restored item or None) for resuming the run in `out_dir`.
 
     A damaged newest checkpoint is skipped for the older one (said on stderr); when
@@ -282,7 +321,7 @@ def resume_point(checkpointer: ChunkCheckpointer, template: dict, out_dir: Path)
     from grokjax.errors import ConfigError
 
     try:
-        chunk, restored, notes = checkpointer.restore_latest(template)
+        chunk, restored, notes = checkpointer.restore_latest(template, upgrade)
     except CheckpointCorrupt as err:
         raise ConfigError(
             f"out={str(out_dir)!r}: no intact checkpoint to resume from ({err}); "

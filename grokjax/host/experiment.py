@@ -45,6 +45,7 @@ from grokjax.host.live import LiveStream
 from grokjax.host.loop import Progress, run_chunks
 from grokjax.host.rundir import check_out_dir, on_all_processes, prepare_out_dir
 from grokjax.host.tensorboard import TensorBoardStream
+from grokjax.optim.wand import legacy_wand_leaf
 from grokjax.plots import describe_run, ensemble_figures
 from grokjax.presets import preset_changes
 from grokjax.stats.summary import Summary, diverged_mask, ensemble_summary, format_table
@@ -308,6 +309,7 @@ def run_ensemble(
             },
             on_chunk=None if on_chunk is None else lambda c: on_chunk(latest),
             profile_dir=profile_dir,
+            upgrade=lambda path, found: legacy_wand_leaf(path, found, ("state", "step")),
         )
     except BaseException:
         for sink in sinks:

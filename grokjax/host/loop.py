@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from grokjax.host.checkpoint import ChunkCheckpointer, resume_point
+from grokjax.host.checkpoint import ChunkCheckpointer, Upgrade, resume_point
 
 
 class Progress:
@@ -97,6 +97,7 @@ def run_chunks(
     postfix: Callable[[Any], dict] | None = None,
     on_chunk: Callable[[int], None] | None = None,
     profile_dir: str | os.PathLike | None = None,
+    upgrade: Upgrade | None = None,
 ) -> tuple[Any, int]:
     """Run chunks `start..n_chunks-1` of a job, checkpointing after each.
 
@@ -114,13 +115,15 @@ def run_chunks(
         on_chunk: called with c after chunk c is checkpointed.
         profile_dir: a JAX profiler trace of the first two chunks run (the first
             includes compilation), for TensorBoard or Perfetto.
+        upgrade: reads a checkpoint of an earlier release whose structure differs
+            (`grokjax.host.checkpoint.restore_by_paths`).
     Returns:
         (the final carry, the number of chunks run now).
     """
     checkpointer = ChunkCheckpointer(Path(out_dir) / "checkpoints")
     start = 0
     if resume:
-        start, restored = resume_point(checkpointer, saved(carry), out_dir)
+        start, restored = resume_point(checkpointer, saved(carry), out_dir, upgrade)
         if restored is not None:
             carry = restore(restored, start)
     if progress is not None:

@@ -66,6 +66,20 @@ class WandState(NamedTuple):
     clock: schedules.Clock
 
 
+def legacy_wand_leaf(path: tuple[str, ...], saved: dict, step_path: tuple[str, ...]):
+    """A `WandState` leaf of a checkpoint written before `count` was the step count (it
+    counted the deposits, now `n_deposits`): the leaf at `path` of the new layout, read
+    from the old leaves `saved` ({path: array}), the step count from `step_path`; None
+    where nothing changed. (The noise key used to move on after a step off the grid; a
+    run that never left it continues with exactly its old noise.)"""
+    if not path or path[-1] not in ("count", "n_deposits"):
+        return None
+    parent = path[:-1]
+    if parent + ("deposits",) not in saved or parent + ("n_deposits",) in saved:
+        return None
+    return saved[parent + ("count",)] if path[-1] == "n_deposits" else saved[step_path]
+
+
 def as_key(key: jax.Array | int | None) -> jax.Array:
     """A typed PRNG key from a typed key, raw key data, an int seed (as optax's noise
     transforms take one, traced under `inject_hyperparams` too) or None (seed 0)."""
