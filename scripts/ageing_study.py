@@ -117,5 +117,5 @@ def indicator_panels(metrics: pd.DataFrame, gen: list) -> dict:
 
 
 if __name__ == "__main__":
-    gj_flags.use_recommended_cpu_flags()  # as the grokjax command does, before JAX starts
+    gj_flags.use_recommended_cpu_flags()  # before JAX starts, for plain jax.jit too
     main()

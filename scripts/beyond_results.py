@@ -222,5 +222,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    gj_flags.use_recommended_cpu_flags()  # as the grokjax command does, before JAX starts
+    gj_flags.use_recommended_cpu_flags()  # before JAX starts, for plain jax.jit too
     main()

@@ -21,7 +21,7 @@ from grokjax.optim import wand_grid
 from grokjax.optim.wand import WandState
 from grokjax.wanglandau.entropy import slopes_at
 
-gj.use_recommended_cpu_flags()  # as the grokjax command does, before JAX's first computation
+gj.use_recommended_cpu_flags()  # before JAX starts, for the plain jax.jit below
 steps = int(sys.argv[1])
 seeds = [int(s) for s in sys.argv[2].split(",")]
 overrides = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}

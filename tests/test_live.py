@@ -99,40 +99,38 @@ def tmp_cfg_run(tiny_cfg, tmp_path):
     return out, pd.read_parquet(out / "metrics.parquet")
 
 
-def _events(directory):
-    """(tag, step, value) of every scalar in the TensorBoard event files of `directory`,
-    read by the TFRecord framing (length, crc, data, crc) and tensorboardX's protobufs."""
+def _records(directory):
+    """Every event of the TensorBoard event files of `directory`, read by the TFRecord
+    framing (length, crc, data, crc) and tensorboardX's protobufs."""
     import struct
 
     from tensorboardX.proto import event_pb2
-
-    out = []
-    for path in sorted(directory.glob("events.out.tfevents.*")):
-        raw = path.read_bytes()
-        at = 0
-        while at < len(raw):
-            (length,) = struct.unpack("<Q", raw[at : at + 8])
-            event = event_pb2.Event.FromString(raw[at + 12 : at + 12 + length])
-            at += 12 + length + 4
-            out += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
-    return out
-
-
-def _hparams(directory) -> dict:
-    """The HParams record of a TensorBoard event stream: {name: value}."""
-    import struct
-
-    from tensorboardX.proto import event_pb2, plugin_hparams_pb2
 
     for path in sorted(directory.glob("events.out.tfevents.*")):
         raw, at = path.read_bytes(), 0
         while at < len(raw):
             (length,) = struct.unpack("<Q", raw[at : at + 8])
-            event = event_pb2.Event.FromString(raw[at + 12 : at + 12 + length])
+            yield event_pb2.Event.FromString(raw[at + 12 : at + 12 + length])
             at += 12 + length + 4
-            for v in event.summary.value:
-                if v.metadata.plugin_data.plugin_name != "hparams":
-                    continue
+
+
+def _events(directory):
+    """(tag, step, value) of every scalar in `directory`'s event files."""
+    return [
+        (v.tag, event.step, v.simple_value)
+        for event in _records(directory)
+        for v in event.summary.value
+        if v.metadata.plugin_data.plugin_name != "hparams"
+    ]
+
+
+def _hparams(directory) -> dict:
+    """The HParams record of a TensorBoard event stream: {name: value}."""
+    from tensorboardX.proto import plugin_hparams_pb2
+
+    for event in _records(directory):
+        for v in event.summary.value:
+            if v.metadata.plugin_data.plugin_name == "hparams":
                 data = plugin_hparams_pb2.HParamsPluginData.FromString(
                     v.metadata.plugin_data.content
                 )
