@@ -12,7 +12,10 @@
   evaluation schedule of `cfg.eval_steps`.
 
 None of them jits itself: call sites write `jax.jit(jax.vmap(trainer.train))(keys,
-hparams)` for a seed ensemble and nest vmaps for a seed x hyperparameter grid. Per-step
+hparams)` for a seed ensemble (`grokjax.jit` for the same with grokjax's compiler
+options, several times faster on CPU) and nest vmaps for a seed x hyperparameter grid.
+The model is any kind `grokjax.problem.network` turns into a `Network`; its state
+besides the parameters (BatchNorm's averages) rides in `TrainState.model_state`. Per-step
 randomness comes from `fold_in(loop_key, step)`, so a run split into chunks (to show
 progress and checkpoint) or resumed from a checkpoint gives the same numbers as one
 uninterrupted call.
