@@ -116,6 +116,31 @@ def test_wand_trains_each_kind(kind):
     assert np.all(metrics["train_loss"][:, -1] < metrics["train_loss"][:, 0])
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"optim.name": "sgld"},
+        {"optim.name": "wand-adamw"},
+        {"optim.filter.name": "grokfast-ema"},
+        {"optim.fixed_norm": 5.0},
+        {"optim.noise": "gaussian"},
+        {"loss": "stablemax"},
+    ],
+    ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()),
+)
+def test_every_optimizer_and_baseline_takes_a_stateful_model(changes):
+    cfg = _config("linen", **{"steps": 8, "eval.every": 4, **changes})
+    trainer = gj.make_train(cfg)
+    hp = HP._replace(noise_scale=1e-3, temperature=1e-3)
+    state, metrics = gj.jit(jax.vmap(trainer.train, in_axes=(0, None)))(
+        gj.member_keys(range(2)), hp
+    )
+    chex.assert_tree_all_finite(metrics)
+    assert jax.tree.leaves(state.model_state)  # the running averages rode along
+    if "optim.fixed_norm" in changes:  # the norm is the parameters', state aside
+        np.testing.assert_allclose(metrics["weight_norm"][:, -1], 5.0, rtol=1e-4)
+
+
 class Interrupt(Exception):
     pass
 
