@@ -27,6 +27,7 @@ from grokjax.config import Config, EvalConfig, Hparams, apply_overrides
 from grokjax.errors import ConfigError
 from grokjax.host.checkpoint import atomic_write_json
 from grokjax.host.experiment import RunResult, run_ensemble
+from grokjax.host.rundir import check_out_dir, holding
 from grokjax.plots import comparison_figure, describe_run
 from grokjax.presets import get_preset, preset_changes
 from grokjax.problem.checks import check_config
@@ -100,37 +101,39 @@ def compare_presets(
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ConfigError(f"preset={names} is not allowed: name each preset once")
-    for arm in arms:  # every arm's data and model before the first one runs
+    for arm in arms:  # every arm's data, model and directory before the first one runs
         check_config(arm.config)
-    results: dict[str, RunResult] = {}
-    for arm in arms:
-        results[arm.name] = run_ensemble(
-            arm.config,
-            arm.hparams,
-            seeds,
-            out_dir / arm.name,
-            preset=arm.name,
-            resume=resume,
-            overwrite=overwrite,
-            progress=progress,
-        )
-    table = {
-        name: {
-            "seeds": [m.seed for m in r.summary.members],
-            **{c: [m[c] for m in r.summary.members] for c in COLUMNS},
-            "diverged_step": [m.diverged_step for m in r.summary.members],
-            "ensemble": {
-                c: r.summary.ensemble[c].to_dict() for c in COLUMNS if c in r.summary.ensemble
-            },
+        check_out_dir(out_dir / arm.name, resume, overwrite)
+    with holding(out_dir):  # one writer of the comparison directory
+        results: dict[str, RunResult] = {}
+        for arm in arms:
+            results[arm.name] = run_ensemble(
+                arm.config,
+                arm.hparams,
+                seeds,
+                out_dir / arm.name,
+                preset=arm.name,
+                resume=resume,
+                overwrite=overwrite,
+                progress=progress,
+            )
+        table = {
+            name: {
+                "seeds": [m.seed for m in r.summary.members],
+                **{c: [m[c] for m in r.summary.members] for c in COLUMNS},
+                "diverged_step": [m.diverged_step for m in r.summary.members],
+                "ensemble": {
+                    c: r.summary.ensemble[c].to_dict() for c in COLUMNS if c in r.summary.ensemble
+                },
+            }
+            for name, r in results.items()
         }
-        for name, r in results.items()
-    }
-    atomic_write_json(out_dir / "comparison.json", table)
-    if title is None:
-        title = " vs ".join(describe_run(a.name, arm_changes(a)) for a in arms)
-    comparison_figure(comparison_curves(results), out_dir / "comparison.png", title)
-    files = ("comparison.json", "comparison.png", *(f"{n}/" for n in names))
-    return Comparison(table, files, out_dir)
+        atomic_write_json(out_dir / "comparison.json", table)
+        if title is None:
+            title = " vs ".join(describe_run(a.name, arm_changes(a)) for a in arms)
+        comparison_figure(comparison_curves(results), out_dir / "comparison.png", title)
+        files = ("comparison.json", "comparison.png", *(f"{n}/" for n in names))
+        return Comparison(table, files, out_dir)
 
 
 def arm_changes(arm: Arm) -> dict:

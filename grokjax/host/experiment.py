@@ -43,7 +43,7 @@ from grokjax.host.devices import (
 )
 from grokjax.host.live import LiveStream
 from grokjax.host.loop import Progress, run_chunks
-from grokjax.host.rundir import check_out_dir, on_all_processes, prepare_out_dir
+from grokjax.host.rundir import check_out_dir, holding, on_all_processes, prepare_out_dir
 from grokjax.host.tensorboard import TensorBoardStream
 from grokjax.optim.wand import legacy_wand_leaf
 from grokjax.plots import describe_run, ensemble_figures
@@ -229,129 +229,130 @@ def run_ensemble(
     trainer = make_train(cfg, report=bar.report if bar.enabled else None)
     out_dir = Path(out_dir)
     on_all_processes(check_out_dir, out_dir, resume, overwrite)
-    record = _record(cfg, hp, seeds, preset)
-    on_all_processes(
-        prepare_out_dir,
-        out_dir,
-        record,
-        resume,
-        overwrite,
-        "config.json",
-        _with_config_defaults,
-        writer_only=True,
-    )
-
-    run_hp = shard_members(run_hp, mesh)
-    names = metric_names(cfg)
-    init_fn = jit(over_devices(jax.vmap(trainer.init), mesh))
-    run_fn = jit(
-        lambda state, hp, segs: over_devices(
-            lambda s, h: over_members(lambda a, b: trainer.run(a, b, segs), member_batch)(s, h),
-            mesh,
-        )(state, hp)
-    )
-    steps_E = cfg.eval_steps
-    chunks = chunk_schedule(cfg)
-    n_chunks, per_chunk = chunks.shape
-    sinks: list = []  # what follows the run chunk by chunk, on the writing process
-    if jax.process_index() == 0:
-        sinks += [LiveStream(out_dir, steps_E)] if live else []
-        numbers = {k: np.asarray(v) for k, v in hp._asdict().items()}
-        sinks += [TensorBoardStream(out_dir, steps_E, seeds, numbers)] if tensorboard else []
-
-    def chunk(c: int, carry: dict) -> dict:
-        state, metrics = run_fn(carry["state"], run_hp, jnp.asarray(chunks[c]))
-        metrics = to_host(metrics)
-        lo = c * per_chunk
-        hi = min(lo + per_chunk, steps_E.size)
-        histories = carry["histories"]
-        for k in names:
-            histories[k][:, lo:hi] = metrics[k][:n_members, : hi - lo]
-        for sink in sinks:
-            sink.append(lo, hi, histories)
-        nonlocal latest
-        latest = ChunkEvals(
-            c,
-            steps_E[lo:hi].copy(),
-            {k: v[:, lo:hi].copy() for k, v in histories.items()},
-            tuple(seeds),
-            {k: np.asarray(v).copy() for k, v in hp._asdict().items()},
+    with holding(out_dir):  # one writer: a second process is refused, naming this one
+        record = _record(cfg, hp, seeds, preset)
+        on_all_processes(
+            prepare_out_dir,
             out_dir,
+            record,
+            resume,
+            overwrite,
+            "config.json",
+            _with_config_defaults,
+            writer_only=True,
         )
-        return {"state": state, "histories": histories, "last": hi - 1}
 
-    def restore(saved: dict, start: int) -> dict:
-        # A metric added since the checkpoint was written reads NaN where it was not recorded.
-        missing = np.full((n_members, steps_E.size), np.nan, np.float32)
-        histories = {k: np.asarray(saved["histories"].get(k, missing)).copy() for k in names}
-        return {"state": shard_members(saved["state"], mesh), "histories": histories}
-
-    latest: ChunkEvals | None = None  # the last chunk's evaluations, for on_chunk
-
-    carry = {
-        "state": init_fn(member_keys(run_seeds), run_hp),
-        "histories": {k: np.full((n_members, steps_E.size), np.nan, np.float32) for k in names},
-    }
-    t0 = time.perf_counter()
-    try:
-        carry, n_run = run_chunks(
-            chunk,
-            carry,
-            n_chunks,
-            out_dir,
-            resume=resume,
-            restore=restore,
-            saved=lambda carry: {"state": carry["state"], "histories": carry["histories"]},
-            progress=bar,
-            chunk_steps=lambda c: int(chunks[c].sum()),
-            postfix=lambda carry: {
-                "test_acc": f"{np.median(carry['histories']['test_acc'][:, carry['last']]):.3f}"
-            },
-            on_chunk=None if on_chunk is None else lambda c: on_chunk(latest),
-            profile_dir=profile_dir,
-            upgrade=lambda path, found: legacy_wand_leaf(path, found, ("state", "step")),
+        run_hp = shard_members(run_hp, mesh)
+        names = metric_names(cfg)
+        init_fn = jit(over_devices(jax.vmap(trainer.init), mesh))
+        run_fn = jit(
+            lambda state, hp, segs: over_devices(
+                lambda s, h: over_members(lambda a, b: trainer.run(a, b, segs), member_batch)(s, h),
+                mesh,
+            )(state, hp)
         )
-    except BaseException:
-        for sink in sinks:
-            sink.interrupted()
-        raise
-    bar.close()
-    if bar.enabled:
-        print(f"trained {n_run} chunk(s) in {time.perf_counter() - t0:.1f} s")
-    state, histories = carry["state"], carry["histories"]
+        steps_E = cfg.eval_steps
+        chunks = chunk_schedule(cfg)
+        n_chunks, per_chunk = chunks.shape
+        sinks: list = []  # what follows the run chunk by chunk, on the writing process
+        if jax.process_index() == 0:
+            sinks += [LiveStream(out_dir, steps_E)] if live else []
+            numbers = {k: np.asarray(v) for k, v in hp._asdict().items()}
+            sinks += [TensorBoardStream(out_dir, steps_E, seeds, numbers)] if tensorboard else []
 
-    summary = ensemble_summary(histories, steps_E, cfg.eval, seeds)
-    diverged_ME = diverged_mask(histories, cfg.eval.divergence_loss)
-    changes = preset_changes(preset, cfg, hparams)
-    title = describe_run(preset, changes) or cfg.data.describe()
-    figures: list[Path] = []
-
-    def write_outputs() -> None:
-        _write_metrics(out_dir / "metrics.parquet", histories, diverged_ME, steps_E, seeds, hp)
-        atomic_write_json(out_dir / "summary.json", summary)
-        shown = {k: np.where(diverged_ME, np.nan, v) for k, v in histories.items()}
-        area = summary.ensemble["grokking_area"]
-        note = f"grokking area {area.text(2)} decades ({area.n_censored}/{area.n} censored)"
-        figures.extend(
-            ensemble_figures(
-                shown,
-                steps_E,
+        def chunk(c: int, carry: dict) -> dict:
+            state, metrics = run_fn(carry["state"], run_hp, jnp.asarray(chunks[c]))
+            metrics = to_host(metrics)
+            lo = c * per_chunk
+            hi = min(lo + per_chunk, steps_E.size)
+            histories = carry["histories"]
+            for k in names:
+                histories[k][:, lo:hi] = metrics[k][:n_members, : hi - lo]
+            for sink in sinks:
+                sink.append(lo, hi, histories)
+            nonlocal latest
+            latest = ChunkEvals(
+                c,
+                steps_E[lo:hi].copy(),
+                {k: v[:, lo:hi].copy() for k, v in histories.items()},
+                tuple(seeds),
+                {k: np.asarray(v).copy() for k, v in hp._asdict().items()},
                 out_dir,
-                title,
-                diverged_steps=_diverged(summary),
-                accuracy_note=note,
             )
-        )
+            return {"state": state, "histories": histories, "last": hi - 1}
 
-    on_all_processes(write_outputs, writer_only=True)
-    for sink in sinks:
-        sink.finish(_diverged_members(summary))
-    if mesh is not None:
-        state = drop_padding(state, n_members)
-    files = ("config.json", "metrics.parquet", "summary.json")
-    files += tuple(p.name for p in figures) or ("accuracy.png", "loss.png", "weight_norm.png")
-    files += ("live.jsonl", "status.json") if live else ()
-    return RunResult(out_dir, summary, histories, steps_E, state, files)
+        def restore(saved: dict, start: int) -> dict:
+            # A metric added since the checkpoint was written reads NaN where it was not recorded.
+            missing = np.full((n_members, steps_E.size), np.nan, np.float32)
+            histories = {k: np.asarray(saved["histories"].get(k, missing)).copy() for k in names}
+            return {"state": shard_members(saved["state"], mesh), "histories": histories}
+
+        latest: ChunkEvals | None = None  # the last chunk's evaluations, for on_chunk
+
+        carry = {
+            "state": init_fn(member_keys(run_seeds), run_hp),
+            "histories": {k: np.full((n_members, steps_E.size), np.nan, np.float32) for k in names},
+        }
+        t0 = time.perf_counter()
+        try:
+            carry, n_run = run_chunks(
+                chunk,
+                carry,
+                n_chunks,
+                out_dir,
+                resume=resume,
+                restore=restore,
+                saved=lambda carry: {"state": carry["state"], "histories": carry["histories"]},
+                progress=bar,
+                chunk_steps=lambda c: int(chunks[c].sum()),
+                postfix=lambda carry: {
+                    "test_acc": f"{np.median(carry['histories']['test_acc'][:, carry['last']]):.3f}"
+                },
+                on_chunk=None if on_chunk is None else lambda c: on_chunk(latest),
+                profile_dir=profile_dir,
+                upgrade=lambda path, found: legacy_wand_leaf(path, found, ("state", "step")),
+            )
+        except BaseException:
+            for sink in sinks:
+                sink.interrupted()
+            raise
+        bar.close()
+        if bar.enabled:
+            print(f"trained {n_run} chunk(s) in {time.perf_counter() - t0:.1f} s")
+        state, histories = carry["state"], carry["histories"]
+
+        summary = ensemble_summary(histories, steps_E, cfg.eval, seeds)
+        diverged_ME = diverged_mask(histories, cfg.eval.divergence_loss)
+        changes = preset_changes(preset, cfg, hparams)
+        title = describe_run(preset, changes) or cfg.data.describe()
+        figures: list[Path] = []
+
+        def write_outputs() -> None:
+            _write_metrics(out_dir / "metrics.parquet", histories, diverged_ME, steps_E, seeds, hp)
+            atomic_write_json(out_dir / "summary.json", summary)
+            shown = {k: np.where(diverged_ME, np.nan, v) for k, v in histories.items()}
+            area = summary.ensemble["grokking_area"]
+            note = f"grokking area {area.text(2)} decades ({area.n_censored}/{area.n} censored)"
+            figures.extend(
+                ensemble_figures(
+                    shown,
+                    steps_E,
+                    out_dir,
+                    title,
+                    diverged_steps=_diverged(summary),
+                    accuracy_note=note,
+                )
+            )
+
+        on_all_processes(write_outputs, writer_only=True)
+        for sink in sinks:
+            sink.finish(_diverged_members(summary))
+        if mesh is not None:
+            state = drop_padding(state, n_members)
+        files = ("config.json", "metrics.parquet", "summary.json")
+        files += tuple(p.name for p in figures) or ("accuracy.png", "loss.png", "weight_norm.png")
+        files += ("live.jsonl", "status.json") if live else ()
+        return RunResult(out_dir, summary, histories, steps_E, state, files)
 
 
 def _diverged(summary: Summary) -> list[int]:

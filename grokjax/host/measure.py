@@ -26,7 +26,7 @@ from grokjax.config import override
 from grokjax.errors import ConfigError
 from grokjax.host.checkpoint import atomic_write_json, atomic_write_with, json_safe, read_json
 from grokjax.host.loop import Progress, run_chunks
-from grokjax.host.rundir import check_out_dir, prepare_out_dir
+from grokjax.host.rundir import check_out_dir, holding, prepare_out_dir
 from grokjax.landscape import (
     LandscapeConfig,
     combined,
@@ -83,89 +83,93 @@ def run_landscape(
     # The samplers first: the user's data and model are checked before the directory.
     built = [make_landscape_sampler(lcfg, g) for g in lcfg.window_grids()]
     check_out_dir(out_dir, resume, overwrite, settings="landscape.json")
-    prepare_out_dir(
-        out_dir,
-        lcfg.to_dict(),
-        resume,
-        overwrite,
-        settings="landscape.json",
-        normalise=_with_model_defaults,
-    )
-    bar = Progress(lcfg.steps, lcfg.walkers, desc=f"{lcfg.walkers} walkers", enabled=progress)
-    samplers = [sm for sm, _ in built]
-    init_params = built[0][1]
-    states = [
-        jit(lambda sm=sm, k=k: init_walkers(lcfg, sm, init_params, k))()
-        for k, sm in enumerate(samplers)
-    ]
-    report = bar.report if progress else None
-    chunks = [jit(make_chunk(lcfg, sm, report)) for sm in samplers]
-    n_chunks = lcfg.steps // lcfg.chunk_steps
-    n_records = lcfg.chunk_steps // lcfg.record_every
-    carry = {
-        "walkers": tuple(w for w, _ in states),
-        "estimates": tuple(e for _, e in states),
-        "positions": np.full((n_chunks * n_records, lcfg.walkers, 2), np.nan, np.float32),
-        "previous": np.zeros(tuple(g.n_bins for g in lcfg.grids), np.float32),
-    }
-    rows: list[ConvergenceRow] = []
-
-    def chunk(c: int, carry: dict) -> dict:
-        t0 = time.perf_counter()
-        stepped = [
-            ch(w, e) for ch, w, e in zip(chunks, carry["walkers"], carry["estimates"], strict=True)
+    with holding(out_dir):  # one writer of the landscape directory
+        prepare_out_dir(
+            out_dir,
+            lcfg.to_dict(),
+            resume,
+            overwrite,
+            settings="landscape.json",
+            normalise=_with_model_defaults,
+        )
+        bar = Progress(lcfg.steps, lcfg.walkers, desc=f"{lcfg.walkers} walkers", enabled=progress)
+        samplers = [sm for sm, _ in built]
+        init_params = built[0][1]
+        states = [
+            jit(lambda sm=sm, k=k: init_walkers(lcfg, sm, init_params, k))()
+            for k, sm in enumerate(samplers)
         ]
-        estimates = tuple(e for _, e, _ in stepped)
+        report = bar.report if progress else None
+        chunks = [jit(make_chunk(lcfg, sm, report)) for sm in samplers]
+        n_chunks = lcfg.steps // lcfg.chunk_steps
+        n_records = lcfg.chunk_steps // lcfg.record_every
+        carry = {
+            "walkers": tuple(w for w, _ in states),
+            "estimates": tuple(e for _, e in states),
+            "positions": np.full((n_chunks * n_records, lcfg.walkers, 2), np.nan, np.float32),
+            "previous": np.zeros(tuple(g.n_bins for g in lcfg.grids), np.float32),
+        }
+        rows: list[ConvergenceRow] = []
+
+        def chunk(c: int, carry: dict) -> dict:
+            t0 = time.perf_counter()
+            stepped = [
+                ch(w, e)
+                for ch, w, e in zip(chunks, carry["walkers"], carry["estimates"], strict=True)
+            ]
+            estimates = tuple(e for _, e, _ in stepped)
+            positions = carry["positions"]
+            pos = np.concatenate([np.asarray(p) for _, _, p in stepped], axis=1)
+            positions[c * n_records : (c + 1) * n_records] = pos
+            previous = carry["previous"] if c else None
+            row, entropy = convergence_row(lcfg, samplers, estimates, previous)
+            seconds = round(time.perf_counter() - t0, 3)
+            rows.append(ConvergenceRow(c, (c + 1) * lcfg.chunk_steps, seconds, **row))
+            atomic_write_json(out_dir / "convergence.json", rows)
+            walkers = tuple(w for w, _, _ in stepped)
+            return {
+                "walkers": walkers,
+                "estimates": estimates,
+                "positions": positions,
+                "previous": entropy,
+            }
+
+        def restore(saved: dict, start: int) -> dict:
+            done = read_json(out_dir / "convergence.json", "convergence rows")[:start]
+            rows.extend(ConvergenceRow(**row) for row in done)
+            return {
+                "walkers": tuple(saved["walkers"]),
+                "estimates": tuple(saved["estimates"]),
+                "positions": np.asarray(saved["positions"]),
+                "previous": np.asarray(saved["previous"]),
+            }
+
+        carry, _ = run_chunks(
+            chunk,
+            carry,
+            n_chunks,
+            out_dir,
+            resume=resume,
+            restore=restore,
+            progress=bar,
+            chunk_steps=lambda c: lcfg.chunk_steps,
+            postfix=lambda _: {"change": rows[-1].rms_change, "spread": rows[-1].walker_spread},
+            on_chunk=on_chunk,
+            profile_dir=profile_dir,
+        )
+        bar.close()
+        entropy, histogram, per_walker = combined(lcfg, samplers, carry["estimates"])
         positions = carry["positions"]
-        pos = np.concatenate([np.asarray(p) for _, _, p in stepped], axis=1)
-        positions[c * n_records : (c + 1) * n_records] = pos
-        previous = carry["previous"] if c else None
-        row, entropy = convergence_row(lcfg, samplers, estimates, previous)
-        seconds = round(time.perf_counter() - t0, 3)
-        rows.append(ConvergenceRow(c, (c + 1) * lcfg.chunk_steps, seconds, **row))
-        atomic_write_json(out_dir / "convergence.json", rows)
-        walkers = tuple(w for w, _, _ in stepped)
-        return {
-            "walkers": walkers,
-            "estimates": estimates,
-            "positions": positions,
-            "previous": entropy,
-        }
-
-    def restore(saved: dict, start: int) -> dict:
-        done = read_json(out_dir / "convergence.json", "convergence rows")[:start]
-        rows.extend(ConvergenceRow(**row) for row in done)
-        return {
-            "walkers": tuple(saved["walkers"]),
-            "estimates": tuple(saved["estimates"]),
-            "positions": np.asarray(saved["positions"]),
-            "previous": np.asarray(saved["previous"]),
-        }
-
-    carry, _ = run_chunks(
-        chunk,
-        carry,
-        n_chunks,
-        out_dir,
-        resume=resume,
-        restore=restore,
-        progress=bar,
-        chunk_steps=lambda c: lcfg.chunk_steps,
-        postfix=lambda _: {"change": rows[-1].rms_change, "spread": rows[-1].walker_spread},
-        on_chunk=on_chunk,
-        profile_dir=profile_dir,
-    )
-    bar.close()
-    entropy, histogram, per_walker = combined(lcfg, samplers, carry["estimates"])
-    positions = carry["positions"]
-    x, y = (np.asarray(g.centres) for g in lcfg.grids)
-    arrays = {"entropy": entropy, "histogram": histogram, "x": x, "y": y}
-    if per_walker is not None:
-        arrays["walker_entropy"] = per_walker
-    atomic_write_with(out_dir / "landscape.npz", lambda tmp: np.savez(tmp, **arrays))
-    atomic_write_with(out_dir / "trajectories.npz", lambda tmp: np.savez(tmp, positions=positions))
-    files = ["landscape.json", "landscape.npz", "trajectories.npz", "convergence.json"]
-    return {**arrays, "convergence": rows, "positions": positions, "files": files}
+        x, y = (np.asarray(g.centres) for g in lcfg.grids)
+        arrays = {"entropy": entropy, "histogram": histogram, "x": x, "y": y}
+        if per_walker is not None:
+            arrays["walker_entropy"] = per_walker
+        atomic_write_with(out_dir / "landscape.npz", lambda tmp: np.savez(tmp, **arrays))
+        atomic_write_with(
+            out_dir / "trajectories.npz", lambda tmp: np.savez(tmp, positions=positions)
+        )
+        files = ["landscape.json", "landscape.npz", "trajectories.npz", "convergence.json"]
+        return {**arrays, "convergence": rows, "positions": positions, "files": files}
 
 
 def measure_preset(

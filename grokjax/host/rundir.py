@@ -6,9 +6,10 @@ only from one process. Every long job (`grokjax.host.experiment`, `grokjax.lands
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from grokjax.errors import ConfigError
 from grokjax.host.checkpoint import atomic_write_json, json_safe, read_json, remove_temporaries
+from grokjax.host.lock import LOCK_FILE, DirLock, busy, refusal
 
 
 def _writable(directory: Path) -> bool:
@@ -69,7 +71,10 @@ def check_out_dir(
     kind, and neither resumed nor overwritten.
     """
     if resume and overwrite:
-        raise ConfigError("resume and overwrite are exclusive: choose one")
+        raise ConfigError("--resume and --overwrite are exclusive: choose one")
+    who = busy(out_dir) if out_dir.is_dir() else None
+    if who:
+        raise refusal(out_dir, who)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"out={str(out_dir)!r} is not allowed: it is a file, not a directory")
     parent = out_dir if out_dir.exists() else out_dir.parent
@@ -79,7 +84,7 @@ def check_out_dir(
         raise ConfigError(
             f"out={str(out_dir)!r} is not allowed: {parent} is not a writable directory"
         )
-    occupied = out_dir.exists() and any(out_dir.iterdir())
+    occupied = out_dir.exists() and any(p.name != LOCK_FILE for p in out_dir.iterdir())
     is_run = (out_dir / settings).is_file()
     if resume and not is_run:
         raise ConfigError(f"out={str(out_dir)!r}: nothing to resume (no {settings})")
@@ -90,9 +95,39 @@ def check_out_dir(
         )
     if occupied and not resume and not overwrite:
         raise ConfigError(
-            f"out={str(out_dir)!r} already holds files: pass resume to continue that run "
-            "or overwrite to replace it"
+            f"out={str(out_dir)!r} already holds files: pass --resume to continue that run "
+            "or --overwrite to replace it"
         )
+
+
+def empty(directory: Path) -> None:
+    """Delete everything in `directory` but its lock (held by this job)."""
+    for path in directory.iterdir():
+        if path.name == LOCK_FILE:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+@contextlib.contextmanager
+def holding(directory: Path, what: str = "out") -> Iterator[None]:
+    """Hold `directory`'s lock (`grokjax.host.lock`) on the writing process for the
+    block; every process hears of a refusal."""
+    lock = DirLock(directory, what)
+    taken: list[bool] = []
+
+    def take() -> None:
+        lock.__enter__()
+        taken.append(True)
+
+    on_all_processes(take, writer_only=True)
+    try:
+        yield
+    finally:
+        if taken:
+            lock.__exit__(None, None, None)
 
 
 def first_difference(saved: Any, wanted: Any, path: str = "") -> str | None:
@@ -136,7 +171,7 @@ def prepare_out_dir(
         return
     try:
         if overwrite and out_dir.exists():
-            shutil.rmtree(out_dir)
+            empty(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         versions = {"jax": jax.__version__, "backend": jax.default_backend()}
         atomic_write_json(out_dir / settings, {**record, "versions": versions})

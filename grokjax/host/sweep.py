@@ -54,7 +54,7 @@ from grokjax.config import (
 from grokjax.errors import ConfigError
 from grokjax.host.checkpoint import atomic_write_with
 from grokjax.host.experiment import run_ensemble
-from grokjax.host.rundir import check_out_dir, on_all_processes, prepare_out_dir
+from grokjax.host.rundir import check_out_dir, holding, on_all_processes, prepare_out_dir
 from grokjax.plots import describe_run
 from grokjax.presets import get_preset, preset_changes
 from grokjax.problem.checks import check_config
@@ -198,97 +198,103 @@ def run_sweep(
     out_dir = Path(out_dir)
     # Across processes: all check before process 0 writes, and all hear of a refusal.
     on_all_processes(check_out_dir, out_dir, resume, overwrite, "sweep.json")
-    record = {
-        "preset": preset,
-        "config": cfg.to_dict(),
-        "hparams": {k: np.asarray(v).tolist() for k, v in hparams._asdict().items()},
-        "axes": {k: list(v) for k, v in axes.items()},
-        "seeds": n_seeds,
-        **({"seed_start": seed_start} if seed_start else {}),
-    }
-    on_all_processes(
-        prepare_out_dir, out_dir, record, resume, overwrite, "sweep.json", writer_only=True
-    )
+    with holding(out_dir):  # one writer of the sweep directory
+        record = {
+            "preset": preset,
+            "config": cfg.to_dict(),
+            "hparams": {k: np.asarray(v).tolist() for k, v in hparams._asdict().items()},
+            "axes": {k: list(v) for k, v in axes.items()},
+            "seeds": n_seeds,
+            **({"seed_start": seed_start} if seed_start else {}),
+        }
+        on_all_processes(
+            prepare_out_dir, out_dir, record, resume, overwrite, "sweep.json", writer_only=True
+        )
 
-    frames = []
-    for k, (cell, cell_cfg) in enumerate(zip(outer, configs, strict=True)):
-        run_dir = out_dir / cell_name(cell)
-        if progress:
-            print(f"cell {k + 1}/{len(outer)}: {cell_name(cell)}")
-        if not (run_dir / "summary.json").exists():
-            run_ensemble(
-                cell_cfg,
-                members_hp,
-                member_seeds,
-                run_dir,
-                preset=preset,
-                resume=(run_dir / "config.json").exists(),
-                progress=progress,
-                member_batch=member_batch,
-                devices=devices,
+        frames = []
+        for k, (cell, cell_cfg) in enumerate(zip(outer, configs, strict=True)):
+            run_dir = out_dir / cell_name(cell)
+            if progress:
+                print(f"cell {k + 1}/{len(outer)}: {cell_name(cell)}")
+            if not (run_dir / "summary.json").exists():
+                run_ensemble(
+                    cell_cfg,
+                    members_hp,
+                    member_seeds,
+                    run_dir,
+                    preset=preset,
+                    resume=(run_dir / "config.json").exists(),
+                    progress=progress,
+                    member_batch=member_batch,
+                    devices=devices,
+                )
+            steps = seed_steps(
+                pd.read_parquet(run_dir / "metrics.parquet"),
+                memorise_threshold=cell_cfg.eval.memorise_threshold,
+                generalise_threshold=cell_cfg.eval.generalise_threshold,
+                area_gap=cell_cfg.eval.area_gap,
             )
-        steps = seed_steps(
-            pd.read_parquet(run_dir / "metrics.parquet"),
-            memorise_threshold=cell_cfg.eval.memorise_threshold,
-            generalise_threshold=cell_cfg.eval.generalise_threshold,
-            area_gap=cell_cfg.eval.area_gap,
-        )
-        for name, value in cell.items():  # text, so mixed values ('full', 512) fit a column
-            steps[name] = _label(name, value)
-        frames.append(steps)
-    seeds = pd.concat(frames, ignore_index=True)
-    seeds = seeds[[*names, *(c for c in seeds.columns if c not in names)]]
-    seeds["grokking_delay"] = seeds["generalisation_step"] - seeds["memorisation_step"]
-    seeds["phase"] = [
-        classify_seed(m, g, rule=phase_rule, area=a)
-        for m, g, a in zip(
-            seeds["memorisation_step"],
-            seeds["generalisation_step"],
-            seeds["grokking_area"],
-            strict=True,
-        )
-    ]
-    # Every process writes the same tables and figures; each write is atomic.
-    atomic_write_with(out_dir / "seeds.parquet", lambda tmp: seeds.to_parquet(tmp, index=False))
-    cells = cell_table(seeds, names, phase_rule)
-    atomic_write_with(out_dir / "cells.csv", lambda tmp: cells.to_csv(tmp, index=False))
-    files = ["sweep.json", "seeds.parquet", "cells.csv"]
-    changes = preset_changes(preset, cfg, hparams, "sweep")
-    title = describe_run(preset, changes) or cfg.data.describe()
-    if len(names) >= 2:
-        x, y = diagram_axes or (names[0], names[1])
-        others = [n for n in names if n not in (x, y)]
-        pooled = f" (pooled over {', '.join(others)})" if others else ""
-        rule = "" if phase_rule == "liu" else f", {phase_rule} rule"
-        phase_diagram(
-            seeds, x, y, out_dir / "phases.png", f"{title}: phases{pooled}{rule}", rule=phase_rule
-        )
-        files.append("phases.png")
-        for values, part in seeds.groupby(others, sort=False) if others else []:
-            cell = dict(
-                zip(others, values if isinstance(values, tuple) else (values,), strict=True)
+            for name, value in cell.items():  # text, so mixed values ('full', 512) fit a column
+                steps[name] = _label(name, value)
+            frames.append(steps)
+        seeds = pd.concat(frames, ignore_index=True)
+        seeds = seeds[[*names, *(c for c in seeds.columns if c not in names)]]
+        seeds["grokking_delay"] = seeds["generalisation_step"] - seeds["memorisation_step"]
+        seeds["phase"] = [
+            classify_seed(m, g, rule=phase_rule, area=a)
+            for m, g, a in zip(
+                seeds["memorisation_step"],
+                seeds["generalisation_step"],
+                seeds["grokking_area"],
+                strict=True,
             )
-            name = cell_name(cell)
+        ]
+        # Every process writes the same tables and figures; each write is atomic.
+        atomic_write_with(out_dir / "seeds.parquet", lambda tmp: seeds.to_parquet(tmp, index=False))
+        cells = cell_table(seeds, names, phase_rule)
+        atomic_write_with(out_dir / "cells.csv", lambda tmp: cells.to_csv(tmp, index=False))
+        files = ["sweep.json", "seeds.parquet", "cells.csv"]
+        changes = preset_changes(preset, cfg, hparams, "sweep")
+        title = describe_run(preset, changes) or cfg.data.describe()
+        if len(names) >= 2:
+            x, y = diagram_axes or (names[0], names[1])
+            others = [n for n in names if n not in (x, y)]
+            pooled = f" (pooled over {', '.join(others)})" if others else ""
+            rule = "" if phase_rule == "liu" else f", {phase_rule} rule"
             phase_diagram(
-                part,
+                seeds,
                 x,
                 y,
-                out_dir / f"phases-{name}.png",
-                f"{title}: phases, {name}{rule}",
+                out_dir / "phases.png",
+                f"{title}: phases{pooled}{rule}",
                 rule=phase_rule,
             )
-            files.append(f"phases-{name}.png")
-    group = group or names[0]
-    curves = {
-        f"{group}={value}": from_censored_steps(
-            [None if np.isnan(g) else g for g in part["generalisation_step"]],
-            int(part["budget_steps"].max()),
-        )
-        for value, part in seeds.groupby(group, sort=False)
-    }
-    survival_figure(curves, out_dir / "survival.png", f"{title}: time to generalise")
-    files += ["survival.png", *(f"{cell_name(cell)}/" for cell in outer)]
-    return SweepResult(seeds, cells, tuple(files), out_dir, tuple(names))
+            files.append("phases.png")
+            for values, part in seeds.groupby(others, sort=False) if others else []:
+                cell = dict(
+                    zip(others, values if isinstance(values, tuple) else (values,), strict=True)
+                )
+                name = cell_name(cell)
+                phase_diagram(
+                    part,
+                    x,
+                    y,
+                    out_dir / f"phases-{name}.png",
+                    f"{title}: phases, {name}{rule}",
+                    rule=phase_rule,
+                )
+                files.append(f"phases-{name}.png")
+        group = group or names[0]
+        curves = {
+            f"{group}={value}": from_censored_steps(
+                [None if np.isnan(g) else g for g in part["generalisation_step"]],
+                int(part["budget_steps"].max()),
+            )
+            for value, part in seeds.groupby(group, sort=False)
+        }
+        survival_figure(curves, out_dir / "survival.png", f"{title}: time to generalise")
+        files += ["survival.png", *(f"{cell_name(cell)}/" for cell in outer)]
+        return SweepResult(seeds, cells, tuple(files), out_dir, tuple(names))
 
 
 def cell_table(seeds: pd.DataFrame, axes: Sequence[str], phase_rule: str = "liu") -> pd.DataFrame:

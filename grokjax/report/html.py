@@ -6,6 +6,7 @@ at its end.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 from pathlib import Path
@@ -14,6 +15,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from grokjax.host.checkpoint import atomic_write_bytes
+from grokjax.host.lock import DirLock
 from grokjax.report.items import VIEWS
 from grokjax.report.rundata import RunData, RunDataError, kind_of, load_run
 from grokjax.report.views import run_figures, summary_table
@@ -101,5 +103,12 @@ def write_report(directory: Path, out: Path | None = None) -> Path:
         )
     page = report_html(load_run(directory)) if kind == "run" else item_report_html(kind, directory)
     path = Path(out) if out is not None else directory / REPORT_FILE
-    atomic_write_bytes(path, page.encode())
+    if path.is_dir():  # --out DIR: the report goes inside it
+        path = path / REPORT_FILE
+    if not path.parent.is_dir():
+        raise RunDataError(f"out={str(out)!r} is not allowed: {path.parent} is not a directory")
+    # no report into a grokjax directory that another process is writing
+    lock = DirLock(path.parent) if kind_of(path.parent) else contextlib.nullcontext()
+    with lock:
+        atomic_write_bytes(path, page.encode())
     return path
