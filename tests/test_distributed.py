@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from grokjax.host.experiment import OUTPUT_FILES
+from grokjax.host.lock import LOCK_FILE
 
 COMMON = textwrap.dedent(
     """
@@ -212,12 +213,15 @@ def _assert_json_close(got, want, where="summary"):
 def _assert_same_run_dir(got: Path, want: Path, cli: bool) -> None:
     names = {p.name for p in got.iterdir()}
     report = {"report.html"} if cli else set()  # the command writes it, the library not
-    assert names == set(OUTPUT_FILES) | {"checkpoints"} | report, names  # no temp files
+    assert names == set(OUTPUT_FILES) | {"checkpoints", LOCK_FILE} | report, names  # no temps
     assert sorted(p.name for p in (got / "checkpoints").iterdir()) == sorted(
         p.name for p in (want / "checkpoints").iterdir()
     )
     configs = [json.loads((d / "config.json").read_text()) for d in (got, want)]
+    places = [config.pop("topology") for config in configs]
     assert configs[0] == configs[1]  # the same settings, jax version and backend
+    assert (places[0]["processes"], places[0]["devices"], places[0]["padded_members"]) == (2, 4, 8)
+    assert (places[1]["processes"], places[1]["devices"], places[1]["members"]) == (1, 1, 6)
     frames = [pd.read_parquet(d / "metrics.parquet") for d in (got, want)]
     assert list(frames[0].columns) == list(frames[1].columns)
     for column in frames[1].columns:

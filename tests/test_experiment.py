@@ -53,7 +53,11 @@ def test_resume_refuses_another_configuration(tmp_path, tiny_cfg):
     run_ensemble(tiny_cfg, HP, [0], tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="another configuration"):
         run_ensemble(
-            tiny_cfg.replace(steps=40), HP, [0], tmp_path / "run", progress=False, resume=True
+            tiny_cfg.replace(d_mlp=32), HP, [0], tmp_path / "run", progress=False, resume=True
+        )
+    with pytest.raises(ValueError, match="not shorten"):
+        run_ensemble(
+            tiny_cfg.replace(steps=20), HP, [0], tmp_path / "run", progress=False, resume=True
         )
 
 
@@ -354,13 +358,13 @@ def test_a_checkpoint_of_the_previous_layout_resumes_by_paths(tmp_path, tiny_cfg
     saver.save(0, {"state": old})
     saver.close()
     reader = ChunkCheckpointer(tmp_path / "checkpoints")
-    chunk, restored, _ = reader.restore_latest(
+    start, restored, _, _ = reader.restore_latest(
         {"state": state},
         lambda path, found: legacy_wand_leaf(path, found, ("state", "step")),
     )
     reader.close()
     got = restored["state"].opt_state[0]
-    assert chunk == 0 and int(got.n_deposits) == 27 and int(got.count) == 30
+    assert start == 1 and int(got.n_deposits) == 27 and int(got.count) == 30
     np.testing.assert_array_equal(got.deposits, wand_state.deposits + 1.0)
     chex.assert_trees_all_equal(restored["state"].params, state.params)
     assert restored["state"].model_state is None

@@ -152,7 +152,7 @@ def test_resume_with_every_checkpoint_damaged_is_refused(interrupted):
     for step_dir in (cut / "checkpoints").iterdir():
         if step_dir.is_dir():
             _flip_bytes(_largest_file(step_dir))
-    with pytest.raises(ConfigError, match="no intact checkpoint"):
+    with pytest.raises(ConfigError, match="no checkpoint of this run can be restored"):
         run_ensemble(cfg, hp, [0, 1], cut, progress=False, resume=True)
 
 

@@ -20,7 +20,7 @@ import re
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -184,6 +184,17 @@ def restore_by_paths(saved: Any, template: Any, upgrade: Upgrade | None = None) 
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+class Resumable(NamedTuple):
+    """Where an accepted checkpoint resumes: the first chunk to run, and the template
+    (shapes) to restore it with."""
+
+    start: int
+    template: Any
+
+
+Accept = Callable[[int, dict], "Resumable | None"]
+
+
 class CheckpointCorrupt(Exception):
     """A checkpoint whose files do not match the checksums written when it was saved."""
 
@@ -211,12 +222,30 @@ class ChunkCheckpointer:
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
-    def save(self, chunk: int, item: dict) -> None:
+    def save(self, chunk: int, item: dict, meta: dict | None = None) -> None:
+        """Save `item` as checkpoint `chunk`, then its manifest: the files' checksums and
+        `meta` (what the checkpoint belongs to and covers, for `restore_latest`)."""
         self._manager.save(chunk, args=ocp.args.StandardSave(to_saveable(item)))
         self._manager.wait_until_finished()
         if jax.process_index() == 0:
             step_dir = self.directory / str(chunk)
-            atomic_write_json(step_dir / MANIFEST, {"sha256": _checksums(step_dir)})
+            manifest = {"sha256": _checksums(step_dir), "meta": meta or {}}
+            atomic_write_json(step_dir / MANIFEST, manifest)
+
+    def meta(self, chunk: int) -> dict:
+        """The `meta` checkpoint `chunk` was saved with ({} for one saved without)."""
+        try:
+            manifest = json.loads((self.directory / str(chunk) / MANIFEST).read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return {}
+        meta = manifest.get("meta") if isinstance(manifest, dict) else None
+        return meta if isinstance(meta, dict) else {}
+
+    def discard_from(self, first: int) -> None:
+        """Delete the checkpoints from chunk `first` on (a resume recomputes them)."""
+        for step in self.steps():
+            if step >= first:
+                self._manager.delete(step)
 
     def verify(self, chunk: int) -> None:
         """Raise CheckpointCorrupt unless checkpoint `chunk` matches its manifest."""
@@ -281,52 +310,75 @@ class ChunkCheckpointer:
         return from_saveable(restored, template)
 
     def restore_latest(
-        self, template: dict, upgrade: Upgrade | None = None
-    ) -> tuple[int | None, dict | None, list[str]]:
-        """(chunk, restored, notes): the newest checkpoint that verifies and restores.
+        self,
+        template: dict,
+        upgrade: Upgrade | None = None,
+        accept: Accept | None = None,
+    ) -> tuple[int, dict | None, list[str], int | None]:
+        """(first chunk to run, restored, notes, the checkpoint used) from the newest
+        checkpoint that belongs to this run, verifies and restores.
 
-        Newer checkpoints that fail are deleted (their chunks are recomputed, with the
-        same numbers) and described in `notes`. (None, None, []) when there is no
-        checkpoint; raises CheckpointCorrupt when there are some and none is good.
+        `accept(chunk, meta)` says whether checkpoint `chunk` (saved with `meta`) belongs
+        to this run and where it resumes: `Resumable(start, template)`, or None to pass
+        it by (another configuration, a schedule it does not fit). By default every
+        checkpoint is accepted and resumes at chunk + 1. Checkpoints passed by or
+        failing are described in `notes`, and every checkpoint from the first chunk to
+        run on is deleted (recomputed, with the same numbers). (0, None, notes, None) when
+        none is usable; raises CheckpointCorrupt when some are damaged and none is usable.
         """
         notes: list[str] = []
-        steps = self.steps()
-        for chunk in reversed(steps):
+        damaged = False
+        for chunk in reversed(self.steps()):
+            plan = (
+                Resumable(chunk + 1, template)
+                if accept is None
+                else accept(chunk, self.meta(chunk))
+            )
+            if plan is None:
+                notes.append(f"checkpoint {chunk} belongs to another run or schedule; not used")
+                continue
             try:
-                restored = self.restore(chunk, template, upgrade)
+                restored = self.restore(chunk, plan.template, upgrade)
             except CheckpointCorrupt as err:
                 notes.append(str(err))
+                damaged = True
                 continue
-            for newer in (s for s in steps if s > chunk):
-                self._manager.delete(newer)
-            return chunk, restored, notes
-        if steps:
+            self.discard_from(plan.start)
+            return plan.start, restored, notes, chunk
+        if damaged:
             raise CheckpointCorrupt("; ".join(notes))
-        return None, None, notes
+        self.discard_from(0)
+        return 0, None, notes, None
 
     def close(self) -> None:
         self._manager.close()
 
 
 def resume_point(
-    checkpointer: ChunkCheckpointer, template: dict, out_dir: Path, upgrade: Upgrade | None = None
+    checkpointer: ChunkCheckpointer,
+    template: dict,
+    out_dir: Path,
+    upgrade: Upgrade | None = None,
+    accept: Accept | None = None,
 ):
     """(first chunk to run, restored item or None) for resuming the run in `out_dir`.
 
-    A damaged newest checkpoint is skipped for the older one (said on stderr); when
-    every checkpoint is damaged the resume is refused with a one-line ConfigError.
+    A damaged or foreign newest checkpoint is passed by for an older one (said on
+    stderr); when some are damaged and none is usable the resume is refused with a
+    one-line ConfigError that deletes nothing.
     """
     import sys
 
     from grokjax.errors import ConfigError
 
     try:
-        chunk, restored, notes = checkpointer.restore_latest(template, upgrade)
+        start, restored, notes, used = checkpointer.restore_latest(template, upgrade, accept)
     except CheckpointCorrupt as err:
         raise ConfigError(
-            f"out={str(out_dir)!r}: no intact checkpoint to resume from ({err}); "
-            "pass overwrite to start the run again"
+            f"out={str(out_dir)!r}: no checkpoint of this run can be restored ({err}); "
+            "the directory is left as it is: --overwrite starts the run again"
         ) from None
+    where = f"resuming from checkpoint {used}" if used is not None else "starting afresh"
     for note in notes:
-        print(f"grokjax: {note}; resuming from checkpoint {chunk}", file=sys.stderr)
-    return (0 if chunk is None else chunk + 1), restored
+        print(f"grokjax: {note}; {where}", file=sys.stderr)
+    return start, restored

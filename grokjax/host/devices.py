@@ -110,6 +110,15 @@ def drop_padding(state, n_members: int):
     return jit(lambda tree: jax.tree.map(lambda x: x[:n_members], tree))(state)
 
 
+def pad_members(state, n_run: int):
+    """`state` (a leading member axis) padded to `n_run` members by repeating its last,
+    as `padded_members` pads the seeds; unchanged when it has them already."""
+    n = jax.tree.leaves(state)[0].shape[0]
+    if n >= n_run:
+        return state
+    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], n_run - n, 0)]), state)
+
+
 def shard_members(tree, mesh: Mesh | None):
     """`tree` placed with its leading (member) axis split over `mesh` (unchanged without one)."""
     if mesh is None:

@@ -17,6 +17,8 @@ and finishes with the numbers the uninterrupted run would have had.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -30,13 +32,20 @@ import pandas as pd
 
 from grokjax.config import Config, Hparams, apply_overrides, validate_hparams
 from grokjax.errors import ConfigError
-from grokjax.host.checkpoint import atomic_write_json, atomic_write_with, json_safe
+from grokjax.host.checkpoint import (
+    Resumable,
+    atomic_write_json,
+    atomic_write_with,
+    json_safe,
+    read_json,
+)
 from grokjax.host.devices import (
     default_member_batch,
     drop_padding,
     member_mesh,
     over_devices,
     over_members,
+    pad_members,
     padded_members,
     shard_members,
     to_host,
@@ -145,6 +154,38 @@ def _with_config_defaults(saved: dict) -> dict:
     return out
 
 
+def run_identity(record: dict) -> str:
+    """A digest of what makes a run this run (config, hyperparameters, seeds, preset),
+    its budget aside: every checkpoint records it, and a resume restores only its own."""
+    mine = json_safe(record)
+    mine = {**mine, "config": {k: v for k, v in mine["config"].items() if k != "steps"}}
+    return hashlib.sha256(json.dumps(mine, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def topology(mesh, member_batch, n_members: int, n_run: int) -> dict:
+    """Where a run's members ran: backend, devices, processes, padding, member batch and
+    the jax versions (config.json's "topology")."""
+    import jaxlib
+
+    return {
+        "backend": jax.default_backend(),
+        "devices": 1 if mesh is None else int(mesh.size),
+        "processes": jax.process_count(),
+        "members": n_members,
+        "padded_members": n_run,
+        "member_batch": "all" if member_batch is None else member_batch,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+    }
+
+
+def _saved_steps(out_dir: Path) -> int | None:
+    """The budget the run in `out_dir` was started (or last extended) with."""
+    saved = read_json(out_dir / "config.json", "the run's settings")
+    config = _with_config_defaults(saved).get("config", {}) if isinstance(saved, dict) else {}
+    return config.get("steps")
+
+
 def _record(cfg: Config, hparams: Hparams, seeds: Sequence[int], preset: str | None) -> dict:
     return {
         "preset": preset,
@@ -231,6 +272,7 @@ def run_ensemble(
     on_all_processes(check_out_dir, out_dir, resume, overwrite)
     with holding(out_dir):  # one writer: a second process is refused, naming this one
         record = _record(cfg, hp, seeds, preset)
+        saved_steps = _saved_steps(out_dir) if resume else cfg.steps
         on_all_processes(
             prepare_out_dir,
             out_dir,
@@ -239,6 +281,8 @@ def run_ensemble(
             overwrite,
             "config.json",
             _with_config_defaults,
+            topology(mesh, member_batch, n_members, len(run_seeds)),
+            "config.steps",
             writer_only=True,
         )
 
@@ -282,10 +326,50 @@ def run_ensemble(
             return {"state": state, "histories": histories, "last": hi - 1}
 
         def restore(saved: dict, start: int) -> dict:
-            # A metric added since the checkpoint was written reads NaN where it was not recorded.
-            missing = np.full((n_members, steps_E.size), np.nan, np.float32)
-            histories = {k: np.asarray(saved["histories"].get(k, missing)).copy() for k in names}
-            return {"state": shard_members(saved["state"], mesh), "histories": histories}
+            # A metric added since the checkpoint was written reads NaN where it was not
+            # recorded; a run extended since has more evaluations than it recorded.
+            histories = {k: np.full((n_members, steps_E.size), np.nan, np.float32) for k in names}
+            for k in names:
+                if k in saved["histories"]:
+                    old = np.asarray(saved["histories"][k])[:, : steps_E.size]
+                    histories[k][:, : old.shape[1]] = old
+            state = pad_members(saved["state"], len(run_seeds))
+            return {"state": shard_members(state, mesh), "histories": histories}
+
+        identity = run_identity(record)
+
+        def meta(c: int, carry: dict) -> dict:
+            """What checkpoint c belongs to and covers."""
+            evals = min((c + 1) * per_chunk, steps_E.size)
+            last = int(steps_E[evals - 1])
+            return {"run": identity, "evals": evals, "last_step": last, "of": int(steps_E.size)}
+
+        def accept(c: int, meta: dict) -> Resumable | None:
+            """Checkpoint c resumes this run if it belongs to it (config, hyperparameters,
+            seeds; the budget aside) and ends on a chunk boundary of this schedule whose
+            evaluation steps it shares (a run extended from fewer steps)."""
+            template = saved_of(carry)
+            if not meta:  # a checkpoint of an earlier release: this run, if not extended
+                return Resumable(c + 1, template) if saved_steps == cfg.steps else None
+            evals = meta.get("evals", 0)
+            if meta.get("run") != identity or not 0 < evals <= steps_E.size:
+                return None
+            if int(steps_E[evals - 1]) != meta.get("last_step"):
+                return None
+            if evals % per_chunk and evals != steps_E.size:
+                return None
+            shape = (n_members, int(meta.get("of", steps_E.size)))
+            old = {k: np.zeros(shape, np.float32) for k in template["histories"]}
+            return Resumable(-(-evals // per_chunk), {**template, "histories": old})
+
+        def saved_of(carry: dict) -> dict:
+            """What a checkpoint holds: the real members' state (no device padding, so a
+            resume may use other devices; a run of several processes keeps its padding,
+            and resumes on the same processes and devices) and the histories."""
+            state = carry["state"]
+            if len(run_seeds) > n_members and jax.process_count() == 1:
+                state = drop_padding(state, n_members)
+            return {"state": state, "histories": carry["histories"]}
 
         latest: ChunkEvals | None = None  # the last chunk's evaluations, for on_chunk
 
@@ -302,7 +386,7 @@ def run_ensemble(
                 out_dir,
                 resume=resume,
                 restore=restore,
-                saved=lambda carry: {"state": carry["state"], "histories": carry["histories"]},
+                saved=saved_of,
                 progress=bar,
                 chunk_steps=lambda c: int(chunks[c].sum()),
                 postfix=lambda carry: {
@@ -311,6 +395,8 @@ def run_ensemble(
                 on_chunk=None if on_chunk is None else lambda c: on_chunk(latest),
                 profile_dir=profile_dir,
                 upgrade=lambda path, found: legacy_wand_leaf(path, found, ("state", "step")),
+                meta=meta,
+                accept=accept,
             )
         except BaseException:
             for sink in sinks:

@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from grokjax.host.checkpoint import ChunkCheckpointer, Upgrade, resume_point
+from grokjax.host.checkpoint import Accept, ChunkCheckpointer, Upgrade, resume_point
 
 
 class Progress:
@@ -98,6 +98,8 @@ def run_chunks(
     on_chunk: Callable[[int], None] | None = None,
     profile_dir: str | os.PathLike | None = None,
     upgrade: Upgrade | None = None,
+    meta: Callable[[int, Any], dict] | None = None,
+    accept: Accept | None = None,
 ) -> tuple[Any, int]:
     """Run chunks `start..n_chunks-1` of a job, checkpointing after each.
 
@@ -117,13 +119,16 @@ def run_chunks(
             includes compilation), for TensorBoard or Perfetto.
         upgrade: reads a checkpoint of an earlier release whose structure differs
             (`grokjax.host.checkpoint.restore_by_paths`).
+        meta: `meta(c, carry)` is saved in checkpoint c's manifest (what it belongs to).
+        accept: `accept(c, meta)` says whether checkpoint c fits this job and where it
+            resumes (`grokjax.host.checkpoint.Resumable`); default: any, at c + 1.
     Returns:
         (the final carry, the number of chunks run now).
     """
     checkpointer = ChunkCheckpointer(Path(out_dir) / "checkpoints")
     start = 0
     if resume:
-        start, restored = resume_point(checkpointer, saved(carry), out_dir, upgrade)
+        start, restored = resume_point(checkpointer, saved(carry), out_dir, upgrade, accept)
         if restored is not None:
             carry = restore(restored, start)
     if progress is not None:
@@ -135,7 +140,7 @@ def run_chunks(
         if profile_dir is not None and c == min(start + 1, n_chunks - 1):
             jax.block_until_ready(carry)
             jax.profiler.stop_trace()
-        checkpointer.save(c, saved(carry))
+        checkpointer.save(c, saved(carry), meta(c, carry) if meta else None)
         if progress is not None and chunk_steps is not None:
             progress.chunk_done(chunk_steps(c), **(postfix(carry) if postfix else {}))
         if on_chunk is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -150,32 +151,84 @@ def prepare_out_dir(
     overwrite: bool,
     settings: str = "config.json",
     normalise: Callable[[dict], dict] = lambda saved: saved,
-) -> None:
+    topology: dict | None = None,
+    extendable: str | None = None,
+) -> int | None:
     """Resume: check the saved settings equal `record` (after `normalise`), naming the
     first field that differs; otherwise start the directory afresh and write `record`
-    with the jax version and backend. Temporaries an interrupted write left are removed.
+    with the jax version, the backend and `topology` (devices, processes, member
+    padding and batch). Temporaries an interrupted write left are removed.
+
+    On a resume the integer field at the dotted path `extendable` (a run's
+    'config.steps') may grow: the settings are rewritten with the new value and the old
+    one is returned (None when it did not change); it may not shrink. A resume on
+    another topology says so on stderr (its numbers may differ by float round-off).
     """
     record = json_safe(record)  # compared with what was saved: JSON against JSON
+    topology = json_safe(topology or {})
     if resume:
         saved = read_json(out_dir / settings, "the run's settings")
         if not isinstance(saved, dict):
             raise ConfigError(f"out={str(out_dir)!r}: {settings} does not hold a grokjax run")
         saved.pop("versions", None)
-        difference = first_difference(normalise(saved), record)
+        before = saved.pop("topology", None)
+        saved = normalise(saved)
+        grown = None
+        if extendable:
+            old, new = _at(saved, extendable), _at(record, extendable)
+            if isinstance(old, int) and isinstance(new, int) and old != new:
+                if new < old:
+                    raise ConfigError(
+                        f"out={str(out_dir)!r}: {extendable} (saved {old}, now {new}): a "
+                        "resume can extend a run, not shorten it"
+                    )
+                grown = old
+                saved = _with(saved, extendable, new)
+        difference = first_difference(saved, record)
         if difference:
             raise ConfigError(
                 f"out={str(out_dir)!r} holds a run with another configuration: {difference}; "
-                "resume needs the same preset, fields, hparams and seeds"
+                "a resume continues the run as it was started (--steps N extends it)"
+            )
+        if before and topology and before != topology:
+            changed = ", ".join(
+                f"{k} {before.get(k)} -> {topology.get(k)}"
+                for k in topology
+                if before.get(k) != topology.get(k)
+            )
+            print(
+                f"grokjax: resuming {out_dir} on another topology ({changed}); numbers after "
+                "the resume point may differ from an uninterrupted run by float round-off",
+                file=sys.stderr,
             )
         remove_temporaries(out_dir)
-        return
+        if grown is not None or (topology and before != topology):
+            _write_settings(out_dir / settings, record, topology)
+        return grown
     try:
         if overwrite and out_dir.exists():
             empty(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        versions = {"jax": jax.__version__, "backend": jax.default_backend()}
-        atomic_write_json(out_dir / settings, {**record, "versions": versions})
+        _write_settings(out_dir / settings, record, topology)
     except OSError as err:
         raise ConfigError(
             f"out={str(out_dir)!r} is not allowed: {err.strerror or err} ({err.filename})"
         ) from None
+    return None
+
+
+def _write_settings(path: Path, record: dict, topology: dict) -> None:
+    versions = {"jax": jax.__version__, "backend": jax.default_backend()}
+    extra = {"topology": topology} if topology else {}
+    atomic_write_json(path, {**record, "versions": versions, **extra})
+
+
+def _at(record: dict, path: str) -> Any:
+    for key in path.split("."):
+        record = record.get(key) if isinstance(record, dict) else None
+    return record
+
+
+def _with(record: dict, path: str, value: Any) -> dict:
+    head, _, rest = path.partition(".")
+    return {**record, head: _with(record.get(head, {}), rest, value) if rest else value}
