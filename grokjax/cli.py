@@ -33,9 +33,9 @@ ARGUMENTS = [  # (commands, flag, argparse keywords)
         "--profile",
         dict(metavar="DIR", help="JAX profiler trace of two chunks"),
     ),
-    (SEEDED, "--seeds", dict(type=int, default=4, help="members (default 4)")),
+    (SEEDED, "--seeds", dict(type=int, help="members (default 4; a resume: the run's)")),
     (("sweep",), "--seeds", dict(type=int, help="seeds per cell (default: the preset's)")),
-    ((*SEEDED, "sweep"), "--seed-start", dict(type=int, default=0, help="first seed (default 0)")),
+    ((*SEEDED, "sweep"), "--seed-start", dict(type=int, help="first seed (default 0)")),
     (HARDWARE, "--member-batch", dict(default="auto", help="an int, 'all' or 'auto'")),
     (HARDWARE, "--devices", dict(default="auto", help="an int or 'auto' (all)")),
     (HARDWARE, "--distributed", dict(action="store_true", help="join other processes")),
@@ -83,7 +83,8 @@ def _build_parser() -> argparse.ArgumentParser:
     for name in JOBS:
         cmd = commands[name]
         if HELP[name][0]:
-            cmd.add_argument("--preset", default=HELP[name][0], help=f"a {name} preset")
+            default = HELP[name][0]
+            cmd.add_argument("--preset", help=f"a {name} preset (default {default})")
         mode = cmd.add_mutually_exclusive_group()
         mode.add_argument("--resume", action="store_true", help="continue the run in --out")
         mode.add_argument("--overwrite", action="store_true", help="replace the run in --out")
@@ -95,7 +96,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _job(args) -> dict:
     """What every long job takes from the arguments: overrides, directory, run mode."""
-    out = args.out or f"runs/{getattr(args, 'preset', 'compare')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = getattr(args, "preset", None) or HELP[args.command][0] or "compare"
+    out = args.out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     steps = [] if args.steps is None else [f"steps={args.steps}"]
     job = dict(settings=[*args.assignments, *steps], out_dir=Path(out), resume=args.resume)
     job.update(overwrite=args.overwrite, progress=not args.no_progress)
@@ -110,20 +112,31 @@ def _hardware(args) -> dict:
     return hardware(**{name: getattr(args, name) for name in names})
 
 
-def _seeds(args) -> range:
+def _seeds(args, default: int = 4) -> range:
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"seeds={args.seeds} is not allowed: at least 1")
-    start = getattr(args, "seed_start", 0)
+    start = getattr(args, "seed_start", None) or 0
     if start < 0:
         raise ConfigError(f"seed_start={start} is not allowed: >= 0")
-    return range(start, start + (args.seeds or 0))
+    return range(start, start + (args.seeds or default))
+
+
+def _preset(args) -> str:
+    return args.preset or HELP[args.command][0]
 
 
 def _run(args) -> str:
-    from grokjax.host.experiment import run_preset
+    from grokjax.host.experiment import resume_run, run_preset
 
     options = dict(tensorboard=args.tensorboard, **_hardware(args), **_job(args))
-    result = run_preset(args.preset, seeds=_seeds(args), **options)
+    if args.resume:  # the run as it was started, from its directory
+        if args.out is None:
+            raise ConfigError("--resume needs --out DIR: the run directory to continue")
+        given = args.seeds is not None or getattr(args, "seed_start", None) is not None
+        del options["resume"]
+        result = resume_run(seeds=_seeds(args) if given else None, preset=args.preset, **options)
+    else:
+        result = run_preset(_preset(args), seeds=_seeds(args), **options)
     return _with_report(args, result.text(), result.out_dir)
 
 
@@ -157,7 +170,7 @@ def _sweep(args) -> str:
 
     options = dict(grid=args.grid, diagram_axes=args.axes, group=args.group, **_hardware(args))
     options.update(seed_start=_seeds(args).start, phase_rule=args.phase_rule)
-    result = sweep_preset(args.preset, args.seeds, **options, **_job(args))
+    result = sweep_preset(_preset(args), args.seeds, **options, **_job(args))
     return _with_report(args, result.text(), result.out_dir)
 
 
@@ -165,7 +178,8 @@ def _landscape(args) -> str:
     from grokjax.host.measure import measure_preset
 
     job = _job(args)
-    return _with_report(args, measure_preset(args.preset, args.trajectory, **job), job["out_dir"])
+    result = measure_preset(_preset(args), args.trajectory, **job)
+    return _with_report(args, result, job["out_dir"])
 
 
 def _presets(args) -> str:

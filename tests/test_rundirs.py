@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -152,3 +153,148 @@ def test_two_real_runs_on_one_directory_leave_one_consistent_run(tmp_path):
     assert frame.learning_rate.unique().tolist() == pytest.approx(
         config["hparams"]["learning_rate"]
     )
+
+
+# --- resume as users expect: flagless, refusing contradictions, extending ---------------
+
+FB = ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64", "--set", "eval.every=10"]
+FB += ["--set", "eval.chunk_evals=2", "--set", "learning_rate=1e-2"]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _interrupted(out: Path, steps: int = 40, seeds=(3, 4), extra=()) -> None:
+    """A run of FB killed after its second chunk (by the API, as kill -9 would leave it)."""
+    from grokjax.host.experiment import run_preset
+
+    settings = [a for a in FB if a != "--set"] + [f"steps={steps}", *extra]
+
+    def crash(chunk):
+        if chunk.chunk == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_preset("default", seeds, settings=settings, out_dir=out, progress=False, on_chunk=crash)
+
+
+def _whole(out: Path, steps: int, seeds=(3, 4), extra=()) -> pd.DataFrame:
+    args = ["run", *FB, "--steps", str(steps), "--seeds", str(len(seeds))]
+    args += ["--seed-start", str(seeds[0]), *extra, *QUIET, "--out", str(out)]
+    assert main(args) == 0
+    return pd.read_parquet(out / "metrics.parquet")
+
+
+def test_resume_alone_reads_preset_fields_hparams_and_seeds_from_the_directory(tmp_path):
+    whole = _whole(tmp_path / "whole", 40)
+    _interrupted(tmp_path / "cut")
+    assert main(["run", "--out", str(tmp_path / "cut"), "--resume", *QUIET]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "cut" / "metrics.parquet"), whole)
+
+
+CONTRADICTIONS = {
+    "another learning rate": (["--set", "learning_rate=0.1"], "--set learning_rate=0.1"),
+    "another width": (["--set", "model.d_mlp=32"], "config.model.d_mlp (saved 64, now 32)"),
+    "more seeds": (["--seeds", "3"], "has seeds [3, 4]"),
+    "other seeds": (["--seed-start", "0"], "has seeds [3, 4]"),
+    "another preset": (["--preset", "mlp-add"], "from preset 'default'"),
+    "a shorter budget": (["--steps", "20"], "not shorten"),
+}
+
+
+@pytest.mark.parametrize(("flags", "words"), CONTRADICTIONS.values(), ids=CONTRADICTIONS)
+def test_a_flag_that_contradicts_the_run_is_refused_naming_it(tmp_path, capsys, flags, words):
+    _interrupted(tmp_path / "cut")
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "cut").rglob("*") if p.is_file()}
+    assert main(["run", "--out", str(tmp_path / "cut"), "--resume", *flags, *QUIET]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert words in line, line
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "cut").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_repeating_the_runs_own_flags_on_resume_is_accepted(tmp_path):
+    whole = _whole(tmp_path / "whole", 40)
+    _interrupted(tmp_path / "cut")
+    args = ["run", *FB, "--steps", "40", "--seeds", "2", "--seed-start", "3", "--resume", *QUIET]
+    assert main([*args, "--out", str(tmp_path / "cut")]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "cut" / "metrics.parquet"), whole)
+
+
+def test_resume_without_out_or_without_a_run_is_one_line(tmp_path, capsys):
+    assert main(["run", "--resume", *QUIET]) == 2
+    assert "--resume needs --out" in _one_error_line(capsys.readouterr().err)
+    assert main(["run", "--resume", "--out", str(tmp_path / "none"), *QUIET]) == 2
+    assert "nothing to resume" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("how", ["finished", "interrupted"])
+def test_resume_steps_extends_a_run_to_the_numbers_of_a_longer_one(tmp_path, capsys, how):
+    longer = _whole(tmp_path / "longer", 80)
+    out = tmp_path / "run"
+    if how == "finished":
+        _whole(out, 40)
+    else:
+        _interrupted(out)
+    assert main(["run", "--out", str(out), "--resume", "--steps", "80", *QUIET]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "metrics.parquet"), longer)
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["steps"] == 80
+    if how == "finished":  # its last chunk was a part-chunk: the one before is a boundary
+        assert "resuming from checkpoint 1" in capsys.readouterr().err
+
+
+def test_an_extension_whose_schedule_is_no_prefix_starts_afresh_exactly(tmp_path, capsys):
+    log = ["--set", "eval.log_points=5"]  # log-spaced evaluations move with the budget
+    longer = _whole(tmp_path / "longer", 80, extra=log)
+    out = tmp_path / "run"
+    _whole(out, 40, extra=log)
+    assert main(["run", "--out", str(out), "--resume", "--steps", "80", *QUIET]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "metrics.parquet"), longer)
+    assert "starting afresh" in capsys.readouterr().err
+
+
+def test_a_checkpoint_of_another_configuration_is_never_restored(tmp_path, capsys):
+    """The reported mix: config.json of an lr 1e-2 run beside the checkpoints of an lr
+    3e-3 run. The resume passes the foreign checkpoints by and computes the 1e-2 run."""
+    import shutil
+
+    truth = _whole(tmp_path / "truth", 40)
+    other = tmp_path / "other"
+    _whole(other, 40, extra=["--set", "learning_rate=3e-3"])
+    mixed = tmp_path / "mixed"
+    _interrupted(mixed)
+    shutil.rmtree(mixed / "checkpoints")
+    shutil.copytree(other / "checkpoints", mixed / "checkpoints")
+    assert main(["run", "--out", str(mixed), "--resume", *QUIET]) == 0
+    assert "belongs to another run" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(pd.read_parquet(mixed / "metrics.parquet"), truth)
+
+
+RESUME_ON_TWO = """
+import sys
+from grokjax.cli import main
+sys.exit(main(["run", "--out", sys.argv[1], "--resume", "--no-progress", "--no-report"]))
+"""
+
+
+@pytest.mark.parametrize("seeds", [(3, 4), (3, 4, 5)], ids=["2 seeds", "3 seeds, padded"])
+def test_a_run_killed_on_one_device_resumes_on_two(tmp_path, seeds):
+    whole = _whole(tmp_path / "whole", 40, seeds=seeds)
+    out = tmp_path / "cut"
+    _interrupted(out, seeds=seeds)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    done = subprocess.run(
+        [sys.executable, "-c", RESUME_ON_TWO, str(out)], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "on another topology (devices 1 -> 2" in done.stderr
+    topology = json.loads((out / "config.json").read_text())["topology"]
+    assert (topology["devices"], topology["padded_members"]) == (2, 2 * -(-len(seeds) // 2))
+    got = pd.read_parquet(out / "metrics.parquet")
+    assert got.step.tolist() == whole.step.tolist() and got.seed.tolist() == whole.seed.tolist()
+    for column in ("train_loss", "test_acc", "weight_norm"):  # within float round-off
+        np.testing.assert_allclose(got[column], whole[column], rtol=1e-3, atol=1e-4)

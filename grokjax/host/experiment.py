@@ -30,7 +30,15 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from grokjax.config import Config, Hparams, apply_overrides, validate_hparams
+from grokjax.config import (
+    Config,
+    Hparams,
+    apply_overrides,
+    override,
+    parse_value,
+    split_assignment,
+    validate_hparams,
+)
 from grokjax.errors import ConfigError
 from grokjax.host.checkpoint import (
     Resumable,
@@ -52,7 +60,13 @@ from grokjax.host.devices import (
 )
 from grokjax.host.live import LiveStream
 from grokjax.host.loop import Progress, run_chunks
-from grokjax.host.rundir import check_out_dir, holding, on_all_processes, prepare_out_dir
+from grokjax.host.rundir import (
+    check_out_dir,
+    first_difference,
+    holding,
+    on_all_processes,
+    prepare_out_dir,
+)
 from grokjax.host.tensorboard import TensorBoardStream
 from grokjax.optim.wand import legacy_wand_leaf
 from grokjax.plots import describe_run, ensemble_figures
@@ -160,6 +174,10 @@ def run_identity(record: dict) -> str:
     mine = json_safe(record)
     mine = {**mine, "config": {k: v for k, v in mine["config"].items() if k != "steps"}}
     return hashlib.sha256(json.dumps(mine, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _digest(steps: np.ndarray) -> str:
+    return hashlib.sha256(np.asarray(steps, np.int64).tobytes()).hexdigest()[:16]
 
 
 def topology(mesh, member_batch, n_members: int, n_run: int) -> dict:
@@ -341,8 +359,12 @@ def run_ensemble(
         def meta(c: int, carry: dict) -> dict:
             """What checkpoint c belongs to and covers."""
             evals = min((c + 1) * per_chunk, steps_E.size)
-            last = int(steps_E[evals - 1])
-            return {"run": identity, "evals": evals, "last_step": last, "of": int(steps_E.size)}
+            return {
+                "run": identity,
+                "evals": evals,
+                "steps": _digest(steps_E[:evals]),
+                "of": int(steps_E.size),
+            }
 
         def accept(c: int, meta: dict) -> Resumable | None:
             """Checkpoint c resumes this run if it belongs to it (config, hyperparameters,
@@ -354,7 +376,7 @@ def run_ensemble(
             evals = meta.get("evals", 0)
             if meta.get("run") != identity or not 0 < evals <= steps_E.size:
                 return None
-            if int(steps_E[evals - 1]) != meta.get("last_step"):
+            if _digest(steps_E[:evals]) != meta.get("steps"):  # its evaluations are ours
                 return None
             if evals % per_chunk and evals != steps_E.size:
                 return None
@@ -479,3 +501,74 @@ def run_preset(
     preset = get_preset(name)
     cfg, hparams = apply_overrides(preset.config, preset.hparams, list(settings))
     return run_ensemble(cfg, hparams, seeds, out_dir, preset=name, **options)
+
+
+def resume_run(
+    out_dir: str | os.PathLike,
+    *,
+    settings: Sequence[str] = (),
+    seeds: Sequence[int] | None = None,
+    preset: str | None = None,
+    **options: Any,
+) -> RunResult:
+    """Continue the run in `out_dir` as it was started: its preset, config fields,
+    hyperparameters and seeds come from its config.json (`grokjax run --out D --resume`).
+
+    `settings` ('field=value') may repeat what the run holds; one that contradicts it is
+    refused naming the field, and so are other `seeds` or `preset`. 'steps=N' with N
+    above the run's budget extends it: its numbers equal an uninterrupted N-step run's
+    (`run_ensemble(resume=True)`). `options` go to `run_ensemble`.
+    """
+    out_dir = Path(out_dir)
+    where = f"out={str(out_dir)!r}"
+    if not (out_dir / "config.json").is_file():
+        raise ConfigError(f"{where}: nothing to resume (no config.json)")
+    saved = _with_config_defaults(read_json(out_dir / "config.json", "the run's settings"))
+    try:
+        cfg = Config.from_dict(saved["config"])
+        hp = Hparams(**{k: np.asarray(v, np.float32) for k, v in saved["hparams"].items()})
+        run_seeds = [int(s) for s in saved["seeds"]]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: config.json does not hold a grokjax run ({err})") from None
+    run_preset_name = saved.get("preset")
+    if preset is not None and preset != run_preset_name:
+        raise ConfigError(
+            f"--preset {preset} is not allowed with --resume: the run in {out_dir} was started "
+            f"from preset {run_preset_name!r} (--resume alone continues it)"
+        )
+    if seeds is not None and [int(s) for s in seeds] != run_seeds:
+        raise ConfigError(
+            f"--seeds/--seed-start (seeds {list(seeds)}) are not allowed with --resume: the "
+            f"run in {out_dir} has seeds {run_seeds} (--resume alone continues it)"
+        )
+    steps = cfg.steps
+    for item in settings:
+        field, text = split_assignment(item)
+        if field == "steps":
+            steps = parse_value(field, text, "int")
+            continue
+        if field in Hparams._fields:
+            value = np.float32(parse_value(field, text, "float"))
+            held = np.asarray(getattr(hp, field), np.float32)
+            if not np.all(held == value):
+                raise ConfigError(
+                    f"--set {field}={text} contradicts the run in {out_dir} ({field} "
+                    f"{held.tolist()}): a resume continues the run as it was started"
+                )
+            continue
+        changed = first_difference(
+            {"config": cfg.to_dict()}, {"config": override(cfg, [item]).to_dict()}
+        )
+        if changed:
+            raise ConfigError(
+                f"--set {item} contradicts the run in {out_dir} ({changed}): a resume "
+                "continues the run as it was started (--steps N extends it)"
+            )
+    if steps < cfg.steps:
+        raise ConfigError(
+            f"--steps {steps} is not allowed with --resume: the run in {out_dir} has "
+            f"{cfg.steps} steps; a resume can extend a run, not shorten it"
+        )
+    if steps != cfg.steps:
+        cfg = cfg.replace(steps=steps)
+    return run_ensemble(cfg, hp, run_seeds, out_dir, preset=run_preset_name, resume=True, **options)
