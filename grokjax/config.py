@@ -49,6 +49,8 @@ BLEND_SIGNALS = ("train_loss", "train_accuracy")
 ANNEAL_SHAPES = ("constant", "exponential", "cosine", "linear")
 ANNEAL_TRIGGERS = ("step", "train_accuracy", "train_loss")
 PARAMETER_NOISES = ("none", "gaussian")
+MAX_STEPS = 2**31 - 1  # TrainState.step is int32
+MAX_EVALUATIONS = 1_000_000  # per member: the histories live in host memory
 
 
 class Hparams(NamedTuple):
@@ -631,6 +633,15 @@ class Config(Section):
         self.check_finite()
         self.one_of("loss", LOSSES)
         self.positive_int("steps")
+        if self.steps > MAX_STEPS:
+            self.fail("steps", f"at most {MAX_STEPS:,} (a member counts its steps in int32)")
+        n_evals = (self.steps // self.eval.every if self.eval.every else 0) + self.eval.log_points
+        if n_evals > MAX_EVALUATIONS:
+            self.eval.fail(
+                "every",
+                f"a cadence giving at most {MAX_EVALUATIONS:,} evaluations "
+                f"(steps={self.steps:,} would record {n_evals:,})",
+            )
         spec, task = self.data.spec, self.data.task
         if self.model.name == "transformer" and not spec.tokens:
             self.model.fail(

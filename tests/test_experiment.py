@@ -10,7 +10,7 @@ from grokjax.cli import main
 from grokjax.config import Hparams
 from grokjax.errors import ConfigError
 from grokjax.host.experiment import OUTPUT_FILES, run_ensemble
-from grokjax.host.live import read_live, run_state
+from grokjax.host.live import read_live, run_error, run_state
 
 HP = Hparams(learning_rate=3e-3, weight_decay=1.0)
 SMALL = ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64"]
@@ -33,7 +33,8 @@ def test_resumed_run_equals_uninterrupted(tmp_path, tiny_cfg):
             cfg, HP, [0, 1], tmp_path / "cut", progress=False, on_chunk=crash_after_second_chunk
         )
     assert not (tmp_path / "cut" / "summary.json").exists()
-    assert run_state(tmp_path / "cut") == "interrupted"
+    assert run_state(tmp_path / "cut") == "failed"  # an exception ended it (kill -9: interrupted)
+    assert run_error(tmp_path / "cut").startswith("Interrupt")
     assert read_live(tmp_path / "cut")[0].tolist() == [0, 10, 20, 30]  # two chunks streamed
     resumed = run_ensemble(cfg, HP, [0, 1], tmp_path / "cut", progress=False, resume=True)
     steps, live = read_live(tmp_path / "cut")

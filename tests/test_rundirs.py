@@ -298,3 +298,98 @@ def test_a_run_killed_on_one_device_resumes_on_two(tmp_path, seeds):
     assert got.step.tolist() == whole.step.tolist() and got.seed.tolist() == whole.seed.tolist()
     for column in ("train_loss", "test_acc", "weight_norm"):  # within float round-off
         np.testing.assert_allclose(got[column], whole[column], rtol=1e-3, atol=1e-4)
+
+
+# --- failures in one line, before compute where they can be known ---------------------
+
+LATE = {
+    "a budget beyond int32": (["--steps", "1000000000000"], "steps=1000000000000"),
+    "ten million evaluations": (["--steps", "100000000"], "eval.every=10"),
+    "a profile path that is a file": (["--profile", "{file}"], "is a file, not a directory"),
+    "distributed with no coordinator": (["--distributed"], "--distributed could not join"),
+}
+
+
+@pytest.mark.parametrize(("flags", "words"), LATE.values(), ids=LATE)
+def test_what_used_to_fail_late_is_refused_before_compute(tmp_path, capsys, flags, words):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    flags = [f.format(file=a_file) for f in flags]
+    out = tmp_path / "out"
+    assert main(["run", *flags, *SMALL, *QUIET, "--out", str(out)]) == 2
+    assert words in _one_error_line(capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_report_out_a_directory_writes_into_it(finished, tmp_path, capsys):
+    target = tmp_path / "reports"
+    target.mkdir()
+    assert main(["report", str(finished), "--out", str(target)]) == 0
+    assert (target / "report.html").is_file() and not (target / LOCK_FILE).exists()
+
+
+def test_a_run_that_dies_of_an_error_is_marked_failed_with_the_error(tmp_path):
+    from grokjax.host.live import run_error, run_state
+
+    _interrupted(tmp_path / "cut")  # raised Interrupt after its second chunk
+    assert run_state(tmp_path / "cut") == "failed"
+    assert run_error(tmp_path / "cut").startswith("Interrupt")
+    assert main(["run", "--out", str(tmp_path / "cut"), "--resume", *QUIET]) == 0
+    assert run_state(tmp_path / "cut") == "finished"
+
+
+FULL_DISK_RUN = """
+import sys
+from collections import namedtuple
+if sys.argv[2] == "hide the shortage":  # orbax itself meets the full disk
+    import grokjax.host.checkpoint as checkpoint
+    plenty = namedtuple("Usage", "total used free")(10**12, 0, 10**12)
+    checkpoint.shutil.disk_usage = lambda path: plenty
+from grokjax.cli import main
+args = ["run", "--steps", "200", "--seeds", "2", "--set", "modulus=31", "--set", "d_model=64",
+        "--set", "d_mlp=256", "--set", "eval.every=20", "--set", "eval.chunk_evals=2",
+        "--no-progress", "--no-report", "--out", sys.argv[1]]
+sys.exit(main(args + sys.argv[3:]))
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs (root only: where mount is refused the tests skip)."""
+    disk = tmp_path / "small"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(disk)])
+    if done.returncode != 0:
+        pytest.skip("mount -t tmpfs is refused here")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)])
+
+
+@pytest.mark.parametrize("how", ["seen before the write", "hide the shortage"])
+def test_a_full_disk_is_one_line_and_resume_continues_after(small_disk, tmp_path, how):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = small_disk / "run"
+    run = [sys.executable, "-c", FULL_DISK_RUN, str(out), how]
+    done = subprocess.run(run, env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    line = _one_error_line(done.stderr)  # no thread's traceback, no orbax log
+    assert "the disk is full" in line and "is the last intact one" in line, line
+    assert "--resume continues the run" in line
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and "disk is full" in status["error"]
+    subprocess.run(["mount", "-o", "remount,size=64M", str(small_disk)], check=True)
+    done = subprocess.run([*run[:4], "plenty", "--resume"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    whole = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_RUN, str(tmp_path / "whole"), "plenty"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / "metrics.parquet"),
+        pd.read_parquet(tmp_path / "whole" / "metrics.parquet"),
+    )

@@ -12,12 +12,19 @@ it skipped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import logging
 import math
 import os
 import re
+import shutil
+import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -25,6 +32,8 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from grokjax.errors import ConfigError
 
 
 def _default_mode() -> int:
@@ -48,19 +57,31 @@ def remove_temporaries(directory: Path) -> list[Path]:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half."""
+    """Write `data` to `path` so that readers see the old file or the new one, never half;
+    an error names `path`, not the temporary."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with _naming(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _default_mode())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
+        with _naming(path):
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, _default_mode())  # mkstemp makes 0600; give the usual permissions
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def _naming(path: Path):
+    """An OSError of an atomic write names the file being written, not its temporary."""
+    try:
+        yield
+    except OSError as err:
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
 
 
 def json_safe(obj: Any) -> Any:
@@ -108,14 +129,16 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 def atomic_write_with(path: Path, writer) -> None:
     """Call `writer(tmp_path)` and move the finished file into place."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
-    )
+    with _naming(path):
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+        )
     os.close(fd)
     try:
-        writer(tmp)
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
+        with _naming(path):
+            writer(tmp)
+            os.chmod(tmp, _default_mode())
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -184,6 +207,31 @@ def restore_by_paths(saved: Any, template: Any, upgrade: Upgrade | None = None) 
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+class DiskFull(ConfigError):
+    """No room on the disk for a checkpoint: the message says which is the last intact one
+    and how to continue."""
+
+
+@contextlib.contextmanager
+def _quiet():
+    """orbax's background threads log their failures (and tracebacks) to stderr; a
+    failure reaches the caller as one exception instead."""
+    logger = logging.getLogger("absl")
+    level, hook, stderr = logger.level, threading.excepthook, sys.stderr
+    logger.setLevel(logging.CRITICAL)
+    threading.excepthook = lambda args: None
+    sys.stderr = io.StringIO()  # tensorstore's callbacks print through it
+    try:
+        yield
+    except BaseException:
+        time.sleep(1.0)  # the failed save's threads wind down (and print) meanwhile
+        raise
+    finally:
+        logger.setLevel(level)
+        threading.excepthook = hook
+        sys.stderr = stderr
+
+
 class Resumable(NamedTuple):
     """Where an accepted checkpoint resumes: the first chunk to run, and the template
     (shapes) to restore it with."""
@@ -224,13 +272,45 @@ class ChunkCheckpointer:
 
     def save(self, chunk: int, item: dict, meta: dict | None = None) -> None:
         """Save `item` as checkpoint `chunk`, then its manifest: the files' checksums and
-        `meta` (what the checkpoint belongs to and covers, for `restore_latest`)."""
-        self._manager.save(chunk, args=ocp.args.StandardSave(to_saveable(item)))
-        self._manager.wait_until_finished()
+        `meta` (what the checkpoint belongs to and covers, for `restore_latest`).
+
+        A disk without room for it raises `DiskFull` before orbax writes (or when orbax
+        fails for lack of space), naming the last intact checkpoint; orbax's threads
+        report nothing of it on stderr.
+        """
+        saveable = to_saveable(item)
+        held = sum(
+            x.nbytes if hasattr(x, "nbytes") else np.asarray(x).nbytes
+            for x in jax.tree.leaves(saveable)
+        )
+        need = int(1.5 * held) + 2**20  # a global array's nbytes: without fetching it
+        free = shutil.disk_usage(self.directory).free
+        if free < need:
+            raise DiskFull(self._full(chunk, free, need))
+        try:
+            with _quiet():
+                self._manager.save(chunk, args=ocp.args.StandardSave(saveable))
+                self._manager.wait_until_finished()
+        except Exception as err:
+            text = str(err)
+            if "No space left" in text or "RESOURCE_EXHAUSTED" in text:
+                shutil.rmtree(self.directory / f"{chunk}.orbax-checkpoint-tmp", ignore_errors=True)
+                free = shutil.disk_usage(self.directory).free
+                raise DiskFull(self._full(chunk, free, need)) from None
+            raise
         if jax.process_index() == 0:
             step_dir = self.directory / str(chunk)
             manifest = {"sha256": _checksums(step_dir), "meta": meta or {}}
             atomic_write_json(step_dir / MANIFEST, manifest)
+
+    def _full(self, chunk: int, free: int, need: int) -> str:
+        intact = [c for c in self.steps() if (self.directory / str(c) / MANIFEST).is_file()]
+        last = f"checkpoint {intact[-1]} is the last intact one" if intact else "no checkpoint yet"
+        return (
+            f"out={str(self.directory.parent)!r}: the disk is full ({free / 1e6:.1f} MB free; "
+            f"checkpoint {chunk} needs about {need / 1e6:.1f} MB); {last}: free some space, "
+            "then --resume continues the run"
+        )
 
     def meta(self, chunk: int) -> dict:
         """The `meta` checkpoint `chunk` was saved with ({} for one saved without)."""

@@ -169,7 +169,17 @@ def hardware(
         raise ConfigError(f"{', '.join(given)} {verb} not allowed without --distributed")
     out = dict(devices=parse_devices(devices), member_batch=parse_member_batch(member_batch))
     if distributed:
-        jax.distributed.initialize(
-            coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
-        )
+        try:
+            jax.distributed.initialize(
+                coordinator_address=coordinator,
+                num_processes=num_processes,
+                process_id=process_id,
+            )
+        except (ValueError, RuntimeError) as err:  # no coordinator given or found
+            first = " ".join(str(err).split())[:200]
+            raise ConfigError(
+                f"--distributed could not join the other processes ({first}): give "
+                "--coordinator HOST:PORT, --num-processes and --process-id, or run under "
+                "a cluster that JAX detects (Slurm, Open MPI, Cloud TPU)"
+            ) from None
     return out

@@ -59,7 +59,7 @@ from grokjax.host.devices import (
     to_host,
 )
 from grokjax.host.live import LiveStream
-from grokjax.host.loop import Progress, run_chunks
+from grokjax.host.loop import Progress, check_profile_dir, run_chunks
 from grokjax.host.rundir import (
     check_out_dir,
     first_difference,
@@ -274,6 +274,7 @@ def run_ensemble(
         raise ConfigError(
             f"seeds={seeds} is not allowed: members with the same hparams need distinct seeds"
         )
+    check_profile_dir(profile_dir)
     mesh = member_mesh(devices)
     run_seeds, run_hp = seeds, hp
     if mesh is not None:
@@ -420,9 +421,9 @@ def run_ensemble(
                 meta=meta,
                 accept=accept,
             )
-        except BaseException:
+        except BaseException as error:
             for sink in sinks:
-                sink.interrupted()
+                sink.interrupted(error)
             raise
         bar.close()
         if bar.enabled:

@@ -30,7 +30,7 @@ from grokjax.host.checkpoint import atomic_write_bytes, atomic_write_json, json_
 LIVE_FILE = "live.jsonl"
 STATUS_FILE = "status.json"
 STALE_S = 6 * 3600.0  # a "running" status not updated for this long on another host
-STATES = ("running", "finished", "interrupted", "diverged")
+STATES = ("running", "finished", "interrupted", "diverged", "failed")
 
 
 def _line(lo: int, steps_E: np.ndarray, metrics: Mapping[str, np.ndarray]) -> bytes:
@@ -82,11 +82,19 @@ class LiveStream:
         self.status["evaluations"] = int(hi)
         self._write_status()
 
-    def interrupted(self) -> None:
-        """Mark the run interrupted (the job raised or was stopped): what it finished is in
-        its checkpoints and stream; `resume=True` continues it."""
-        self.status["state"] = "interrupted"
-        self._write_status()
+    def interrupted(self, error: BaseException | None = None) -> None:
+        """Mark the run interrupted (stopped) or, when `error` ended it, failed with the
+        error's one line: what it finished is in its checkpoints and stream, and
+        `resume=True` continues it. Best effort: a full disk must not hide the error."""
+        failed = error is not None and not isinstance(error, KeyboardInterrupt)
+        self.status["state"] = "failed" if failed else "interrupted"
+        if failed:
+            text = " ".join(str(error).split())[:500]
+            self.status["error"] = f"{type(error).__name__}: {text}"
+        try:
+            self._write_status()
+        except OSError:
+            pass
 
     def finish(self, diverged_members: Sequence[int]) -> None:
         self.status["state"] = "finished"
@@ -140,7 +148,8 @@ def run_state(run_dir: Path) -> str:
 
     finished: summary.json written (or status says so), no member diverged; diverged:
     finished with at least one diverged member; running: status "running" and its
-    process alive; interrupted: otherwise (a checkpoint or a stream but no writer).
+    process alive; failed: the run ended on an error (status.json's "error" says which);
+    interrupted: otherwise (a checkpoint or a stream but no writer).
     """
     run_dir = Path(run_dir)
     try:
@@ -154,6 +163,8 @@ def run_state(run_dir: Path) -> str:
         if diverged is None:
             diverged = _summary_diverged(run_dir)
         return "diverged" if diverged else "finished"
+    if status.get("state") == "failed":
+        return "failed"
     if status.get("state") == "running":
         pid, host = status.get("pid"), status.get("host")
         if host == socket.gethostname() and isinstance(pid, int):
@@ -161,6 +172,15 @@ def run_state(run_dir: Path) -> str:
         fresh = time.time() - float(status.get("updated", 0.0)) < STALE_S
         return "running" if fresh else "interrupted"
     return "interrupted"
+
+
+def run_error(run_dir: Path) -> str:
+    """The error a failed run ended on, as its status.json records it ('' if none)."""
+    try:
+        status = json.loads((Path(run_dir) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return ""
+    return str(status.get("error", "")) if isinstance(status, dict) else ""
 
 
 def _summary_diverged(run_dir: Path) -> list[int]:

@@ -20,6 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from grokjax.errors import ConfigError
 from grokjax.host.checkpoint import Accept, ChunkCheckpointer, Upgrade, resume_point
 
 
@@ -83,6 +84,20 @@ class Progress:
             self.bar.close()
 
 
+def check_profile_dir(profile_dir: str | os.PathLike | None) -> None:
+    """Refuse, before any compute, a profile directory that is a file or cannot be made."""
+    if profile_dir is None:
+        return
+    path = Path(profile_dir)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"profile={str(path)!r} is not allowed: it is a file, not a directory")
+    parent = path if path.exists() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"profile={str(path)!r} is not allowed: {parent} is not writable")
+
+
 def run_chunks(
     chunk: Callable[[int, Any], Any],
     carry: Any,
@@ -125,6 +140,7 @@ def run_chunks(
     Returns:
         (the final carry, the number of chunks run now).
     """
+    check_profile_dir(profile_dir)
     checkpointer = ChunkCheckpointer(Path(out_dir) / "checkpoints")
     start = 0
     if resume:

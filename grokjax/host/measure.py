@@ -25,7 +25,7 @@ import numpy as np
 from grokjax.config import override
 from grokjax.errors import ConfigError
 from grokjax.host.checkpoint import atomic_write_json, atomic_write_with, json_safe, read_json
-from grokjax.host.loop import Progress, run_chunks
+from grokjax.host.loop import Progress, check_profile_dir, run_chunks
 from grokjax.host.rundir import check_out_dir, holding, prepare_out_dir
 from grokjax.landscape import (
     LandscapeConfig,
@@ -80,6 +80,7 @@ def run_landscape(
     Returns {"entropy", "histogram", "x", "y", "convergence", "positions", "files"}.
     """
     out_dir = Path(out_dir)
+    check_profile_dir(profile_dir)
     # The samplers first: the user's data and model are checked before the directory.
     built = [make_landscape_sampler(lcfg, g) for g in lcfg.window_grids()]
     check_out_dir(out_dir, resume, overwrite, settings="landscape.json")

@@ -89,5 +89,9 @@ class TensorBoardStream:
         for writer in self.writers or []:
             writer.close()
 
-    def interrupted(self) -> None:
-        self.finish()
+    def interrupted(self, error: BaseException | None = None) -> None:
+        del error
+        try:
+            self.finish()
+        except OSError:
+            pass

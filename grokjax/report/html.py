@@ -15,6 +15,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from grokjax.host.checkpoint import atomic_write_bytes
+from grokjax.host.live import run_error
 from grokjax.host.lock import DirLock
 from grokjax.report.items import VIEWS
 from grokjax.report.rundata import RunData, RunDataError, kind_of, load_run
@@ -26,6 +27,7 @@ body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px
 h1 { font-size: 1.4em; } .state { padding: 0.1em 0.5em; border-radius: 0.3em; color: white; }
 .running { background: #1f77b4; } .finished { background: #2ca02c; }
 .interrupted { background: #ff7f0e; } .diverged { background: #d62728; }
+.failed { background: #7f7f7f; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 td:first-child, th:first-child { text-align: left; } caption { text-align: left; color: #555; }
@@ -48,6 +50,7 @@ def run_facts(data: RunData) -> list[tuple[str, str]]:
         ("optimizer", str(optim.get("name", "?"))),
         ("task", str(task.get("task", "?"))),
         ("state", data.state),
+        *([("error", run_error(data.run_dir))] if data.state == "failed" else []),
     ]
 
 
