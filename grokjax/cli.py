@@ -22,7 +22,11 @@ DISTRIBUTED = (
     ("--process-id", int, "this process, 0..n-1"),
 )
 ARGUMENTS = [  # (commands, flag, argparse keywords)
-    (("compare",), "--preset", dict(dest="presets", action="append", required=True)),
+    (
+        ("compare",),
+        "--preset",
+        dict(dest="presets", action="append", required=True, help="a run preset (twice or more)"),
+    ),
     (("compare",), "--same-lr", dict(action="store_true", help="all at the first's lr")),
     (JOBS, "--set", dict(dest="assignments", **LIST, help="path=value (optim.wand.force_cap=1)")),
     (JOBS, "--steps", dict(type=int, help="shorthand for --set steps=N")),
@@ -54,7 +58,11 @@ ARGUMENTS = [  # (commands, flag, argparse keywords)
     ),
     (JOBS, "--no-report", dict(action="store_true", help="no report.html at the end")),
     (("run",), "--tensorboard", dict(action="store_true", help="event files, one per member")),
-    (("landscape",), "--trajectory", dict(**LIST, metavar="NAME=RUN_DIR")),
+    (
+        ("landscape",),
+        "--trajectory",
+        dict(**LIST, metavar="NAME=RUN_DIR", help="overlay a run's path (repeatable)"),
+    ),
     (("sweep",), "--grid", dict(**LIST, metavar="FIELD=V1,V2,...", help="an axis")),
     (("sweep",), "--axes", dict(help="X,Y: the two axes of the phase diagram")),
     (("sweep",), "--group", dict(help="the axis whose cells get one survival curve each")),
@@ -100,7 +108,8 @@ def _job(args) -> dict:
     out = args.out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     steps = [] if args.steps is None else [f"steps={args.steps}"]
     job = dict(settings=[*args.assignments, *steps], out_dir=Path(out), resume=args.resume)
-    job.update(overwrite=args.overwrite, progress=not args.no_progress)
+    # The bar draws only on a terminal: piped or logged output stays clean.
+    job.update(overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty())
     return {**job, **({"profile_dir": args.profile} if "profile" in args else {})}
 
 

@@ -15,6 +15,7 @@ Figure and, given a path, also writes it there as PNG (atomically).
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -54,7 +55,9 @@ def figure(**kwargs) -> Figure:
 def save_png(fig: Figure, path: Path, dpi: int = 120) -> Path:
     """Write `fig` to `path` as PNG, atomically; return the path."""
     path = Path(path)
-    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+    # "tight": a long legend or title grows the canvas instead of being cut off
+    save = lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")  # noqa: E731
+    atomic_write_with(path, save)
     return path
 
 
@@ -74,7 +77,9 @@ def _format_value(value: Any) -> str:
         return str(bool(value))
     if isinstance(value, (float, np.floating)):
         short = f"{float(value):g}"
-        return short if float(short) == float(value) else repr(float(value))
+        if float(short) == float(value) or np.float32(short) == np.float32(value):
+            return short  # a float32 sweep value (0.0010000000474974513) reads as 0.001
+        return repr(float(value))
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (list, tuple)):
@@ -334,7 +339,7 @@ def comparison_figure(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(textwrap.fill(title, 120), fontsize=10)
     fig.tight_layout()
     return _finish(fig, path)
 

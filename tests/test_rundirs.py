@@ -393,3 +393,61 @@ def test_a_full_disk_is_one_line_and_resume_continues_after(small_disk, tmp_path
         pd.read_parquet(out / "metrics.parquet"),
         pd.read_parquet(tmp_path / "whole" / "metrics.parquet"),
     )
+
+
+# --- the rough edges a new user met ---------------------------------------------------
+
+
+def test_sweep_tables_say_censored_and_write_swept_numbers_as_set(tmp_path):
+    from grokjax.config import Config, Hparams
+    from grokjax.host.sweep import run_sweep
+
+    cfg = Config(modulus=11, d_model=32, d_mlp=64, steps=10, eval_every=5)
+    axes = {"learning_rate": [1e-3, 3e-3]}
+    result = run_sweep(cfg, Hparams(), axes, 1, tmp_path / "sweep", progress=False)
+    text = result.text()
+    assert "censored" in text and "None" not in text and "NaN" not in text
+    cells = (tmp_path / "sweep" / "cells.csv").read_text()
+    assert "0.001," in cells and "0.003," in cells and "0.0010000000" not in cells
+
+
+def test_titles_and_tables_write_numbers_short():
+    from grokjax.plots import describe_run
+
+    title = describe_run("default", {"learning_rate": np.float32(1e-3), "weight_decay": 0.1})
+    assert title == "default (learning_rate=0.001, weight_decay=0.1)"
+
+
+def test_the_run_table_gives_four_significant_digits(finished, capsys):
+    import re
+
+    assert main([*RUN, "--out", str(finished.parent / "again")]) == 0
+    table = capsys.readouterr().out.split("\n\nwrote")[0]
+    decimals = re.findall(r"\d+\.\d+", table)
+    assert decimals and all(len(d.replace(".", "").lstrip("0")) <= 4 for d in decimals), decimals
+
+
+def test_landscape_steps_bring_their_chunk_or_the_rule():
+    from grokjax.errors import ConfigError
+    from grokjax.host.measure import _chunked
+    from grokjax.presets import get_preset
+
+    preset = get_preset("landscape-cpu", "landscape").config  # chunks of 20,000
+    assert (preset.chunk_steps, preset.record_every, preset.average_every) == (20000, 500, 10000)
+    assert _chunked(preset, ["steps=40000"]) == ["steps=40000"]
+    assert _chunked(preset, ["steps=30000"]) == ["steps=30000", "chunk_steps=10000"]
+    with pytest.raises(ConfigError, match="a multiple of 10000"):
+        _chunked(preset, ["steps=12345"])
+
+
+def test_every_option_has_help_and_no_bar_is_drawn_off_a_terminal(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    assert "a run preset (twice or more)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["landscape", "--help"])
+    assert "overlay a run's path" in capsys.readouterr().out
+    args = ["run", "--steps", "20", "--seeds", "1", *SMALL, "--no-report"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0  # no --no-progress
+    err = capsys.readouterr().err
+    assert "step/s" not in err and "%|" not in err  # stderr is no terminal here

@@ -15,6 +15,7 @@ Outputs in the run directory:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grokjax.config import override
+from grokjax.config import override, parse_value, split_assignment
 from grokjax.errors import ConfigError
 from grokjax.host.checkpoint import atomic_write_json, atomic_write_with, json_safe, read_json
 from grokjax.host.loop import Progress, check_profile_dir, run_chunks
@@ -173,6 +174,31 @@ def run_landscape(
         return {**arrays, "convergence": rows, "positions": positions, "files": files}
 
 
+def _chunked(preset: LandscapeConfig, settings: list[str]) -> list[str]:
+    """`settings` with `chunk_steps` following a `steps` that the preset's chunk does not
+    divide: the largest chunk up to the preset's that divides the steps and keeps
+    `record_every` and `average_every`; refused with that rule when there is none."""
+    fields = dict(split_assignment(item) for item in settings)
+    if "steps" not in fields or "chunk_steps" in fields:
+        return settings
+    steps = parse_value("steps", fields["steps"], "int")
+    record = int(parse_value("record_every", fields.get("record_every", "0"), "int"))
+    average = int(parse_value("average_every", fields.get("average_every", "0"), "int"))
+    record, average = record or preset.record_every, average or preset.average_every
+    unit = math.lcm(record, average) if record > 0 and average > 0 else 0
+    if not isinstance(steps, int) or steps < 1 or unit == 0 or steps % preset.chunk_steps == 0:
+        return settings  # the config's own checks speak
+    top = min(preset.chunk_steps, steps) // unit * unit
+    for chunk in range(top, 0, -unit):
+        if steps % chunk == 0:
+            return [*settings, f"chunk_steps={chunk}"]
+    raise ConfigError(
+        f"steps={steps} is not allowed: a multiple of {unit} (record_every={record} and "
+        f"average_every={average}), so that a chunk of at most chunk_steps="
+        f"{preset.chunk_steps} divides it; or set chunk_steps and those yourself"
+    )
+
+
 def measure_preset(
     name: str,
     trajectories: Sequence[str] = (),
@@ -185,7 +211,8 @@ def measure_preset(
     fields, or its network's as `model.<path>`), analyse it with the `NAME=RUN_DIR`
     `trajectories` overlaid, and say what was found and written. `options` go to
     `grokjax.landscape.run_landscape`."""
-    lcfg = override(get_preset(name, "landscape").config, list(settings))
+    preset = get_preset(name, "landscape").config
+    lcfg = override(preset, _chunked(preset, list(settings)))
     runs = {}
     for item in trajectories:
         label, _, run_dir = item.partition("=")

@@ -91,8 +91,12 @@ class SweepResult(NamedTuple):
         shown = [*self.axes, "phase", "generalisation_step_median"]
         shown += ["generalisation_step_censored", "grokking_delay_median"]
         shown += ["grokking_area_median", "grokking_area_censored", "diverged", "seeds"]
+        table = self.cells[shown].copy()
+        for column in shown:
+            if column.endswith("_median"):  # a median that falls on a censored seed
+                table[column] = ["censored" if pd.isna(v) else f"{v:.4g}" for v in table[column]]
         with pd.option_context("display.width", 160, "display.max_rows", 500):
-            table = self.cells[shown].to_string(index=False)
+            table = table.to_string(index=False)
         return f"{table}\n\nwrote {self.out_dir}/: {', '.join(self.files)}"
 
 
@@ -236,6 +240,8 @@ def run_sweep(
             )
             for name, value in cell.items():  # text, so mixed values ('full', 512) fit a column
                 steps[name] = _label(name, value)
+            for name in numeric:  # float32 members' numbers as set: 0.001, not 0.0010000000474
+                steps[name] = [float(str(np.float32(v))) for v in steps[name]]
             frames.append(steps)
         seeds = pd.concat(frames, ignore_index=True)
         seeds = seeds[[*names, *(c for c in seeds.columns if c not in names)]]

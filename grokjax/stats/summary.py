@@ -307,7 +307,9 @@ def format_table(summary: Summary) -> str:
     def cell(v: Any) -> str:
         if v is None:
             return "censored"
-        return f"{v:.3f}" if isinstance(v, float) and not float(v).is_integer() else f"{v:g}"
+        if isinstance(v, float) and not float(v).is_integer():
+            return f"{v:.4g}"  # four significant digits, whatever the scale
+        return f"{v:g}"
 
     cols = ["seed", "memorisation_step", "generalisation_step", "grokking_delay"]
     cols += ["grokking_area", logtime.ratio_name(0.9)]
