@@ -425,7 +425,8 @@ def kaplan_meier_figure(
     ax.axhline(0.5, color="k", lw=0.8, ls=":")
     low = -0.02 - COINCIDENT_OFFSET * max(depth, default=0)
     ax.set(xlabel=xlabel, ylabel="fraction not yet reached", ylim=(low, 1.02), title=title)
-    ax.legend(fontsize=8)
+    # below the axes, inside the (tightly saved) figure: the curves stay visible
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     ax.grid(alpha=0.3)
     return _finish(fig, path)
 
