@@ -83,14 +83,16 @@ def test_a_report_into_a_directory_being_written_is_refused(held, capsys):
     assert f"process {proc.pid}" in _one_error_line(capsys.readouterr().err)
 
 
-def test_sweep_and_landscape_take_the_lock_too(held, capsys, tmp_path):
+def test_sweep_compare_and_landscape_take_the_lock_too(held, capsys, tmp_path):
     out, proc = held
     for args in (
         ["sweep", "--grid", "none", "--grid", "learning_rate=1e-3,3e-3", "--seeds", "1"],
-        ["landscape"],
+        ["landscape", "--resume"],
+        ["compare", "--preset", "default", "--preset", "mlp-add", *SMALL],
     ):
-        assert main([*args, "--out", str(out), "--resume", "--no-progress"]) == 2
+        assert main([*args, "--out", str(out), "--no-progress"]) == 2
         assert f"process {proc.pid}" in _one_error_line(capsys.readouterr().err)
+    assert not (out / "default").exists()  # the comparison wrote nothing
 
 
 def test_a_lock_left_by_a_killed_process_is_taken_over_with_a_message(held, capsys):
