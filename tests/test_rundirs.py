@@ -348,53 +348,60 @@ if sys.argv[2] == "hide the shortage":  # orbax itself meets the full disk
     plenty = namedtuple("Usage", "total used free")(10**12, 0, 10**12)
     checkpoint.shutil.disk_usage = lambda path: plenty
 from grokjax.cli import main
-args = ["run", "--steps", "200", "--seeds", "2", "--set", "modulus=31", "--set", "d_model=64",
-        "--set", "d_mlp=256", "--set", "eval.every=20", "--set", "eval.chunk_evals=2",
+args = ["run", "--steps", "120", "--seeds", "2", "--set", "modulus=23", "--set", "d_model=32",
+        "--set", "d_mlp=128", "--set", "eval.every=20", "--set", "eval.chunk_evals=2",
         "--no-progress", "--no-report", "--out", sys.argv[1]]
-sys.exit(main(args + sys.argv[3:]))
+sys.exit(main(args))
 """
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 3 MB tmpfs (root only: where mount is refused the tests skip)."""
+    """A 1 MB tmpfs, room for two checkpoints of the run below (root only: where mount
+    is refused the tests skip)."""
     disk = tmp_path / "small"
     disk.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(disk)])
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(disk)])
     if done.returncode != 0:
         pytest.skip("mount -t tmpfs is refused here")
     yield disk
     subprocess.run(["umount", "-l", str(disk)])
 
 
+FULL_DISK_ARGS = ["--steps", "120", "--seeds", "2", "--set", "modulus=23", "--set", "d_model=32"]
+FULL_DISK_ARGS += ["--set", "d_mlp=128", "--set", "eval.every=20", "--set", "eval.chunk_evals=2"]
+
+
+@pytest.fixture(scope="module")
+def full_disk_reference(tmp_path_factory):
+    """The uninterrupted run the full-disk runs resume to."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    assert main(["run", *FULL_DISK_ARGS, *QUIET, "--out", str(out)]) == 0
+    return pd.read_parquet(out / "metrics.parquet")
+
+
 @pytest.mark.parametrize("how", ["seen before the write", "hide the shortage"])
-def test_a_full_disk_is_one_line_and_resume_continues_after(small_disk, tmp_path, how):
+def test_a_full_disk_is_one_line_and_resume_continues_after(small_disk, full_disk_reference, how):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = small_disk / "run"
-    run = [sys.executable, "-c", FULL_DISK_RUN, str(out), how]
-    done = subprocess.run(run, env=env, capture_output=True, text=True)
-    assert done.returncode == 2
-    line = _one_error_line(done.stderr)  # no thread's traceback, no orbax log
-    assert "the disk is full" in line and "is the last intact one" in line, line
-    assert "--resume continues the run" in line
-    status = json.loads((out / "status.json").read_text())
-    assert status["state"] == "failed" and "disk is full" in status["error"]
-    subprocess.run(["mount", "-o", "remount,size=64M", str(small_disk)], check=True)
-    done = subprocess.run([*run[:4], "plenty", "--resume"], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    whole = subprocess.run(
-        [sys.executable, "-c", FULL_DISK_RUN, str(tmp_path / "whole"), "plenty"],
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_RUN, str(out), how],
         env=env,
         capture_output=True,
         text=True,
     )
-    assert whole.returncode == 0, whole.stderr[-2000:]
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(out / "metrics.parquet"),
-        pd.read_parquet(tmp_path / "whole" / "metrics.parquet"),
-    )
+    assert done.returncode == 2
+    line = _one_error_line(done.stderr)  # no thread's traceback, no orbax log
+    intact = "checkpoint 0" if how == "seen before the write" else "checkpoint 1"
+    assert "the disk is full" in line and f"{intact} is the last intact one" in line, line
+    assert "--resume continues the run" in line
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and "disk is full" in status["error"]
+    subprocess.run(["mount", "-o", "remount,size=64M", str(small_disk)], check=True)
+    assert main(["run", "--out", str(out), "--resume", *QUIET]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "metrics.parquet"), full_disk_reference)
 
 
 # --- the rough edges a new user met ---------------------------------------------------

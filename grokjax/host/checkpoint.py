@@ -283,7 +283,7 @@ class ChunkCheckpointer:
             x.nbytes if hasattr(x, "nbytes") else np.asarray(x).nbytes
             for x in jax.tree.leaves(saveable)
         )
-        need = int(1.5 * held) + 2**20  # a global array's nbytes: without fetching it
+        need = int(1.5 * held) + 2**18  # a global array's nbytes: without fetching it
         free = shutil.disk_usage(self.directory).free
         if free < need:
             raise DiskFull(self._full(chunk, free, need))
