@@ -13,6 +13,7 @@ it skipped.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import io
 import json
@@ -212,22 +213,39 @@ class DiskFull(ConfigError):
     and how to continue."""
 
 
+class _FailedSaveFilter(logging.Filter):
+    """Drops the log records of a failed checkpoint save that surface later (asyncio's
+    "exception was never retrieved" when orbax's futures are collected)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return ".orbax-checkpoint-tmp" not in record.getMessage()
+
+
+_NOISY = ("absl", "asyncio")
+
+
 @contextlib.contextmanager
 def _quiet():
     """orbax's background threads log their failures (and tracebacks) to stderr; a
     failure reaches the caller as one exception instead."""
-    logger = logging.getLogger("absl")
-    level, hook, stderr = logger.level, threading.excepthook, sys.stderr
-    logger.setLevel(logging.CRITICAL)
+    loggers = [logging.getLogger(name) for name in _NOISY]
+    levels, hook, stderr = [lg.level for lg in loggers], threading.excepthook, sys.stderr
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     threading.excepthook = lambda args: None
     sys.stderr = io.StringIO()  # tensorstore's callbacks print through it
     try:
         yield
     except BaseException:
         time.sleep(1.0)  # the failed save's threads wind down (and print) meanwhile
+        gc.collect()  # and its abandoned futures report here, not at exit
+        for logger in loggers:  # what still surfaces later is dropped
+            if not any(isinstance(f, _FailedSaveFilter) for f in logger.filters):
+                logger.addFilter(_FailedSaveFilter())
         raise
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
         threading.excepthook = hook
         sys.stderr = stderr
 
