@@ -35,18 +35,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-METRIC_NAMES = (
-    "train_loss",
-    "test_loss",
-    "ln_train_loss",
-    "train_acc",
-    "test_acc",
-    "smoothed_test_acc",
-    "weight_norm",
-    "last_layer_norm",
-    "saturated_fraction",
-)
-
 
 def cross_entropy(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
     """Mean softmax cross-entropy over the batch."""
@@ -180,30 +168,204 @@ def weight_norm(params) -> jax.Array:
     return optax.tree.norm(params)
 
 
+class Evaluation(NamedTuple):
+    """What a metric is computed from at an evaluation: the parameters, the network's
+    outputs on the full train and test sets, their labels and the run's `Objective`."""
+
+    params: Any
+    train_out: jax.Array
+    test_out: jax.Array
+    train_labels: jax.Array
+    test_labels: jax.Array
+    objective: Objective
+
+
+class Panel(NamedTuple):
+    """A figure of per-evaluation curves against step: its title, y-axis title, log y."""
+
+    title: str
+    y_title: str
+    log_y: bool = False
+
+
+class Metric(NamedTuple):
+    """One recorded metric: what it is (`doc`), the `panel` it is drawn in (None: not
+    drawn against step) with its curve's `label`, and `compute` (an `Evaluation` ->
+    scalar) for the metrics `evaluate` computes; the others are recorded by their
+    `source` ('ageing', 'progress', 'optimizer')."""
+
+    doc: str
+    panel: str | None
+    label: str
+    compute: Callable[[Evaluation], jax.Array] | None = None
+    source: str = "evaluate"
+
+
+# The figures of per-evaluation curves, in page order ("ageing" is drawn against lag).
+PANELS: dict[str, Panel] = {
+    "accuracy": Panel("accuracy", "accuracy"),
+    "loss": Panel("loss", "loss", log_y=True),
+    "norms": Panel("weight norms", "global L2 norm"),
+    "progress": Panel(
+        "Fourier progress measures: restricted and excluded loss", "cross-entropy", log_y=True
+    ),
+    "fourier": Panel("Fourier sparsity of the embedding and unembedding", "Gini / share"),
+    "ageing": Panel("ageing (seed median)", "MSD / overlap"),
+    "temperature": Panel("temperature and noise in force", "kT / sigma"),
+    "entropy": Panel("WanD's entropy estimate at the walker's ln L_train", "S"),
+}
+
+
+def _train_loss(e: Evaluation) -> jax.Array:
+    return e.objective.loss(e.train_out, e.train_labels)
+
+
+# Every metric a run can record, in column order. A new metric computed at evaluation is
+# one entry here; its name, parquet column, curve and README line follow from it.
+METRICS: dict[str, Metric] = {
+    "train_loss": Metric("loss on the full training set", "loss", "train", _train_loss),
+    "test_loss": Metric(
+        "loss on the test set",
+        "loss",
+        "test",
+        lambda e: e.objective.loss(e.test_out, e.test_labels),
+    ),
+    "ln_train_loss": Metric(
+        "ln of the training loss (the landscape's and WanD's x)",
+        None,
+        "ln L_train",
+        lambda e: jnp.log(_train_loss(e)),
+    ),
+    "train_acc": Metric(
+        "accuracy on the training set",
+        "accuracy",
+        "train",
+        lambda e: e.objective.accuracy(e.train_out, e.train_labels),
+    ),
+    "test_acc": Metric(
+        "accuracy on the test set",
+        "accuracy",
+        "test",
+        lambda e: e.objective.accuracy(e.test_out, e.test_labels),
+    ),
+    "smoothed_test_acc": Metric(
+        "the paper's smoothed test accuracy, mean sigmoid(s * margin)",
+        None,
+        "smoothed test",
+        lambda e: e.objective.smoothed_accuracy(e.test_out, e.test_labels),
+    ),
+    "weight_norm": Metric(
+        "global L2 norm of every parameter", "norms", "weight norm", lambda e: weight_norm(e.params)
+    ),
+    "last_layer_norm": Metric(
+        "L2 norm of the read-out layer (`unembed`)",
+        "norms",
+        "last-layer norm",
+        lambda e: last_layer_norm(e.params),
+    ),
+    "saturated_fraction": Metric(
+        "share of float32-saturated softmax outputs on the training set (NaN: regression)",
+        None,
+        "saturated",
+        lambda e: e.objective.saturated(e.train_out),
+    ),
+    "msd@<t_w>": Metric(
+        "mean-squared displacement of the parameters since waiting time t_w",
+        "ageing",
+        "MSD",
+        source="ageing",
+    ),
+    "overlap@<t_w>": Metric(
+        "cosine overlap of the parameters with those at waiting time t_w",
+        "ageing",
+        "overlap",
+        source="ageing",
+    ),
+    "key_frequency_share": Metric(
+        "share of the embedding's Fourier norm in its key frequencies",
+        "fourier",
+        "key-frequency share",
+        source="progress",
+    ),
+    "restricted_loss": Metric(
+        "loss of the logits kept to the key frequencies (all data)",
+        "progress",
+        "restricted loss (all data)",
+        source="progress",
+    ),
+    "excluded_loss": Metric(
+        "training loss of the logits without the key frequencies",
+        "progress",
+        "excluded loss (train)",
+        source="progress",
+    ),
+    "gini_embed": Metric(
+        "Gini coefficient of the embedding's Fourier components",
+        "fourier",
+        "Gini, embedding",
+        source="progress",
+    ),
+    "gini_unembed": Metric(
+        "Gini coefficient of the unembedding's Fourier components",
+        "fourier",
+        "Gini, unembedding",
+        source="progress",
+    ),
+    "kT_in_force": Metric(
+        "the temperature the next update uses (WanD, the blend, SGLD)",
+        "temperature",
+        "kT in force",
+        source="optimizer",
+    ),
+    "kinetic_kT": Metric(
+        "WanD's kinetic temperature, the mean of v^2 over every coordinate",
+        "temperature",
+        "kinetic kT <v^2>",
+        source="optimizer",
+    ),
+    "noise_in_force": Metric(
+        "the plain parameter noise's sigma on its schedule",
+        "temperature",
+        "noise sigma",
+        source="optimizer",
+    ),
+    "wand_entropy": Metric(
+        "WanD's entropy estimate S at the evaluated ln L_train",
+        "entropy",
+        "S(ln L_train)",
+        source="optimizer",
+    ),
+}
+
+# The metrics `evaluate` computes for every run, in column order.
+METRIC_NAMES = tuple(name for name, m in METRICS.items() if m.compute is not None)
+
+
+def metric_of(column: str) -> Metric | None:
+    """The table entry of a recorded column (`msd@500` is `msd@<t_w>`'s), or None."""
+    head, at, _ = column.partition("@")
+    return METRICS.get(f"{head}@<t_w>" if at else column)
+
+
 def evaluate(
     apply: Callable,
     params,
-    train_inputs: jax.Array,
-    train_labels: jax.Array,
-    test_inputs: jax.Array,
-    test_labels: jax.Array,
+    train_inputs,
+    train_labels,
+    test_inputs,
+    test_labels,
     objective: Objective,
 ) -> dict[str, jax.Array]:
     """Every metric of `METRIC_NAMES` on the full train and test sets, as scalars."""
-    train_out = apply(params, train_inputs)
-    test_out = apply(params, test_inputs)
-    train_loss = objective.loss(train_out, train_labels)
-    return {
-        "train_loss": train_loss,
-        "test_loss": objective.loss(test_out, test_labels),
-        "ln_train_loss": jnp.log(train_loss),
-        "train_acc": objective.accuracy(train_out, train_labels),
-        "test_acc": objective.accuracy(test_out, test_labels),
-        "smoothed_test_acc": objective.smoothed_accuracy(test_out, test_labels),
-        "weight_norm": weight_norm(params),
-        "last_layer_norm": last_layer_norm(params),
-        "saturated_fraction": objective.saturated(train_out),
-    }
+    e = Evaluation(
+        params,
+        apply(params, train_inputs),
+        apply(params, test_inputs),
+        train_labels,
+        test_labels,
+        objective,
+    )
+    return {name: METRICS[name].compute(e) for name in METRIC_NAMES}
 
 
 def leaves_named(params: Any, name: str, required: bool = True) -> list:
