@@ -29,7 +29,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from grokjax.host.checkpoint import atomic_write_with
+from grokjax.io import atomic_write_with
 
 # The landscape's equilibrium curve: a dark line in a light outline reads on every
 # colour of a colormap, from its darkest to its lightest.

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from grokjax import xla_flags as gj_flags
-from grokjax.host.checkpoint import atomic_write_json
 from grokjax.host.experiment import run_ensemble
+from grokjax.io import atomic_write_json
 from grokjax.plots import indicator_figure
 from grokjax.presets import get_preset
 from grokjax.stats.ageing import ageing_figure, ageing_index, relaxation_times

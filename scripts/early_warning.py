@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from grokjax import xla_flags as gj_flags
-from grokjax.host.checkpoint import atomic_write_bytes
 from grokjax.host.sweep import sweep_preset
 from grokjax.host.warn import markdown, warn
+from grokjax.io import atomic_write_bytes
 
 # (title, {sweep preset: directory under --out}, figure suffix, early step of the concordance)
 TASKS = [

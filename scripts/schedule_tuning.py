@@ -17,8 +17,8 @@ from pathlib import Path
 
 from grokjax import xla_flags as gj_flags
 from grokjax.config import override
-from grokjax.host.checkpoint import atomic_write_bytes
 from grokjax.host.experiment import run_ensemble
+from grokjax.io import atomic_write_bytes
 from grokjax.presets import get_preset
 from grokjax.stats.logtime import ratio_name
 

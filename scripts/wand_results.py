@@ -18,9 +18,9 @@ import numpy as np
 
 from grokjax import xla_flags as gj_flags
 from grokjax.config import override
-from grokjax.host.checkpoint import atomic_write_bytes
 from grokjax.host.compare import comparison_curves
 from grokjax.host.experiment import RunResult, run_ensemble
+from grokjax.io import atomic_write_bytes
 from grokjax.plots import comparison_figure
 from grokjax.presets import get_preset
 from grokjax.stats.summary import censored_stats, first_crossing

@@ -25,9 +25,9 @@ import numpy as np
 
 from grokjax.config import Config, EvalConfig, Hparams, apply_overrides
 from grokjax.errors import ConfigError
-from grokjax.host.checkpoint import atomic_write_json
 from grokjax.host.experiment import RunResult, run_ensemble
 from grokjax.host.rundir import check_out_dir, holding
+from grokjax.io import atomic_write_json
 from grokjax.plots import comparison_figure, describe_run
 from grokjax.presets import get_preset, preset_changes
 from grokjax.problem.checks import check_config

@@ -40,13 +40,7 @@ from grokjax.config import (
     validate_hparams,
 )
 from grokjax.errors import ConfigError
-from grokjax.host.checkpoint import (
-    Resumable,
-    atomic_write_json,
-    atomic_write_with,
-    json_safe,
-    read_json,
-)
+from grokjax.host.checkpoint import Resumable
 from grokjax.host.devices import (
     default_member_batch,
     drop_padding,
@@ -68,6 +62,7 @@ from grokjax.host.rundir import (
     prepare_out_dir,
 )
 from grokjax.host.tensorboard import TensorBoardStream
+from grokjax.io import atomic_write_json, atomic_write_with, json_safe, read_json
 from grokjax.optim.wand import legacy_wand_leaf
 from grokjax.plots import describe_run, ensemble_figures
 from grokjax.presets import preset_changes

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grokjax.host.checkpoint import atomic_write_bytes, atomic_write_json, json_safe
+from grokjax.io import atomic_write_bytes, atomic_write_json, json_safe
 
 LIVE_FILE = "live.jsonl"
 STATUS_FILE = "status.json"

@@ -25,9 +25,9 @@ import numpy as np
 
 from grokjax.config import override, parse_value, split_assignment
 from grokjax.errors import ConfigError
-from grokjax.host.checkpoint import atomic_write_json, atomic_write_with, json_safe, read_json
 from grokjax.host.loop import Progress, check_profile_dir, run_chunks
 from grokjax.host.rundir import check_out_dir, holding, prepare_out_dir
+from grokjax.io import atomic_write_json, atomic_write_with, json_safe, read_json
 from grokjax.landscape import (
     LandscapeConfig,
     combined,

@@ -18,8 +18,8 @@ import jax
 import numpy as np
 
 from grokjax.errors import ConfigError
-from grokjax.host.checkpoint import atomic_write_json, json_safe, read_json, remove_temporaries
 from grokjax.host.lock import LOCK_FILE, DirLock, busy, refusal
+from grokjax.io import atomic_write_json, json_safe, read_json, remove_temporaries
 
 
 def _writable(directory: Path) -> bool:

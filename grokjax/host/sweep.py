@@ -52,9 +52,9 @@ from grokjax.config import (
     validate_hparams,
 )
 from grokjax.errors import ConfigError
-from grokjax.host.checkpoint import atomic_write_with
 from grokjax.host.experiment import run_ensemble
 from grokjax.host.rundir import check_out_dir, holding, on_all_processes, prepare_out_dir
+from grokjax.io import atomic_write_with
 from grokjax.plots import describe_run
 from grokjax.presets import get_preset, preset_changes
 from grokjax.problem.checks import check_config

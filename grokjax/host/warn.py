@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from grokjax.errors import ConfigError
-from grokjax.host.checkpoint import atomic_write_with
+from grokjax.io import atomic_write_with
 from grokjax.stats import warning as W
 
 HPARAM_COLUMNS = ("learning_rate", "weight_decay", "noise_scale")

@@ -14,9 +14,9 @@ from pathlib import Path
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from grokjax.host.checkpoint import atomic_write_bytes
 from grokjax.host.live import run_error
 from grokjax.host.lock import DirLock
+from grokjax.io import atomic_write_bytes
 from grokjax.report.items import VIEWS
 from grokjax.report.rundata import RunData, RunDataError, kind_of, load_run
 from grokjax.report.views import run_figures, summary_table
