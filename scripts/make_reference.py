@@ -22,51 +22,84 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # document the checkout this script sits in
 REFERENCE = ROOT / "docs" / "reference.md"
 
 # The files of a run directory: (name, when it is there, what it holds). `always`: every
 # run writes it (tests/test_docs.py runs one and checks); otherwise the option that
 # asks for it.
 RUN_FILES: tuple[tuple[str, str, str], ...] = (
-    ("config.json", "always",
-     "the resolved config, hyperparameters per member, seeds, preset, jax version and "
-     "backend, and the topology (devices, processes, members and their padding, member "
-     "batch)"),
-    ("metrics.parquet", "always",
-     "one row per member and evaluation step: `member`, `seed`, the hyperparameters, "
-     "`step`, every metric of the table above, and `diverged`"),
-    ("summary.json", "always",
-     "per member: memorisation and generalisation steps, grokking delay, grokking area, "
-     "generalisation ratios, weight norm at generalisation, `diverged_step` and its reason, "
-     "final metrics (`null` = censored); per ensemble: n, censored count, median, quartiles, "
-     "range, diverged members"),
-    ("accuracy.png", "always", "train and test accuracy against step (log axis), seed median "
-     "with quartile and min-max bands"),
+    (
+        "config.json",
+        "always",
+        "the resolved config, hyperparameters per member, seeds, preset, jax version and "
+        "backend, and the topology (devices, processes, members and their padding, member "
+        "batch)",
+    ),
+    (
+        "metrics.parquet",
+        "always",
+        "one row per member and evaluation step: `member`, `seed`, the hyperparameters, "
+        "`step`, every metric of the table above, and `diverged`",
+    ),
+    (
+        "summary.json",
+        "always",
+        "per member: memorisation and generalisation steps, grokking delay, grokking area, "
+        "generalisation ratios, weight norm at generalisation, `diverged_step` and its reason, "
+        "final metrics (`null` = censored); per ensemble: n, censored count, median, quartiles, "
+        "range, diverged members",
+    ),
+    (
+        "accuracy.png",
+        "always",
+        "train and test accuracy against step (log axis), seed median "
+        "with quartile and min-max bands",
+    ),
     ("loss.png", "always", "train and test loss, the same way"),
     ("weight_norm.png", "always", "the weight norm, the same way"),
     ("live.jsonl", "always", "each chunk's evaluations as they come (what the dashboard follows)"),
-    ("status.json", "always",
-     "running / interrupted / failed (with the error) / finished / diverged"),
-    (".grokjax.lock", "always", "the lock of the process writing the directory: pid, host, command"),
-    ("checkpoints/", "always",
-     "orbax checkpoints of the ensemble state and the metrics so far, one per chunk, each "
-     "with a manifest of SHA-256 checksums, the digest of its run and the evaluations it covers"),
-    ("report.html", "`grokjax run` (not `--no-report`), `grokjax report`",
-     "the run's interactive views in one self-contained file"),
+    (
+        "status.json",
+        "always",
+        "running / interrupted / failed (with the error) / finished / diverged",
+    ),
+    (
+        ".grokjax.lock",
+        "always",
+        "the lock of the process writing the directory: pid, host, command",
+    ),
+    (
+        "checkpoints/",
+        "always",
+        "orbax checkpoints of the ensemble state and the metrics so far, one per chunk, each "
+        "with a manifest of SHA-256 checksums, the digest of its run and the evaluations it covers",
+    ),
+    (
+        "report.html",
+        "`grokjax run` (not `--no-report`), `grokjax report`",
+        "the run's interactive views in one self-contained file",
+    ),
     ("tensorboard/", "`--tensorboard`", "one TensorBoard event stream per member"),
 )
 
 # The files of the other commands' directories: (command, name, what it holds).
 OTHER_FILES: tuple[tuple[str, str, str], ...] = (
-    ("compare", "comparison.json",
-     "per-seed generalisation step, grokking delay, weight norms; censored medians"),
+    (
+        "compare",
+        "comparison.json",
+        "per-seed generalisation step, grokking delay, weight norms; censored medians",
+    ),
     ("compare", "comparison.png", "accuracies and weight norm against step, seed bands"),
     ("compare", "<preset>/", "one run directory per preset"),
     ("sweep", "sweep.json", "the sweep's settings (what `--resume` reads)"),
-    ("sweep", "cells.csv",
-     "per cell: censored medians and quartiles of the memorisation and generalisation "
-     "steps, grokking delay and area, generalisation ratios; censored counts; phase and "
-     "phase fractions"),
+    (
+        "sweep",
+        "cells.csv",
+        "per cell: censored medians and quartiles of the memorisation and generalisation "
+        "steps, grokking delay and area, generalisation ratios; censored counts; phase and "
+        "phase fractions",
+    ),
     ("sweep", "seeds.parquet", "the same per seed"),
     ("sweep", "phases.png", "the phase diagram over two axes"),
     ("sweep", "survival.png", "Kaplan-Meier curves of the generalisation step"),
@@ -74,10 +107,16 @@ OTHER_FILES: tuple[tuple[str, str, str], ...] = (
     ("landscape", "landscape.json", "the landscape's settings (what `--resume` reads)"),
     ("landscape", "landscape.npz", "S/kT, visit histogram, bin centres, per-walker estimates"),
     ("landscape", "trajectories.npz", "walker positions"),
-    ("landscape", "convergence.json", "per chunk: how much S, the walkers' spread and the "
-     "equilibrium curve moved"),
-    ("landscape", "analysis.json",
-     "equilibrium curve, entropy barrier, trajectory gaps, the convergence verdict"),
+    (
+        "landscape",
+        "convergence.json",
+        "per chunk: how much S, the walkers' spread and the equilibrium curve moved",
+    ),
+    (
+        "landscape",
+        "analysis.json",
+        "equilibrium curve, entropy barrier, trajectory gaps, the convergence verdict",
+    ),
     ("landscape", "landscape.png", "the heat map with the equilibrium curve"),
     ("warn", "summary.csv", "per indicator: lead, share warned, false alarms, concordance"),
     ("warn", "folds.csv", "the same per held-out seed"),
@@ -261,7 +300,9 @@ def presets_section() -> list[str]:
     ]
     for kind, table_ in registry.items():
         out += [f"### {kind.capitalize()} presets ({len(table_)})", ""]
-        out += table(("name", "description"), [(f"`{n}`", p.description) for n, p in table_.items()])
+        out += table(
+            ("name", "description"), [(f"`{n}`", p.description) for n, p in table_.items()]
+        )
         out += [""]
     return out
 
@@ -301,8 +342,10 @@ def files_section() -> list[str]:
         "The other commands' directories:",
         "",
     ]
-    out += table(("command", "file", "contents"), [(f"`grokjax {c}`", f"`{n}`", t)
-                                                    for c, n, t in OTHER_FILES])
+    out += table(
+        ("command", "file", "contents"),
+        [(f"`grokjax {c}`", f"`{n}`", t) for c, n, t in OTHER_FILES],
+    )
     return out + [""]
 
 
