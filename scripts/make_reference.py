@@ -57,7 +57,7 @@ RUN_FILES: tuple[tuple[str, str, str], ...] = (
         "with quartile and min-max bands",
     ),
     ("loss.png", "always", "train and test loss, the same way"),
-    ("weight_norm.png", "always", "the weight norm, the same way"),
+    ("weight_norm.png", "always", "the weight and last-layer norms, the same way"),
     ("live.jsonl", "always", "each chunk's evaluations as they come (what the dashboard follows)"),
     (
         "status.json",
