@@ -16,19 +16,35 @@ Figure and, given a path, also writes it there as PNG (atomically).
 from __future__ import annotations
 
 import textwrap
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib import patheffects
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from grokjax import figures
+from grokjax.figures import (
+    BAND_ALPHA,
+    BAND_NAMES,
+    LINE_DASHES,
+    PALETTE,
+    FigureSpec,
+    ageing_spec,
+    comparison_spec,
+    ensemble_panel,
+    ensemble_title,
+    finite_range,
+    log_floor,  # noqa: F401  (where loss_figure draws 0)
+    log_ticks,
+    number_text,
+    y_extent,
+)
 from grokjax.io import atomic_write_with
 
 # The landscape's equilibrium curve: a dark line in a light outline reads on every
@@ -59,11 +75,6 @@ def save_png(fig: Figure, path: Path, dpi: int = 120) -> Path:
     save = lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")  # noqa: E731
     atomic_write_with(path, save)
     return path
-
-
-def colour_cycle() -> list[str]:
-    """The colours of matplotlib's current property cycle."""
-    return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _finish(fig: Figure, path: Path | str | None, dpi: int = 120) -> Figure:
@@ -104,64 +115,72 @@ def describe_run(preset: str | None, changes: Mapping[str, Any]) -> str:
     return preset or fields
 
 
+# Drawing a FigureSpec.
+
+
+def _log_ticks(axis, low: float, high: float) -> None:
+    """1-2-5 major ticks labelled as numbers (20, 500, 1e-4), minor ticks unlabelled."""
+    ticks = log_ticks(low, high)
+    axis.set_ticks(ticks, [number_text(t) for t in ticks])
+    axis.set_minor_formatter(NullFormatter())
+
+
+def to_matplotlib(spec: FigureSpec, path: Path | str | None = None, width: float = 7) -> Figure:
+    """Draw `spec`'s panels side by side (x shared between log-step panels; hidden
+    lines, the interactive view's seeds, left out); write PNG to `path` if given."""
+    n = max(len(spec.panels), 1)
+    fig = figure(figsize=(width if n == 1 else 5 * n, 4.2 + 0.3 * bool(spec.title)))
+    shared = n > 1 and all(p.log_x for p in spec.panels)
+    axes = np.atleast_1d(fig.subplots(1, n, sharex=shared))
+    for ax, p in zip(axes, spec.panels, strict=False):
+        for b in p.bands:
+            ax.fill_between(b.x, b.low, b.high, color=b.colour, alpha=BAND_ALPHA[b.kind], lw=0)
+        for ln in (ln for ln in p.lines if not ln.hidden):
+            style = dict(ls="none", marker=ln.marker, ms=5) if ln.marker else {}
+            style = style or dict(ls=LINE_DASHES[ln.dash], lw=1.6)
+            ax.plot(ln.x, ln.y, color=ln.colour, label=ln.label, **style)
+        for k, step in enumerate(p.marks):
+            label = p.mark_label if k == 0 else None
+            ax.axvline(step, color="k", lw=0.8, ls=":", alpha=0.7, label=label)
+        x_range = p.x_range or finite_range(*[ln.x for ln in p.lines], positive=p.log_x)
+        if p.log_x and x_range:
+            ax.set_xscale("log")
+            _log_ticks(ax.xaxis, *x_range)
+        if x_range and x_range[0] < x_range[1]:
+            ax.set_xlim(*x_range)
+        y_range = y_extent(p, positive=p.log_y)
+        if p.log_y and y_range:
+            ax.set_yscale("log")
+            _log_ticks(ax.yaxis, *y_range)
+            if y_range[0] < y_range[1]:
+                ax.set_ylim(*y_range)
+        else:
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: number_text(v)))
+        if p.y_range:
+            ax.set_ylim(*p.y_range)
+        if p.note:
+            ax.text(0.98, 0.03, p.note, transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
+        handles, _ = ax.get_legend_handles_labels()
+        kinds = [k for k in BAND_NAMES if any(b.kind == k for b in p.bands)]
+        grey = [Patch(color="0.35", alpha=BAND_ALPHA[k], label=BAND_NAMES[k]) for k in kinds]
+        if handles or grey:
+            ax.legend(handles=handles + grey, fontsize=8)
+        ax.set(xlabel=p.x_title, ylabel=p.y_title, title=p.title)
+        ax.grid(alpha=0.3)
+    if spec.title:
+        fig.suptitle(textwrap.fill(spec.title, 120), fontsize=10)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 # Ensemble figures: median over members with quartile and min-max bands.
 
-
-def _band(ax, steps_E, values_ME, color, label):
-    """Median line, quartile band and min-max band over members; NaN (a member that
-    diverged, or no value) is left out, and a step where no member has a value stays empty."""
-    values_ME = np.where(np.isfinite(values_ME), values_ME, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN: no band
-        q_lo, q_med, q_hi = np.nanquantile(values_ME, [0.25, 0.5, 0.75], axis=0)
-        low, high = np.nanmin(values_ME, 0), np.nanmax(values_ME, 0)
-    ax.fill_between(steps_E, low, high, color=color, alpha=0.12, lw=0)
-    ax.fill_between(steps_E, q_lo, q_hi, color=color, alpha=0.3, lw=0)
-    ax.plot(steps_E, q_med, color=color, lw=1.6, label=label)
+# The PNGs a run writes: file -> panel of `grokjax.problem.metrics.PANELS`.
+ENSEMBLE_PNGS = {"accuracy.png": "accuracy", "loss.png": "loss", "weight_norm.png": "norms"}
 
 
-def _log_y_if_positive(ax, *values) -> None:
-    """A log y axis when there is positive data to put on it (a run whose members all
-    diverged at once may have none)."""
-    if any(np.any(np.isfinite(v) & (v > 0)) for v in values):
-        ax.set_yscale("log")
-
-
-def log_floor(*values) -> float:
-    """Where a log axis draws values <= 0: the smallest positive finite value among
-    `values` (the lowest value on the axis anyway), or float32's smallest normal number
-    when none is positive."""
-    arrays = [np.asarray(v, dtype=float).ravel() for v in values]
-    positive = np.concatenate([a[np.isfinite(a) & (a > 0)] for a in arrays] or [np.zeros(0)])
-    return float(positive.min()) if positive.size else float(np.finfo(np.float32).tiny)
-
-
-def _frame(ax, steps, diverged_steps, *values) -> None:
-    """The step range on the x axis whatever is drawn, dotted lines where members
-    diverged, and a word when no member has a finite value left to draw."""
-    if steps.size > 1:
-        ax.set_xlim(steps.min(), steps.max())
-    for k, step in enumerate(sorted(diverged_steps)):
-        label = f"a member diverged ({len(diverged_steps)} in all)" if k == 0 else None
-        ax.axvline(max(step, 1), color="k", lw=0.8, ls=":", alpha=0.7, label=label)
-    if not any(np.isfinite(v).any() for v in values):
-        ax.text(
-            0.5,
-            0.5,
-            "no finite values: every member diverged",
-            transform=ax.transAxes,
-            ha="center",
-            va="center",
-        )
-
-
-def _ensemble_title(histories: Mapping[str, np.ndarray], title: str) -> str:
-    n = next(iter(histories.values())).shape[0]
-    stats = f"{n} seeds: median, quartiles, range"
-    return f"{title} ({stats})" if title else stats
-
-
-def accuracy_figure(
+def panel_figure(
+    panel: str,
     histories: Mapping[str, np.ndarray],
     steps_E: np.ndarray,
     title: str,
@@ -169,102 +188,31 @@ def accuracy_figure(
     path: Path | str | None = None,
     note: str = "",
 ) -> Figure:
-    """Train, test and smoothed test accuracy against step (log axis, step 0 left out).
-
-    `histories` maps metric -> [members, evaluations] (train_acc, test_acc and
-    smoothed_test_acc are drawn), NaN where a member has no value. `note` (the
-    grokking area, say) is written in the lower right corner.
-    """
-    keep = np.asarray(steps_E) > 0
-    steps = np.asarray(steps_E)[keep]
-    fig = figure(figsize=(7, 4.2))
-    ax = fig.subplots()
-    _band(ax, steps, histories["train_acc"][:, keep], "tab:blue", "train accuracy")
-    _band(ax, steps, histories["test_acc"][:, keep], "tab:red", "test accuracy")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        smoothed = np.nanmedian(histories["smoothed_test_acc"][:, keep], axis=0)
-    ax.plot(steps, smoothed, color="k", lw=1.0, ls="--", label="smoothed test accuracy (median)")
-    _frame(ax, steps, diverged_steps, histories["test_acc"][:, keep])
-    ax.set(
-        xscale="log",
-        xlabel="step",
-        ylabel="accuracy",
-        ylim=(-0.02, 1.02),
-        title=_ensemble_title(histories, title),
-    )
-    if note:
-        ax.text(0.98, 0.03, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
-    ax.legend(loc="center left", fontsize=8)
-    ax.grid(alpha=0.3)
-    return _finish(fig, path)
+    """PANELS[panel] of an ensemble (`grokjax.figures.ensemble_panel`): every metric of
+    that panel as median, quartiles and range over members against step, on a log axis
+    (step 0 left out); `title` is the caller's (see `describe_run`), the seed count is
+    added to it, `note` (the grokking area, say) goes in the lower right corner."""
+    drawn = ensemble_panel(panel, steps_E, histories, diverged_steps, note=note)
+    panels = (drawn,) if drawn is not None else ()
+    return to_matplotlib(FigureSpec(ensemble_title(histories, title), panels), path)
 
 
-def loss_figure(
-    histories: Mapping[str, np.ndarray],
-    steps_E: np.ndarray,
-    title: str,
-    diverged_steps: Sequence[int] = (),
-    path: Path | str | None = None,
-) -> Figure:
-    """Train and test loss against step, both axes logarithmic (step 0 left out).
-
-    A loss of exactly 0 (float32 cross-entropy rounds to 0 once every example is
-    certain) has no place on a log axis: values <= 0 are drawn at the floor
-    `log_floor(train loss, test loss)`, the smallest positive loss drawn, and each step
-    where a member's loss is <= 0 gets a triangle on the floor, with a legend note.
-    """
-    keep = np.asarray(steps_E) > 0
-    steps = np.asarray(steps_E)[keep]
-    series = (("train_loss", "tab:blue", "train loss"), ("test_loss", "tab:red", "test loss"))
-    raw = {k: np.asarray(histories[k][:, keep], dtype=float) for k, _, _ in series}
-    floor = log_floor(*raw.values())
-    fig = figure(figsize=(7, 4.2))
-    ax = fig.subplots()
-    shown = {}
-    for key, colour, name in series:
-        values = raw[key]
-        at_or_below_zero = np.isfinite(values) & (values <= 0)
-        shown[key] = np.where(at_or_below_zero, floor, values)
-        _band(ax, steps, shown[key], colour, name)
-        hit = at_or_below_zero.any(axis=0)
-        if hit.any():
-            ax.plot(
-                steps[hit],
-                np.full(int(hit.sum()), floor),
-                ls="none",
-                marker="v",
-                ms=5,
-                color=colour,
-                label=f"{name}: 0 drawn at floor {floor:.3g}",
-            )
-    _frame(ax, steps, diverged_steps, raw["train_loss"])
-    _log_y_if_positive(ax, *shown.values())
-    ax.set(xscale="log", xlabel="step", ylabel="cross-entropy")
-    ax.set_title(_ensemble_title(histories, title))
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _finish(fig, path)
+def accuracy_figure(histories, steps_E, title, diverged_steps=(), path=None, note="") -> Figure:
+    """Train and test accuracy (and the smoothed test accuracy's median) against step."""
+    return panel_figure("accuracy", histories, steps_E, title, diverged_steps, path, note)
 
 
-def weight_norm_figure(
-    histories: Mapping[str, np.ndarray],
-    steps_E: np.ndarray,
-    title: str,
-    diverged_steps: Sequence[int] = (),
-    path: Path | str | None = None,
-) -> Figure:
-    """The global weight norm against step (log axis, step 0 left out)."""
-    keep = np.asarray(steps_E) > 0
-    steps = np.asarray(steps_E)[keep]
-    fig = figure(figsize=(7, 4.2))
-    ax = fig.subplots()
-    _band(ax, steps, histories["weight_norm"][:, keep], "tab:green", "global weight norm")
-    _frame(ax, steps, diverged_steps, histories["weight_norm"][:, keep])
-    ax.set(xscale="log", xlabel="step", ylabel="||theta||", title=_ensemble_title(histories, title))
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _finish(fig, path)
+def loss_figure(histories, steps_E, title, diverged_steps=(), path=None) -> Figure:
+    """Train and test loss against step, both axes logarithmic. A loss of exactly 0
+    (float32 cross-entropy rounds to 0 once every example is certain) is drawn at the
+    floor `log_floor(losses)`, the smallest positive loss drawn, with a triangle at
+    each step where a member's loss is <= 0 and a legend note."""
+    return panel_figure("loss", histories, steps_E, title, diverged_steps, path)
+
+
+def weight_norm_figure(histories, steps_E, title, diverged_steps=(), path=None) -> Figure:
+    """The weight norms against step."""
+    return panel_figure("norms", histories, steps_E, title, diverged_steps, path)
 
 
 def ensemble_figures(
@@ -275,29 +223,20 @@ def ensemble_figures(
     diverged_steps: Sequence[int] = (),
     accuracy_note: str = "",
 ) -> list[Path]:
-    """Write accuracy.png (with `accuracy_note`), loss.png and weight_norm.png; return
-    their paths.
+    """Write the `ENSEMBLE_PNGS` (accuracy.png with `accuracy_note`, loss.png,
+    weight_norm.png); return their paths.
 
     `histories` maps metric -> [members, evaluations], NaN where a member has no value
     (the run directory gives NaN from a member's divergence on, so each member is drawn
-    up to the step it diverged; `diverged_steps` are marked by dotted lines). Steps are
-    drawn on a log axis, so the evaluation at step 0 is left out. `title` is the
-    caller's (see `describe_run`); the seed count is added to it.
+    up to the step it diverged; `diverged_steps` are marked by dotted lines). Every
+    panel has the same step range.
     """
-    out_dir = Path(out_dir)
     paths = []
-    for name, draw in (
-        ("accuracy.png", accuracy_figure),
-        ("loss.png", loss_figure),
-        ("weight_norm.png", weight_norm_figure),
-    ):
-        paths.append(out_dir / name)
-        extra = {"note": accuracy_note} if draw is accuracy_figure else {}
-        draw(histories, steps_E, title, diverged_steps, path=paths[-1], **extra)
+    for name, panel in ENSEMBLE_PNGS.items():
+        paths.append(Path(out_dir) / name)
+        note = accuracy_note if panel == "accuracy" else ""
+        panel_figure(panel, histories, steps_E, title, diverged_steps, paths[-1], note)
     return paths
-
-
-# Comparison of several arms.
 
 
 def comparison_figure(
@@ -311,37 +250,7 @@ def comparison_figure(
     the legend}; `grokjax.host.compare.comparison_curves` makes it from runs.
     Step 0 is left out of the log axis. `title` is the caller's (see `describe_run`).
     """
-    fig = figure(figsize=(11, 4.6))
-    ax_acc, ax_norm = fig.subplots(1, 2)
-    for colour, (name, arm) in zip(colour_cycle(), arms.items(), strict=False):
-        steps = np.asarray(arm["steps"])
-        keep = steps > 0
-        for metric, style in (("train_acc", ":"), ("test_acc", "-")):
-            lo, med, hi = np.asarray(arm[metric])[:, keep]
-            ax_acc.fill_between(steps[keep], lo, hi, color=colour, alpha=0.2, lw=0)
-            label = f"{name} {metric[:-4]}"
-            if metric == "test_acc" and arm.get("area"):
-                label += f" (area {arm['area']} decades)"
-            ax_acc.plot(steps[keep], med, color=colour, ls=style, label=label)
-        lo, med, hi = np.asarray(arm["weight_norm"])[:, keep]
-        ax_norm.fill_between(steps[keep], lo, hi, color=colour, alpha=0.2, lw=0)
-        ax_norm.plot(steps[keep], med, color=colour, label=name)
-    seeds = "/".join(str(n) for n in sorted({int(a["n_seeds"]) for a in arms.values()}))
-    ax_acc.set(
-        xscale="log",
-        xlabel="step",
-        ylabel="accuracy",
-        ylim=(-0.02, 1.02),
-        title=f"median and quartiles over {seeds} seeds",
-    )
-    ax_norm.set(xscale="log", xlabel="step", ylabel="global weight norm")
-    for ax in (ax_acc, ax_norm):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(textwrap.fill(title, 120), fontsize=10)
-    fig.tight_layout()
-    return _finish(fig, path)
+    return to_matplotlib(comparison_spec(arms, title), path)
 
 
 # Kaplan-Meier curves.
@@ -387,7 +296,6 @@ def kaplan_meier_figure(
     """
     fig = figure(figsize=(7, 4.2))
     ax = fig.subplots()
-    colours = colour_cycle()
     steps = []
     for c in curves.values():
         x = np.concatenate([[0.0], np.asarray(c["time"], float)])
@@ -397,7 +305,7 @@ def kaplan_meier_figure(
     labels = list(curves)
     depth = [first[:i].count(first[i]) for i in range(len(first))]  # 0 for a group's first
     for i, (label, c) in enumerate(curves.items()):
-        colour = colours[i % len(colours)]
+        colour = figures.colour(i)
         x, s = steps[i]
         offset = -COINCIDENT_OFFSET * depth[i]
         se = np.concatenate([[0.0], np.nan_to_num(np.asarray(c["std_err"], float), nan=0.0)])
@@ -510,8 +418,13 @@ def phase_figure(
     One entry per cell in `x_values`, `y_values`, `phases` and `fractions`; `categories`
     are every phase in legend order and `colours` their colours. An axis is logarithmic
     when its values are positive and span at least 10x, categorical when they are not
-    all numbers (in order of first appearance); cells not given stay blank.
+    all numbers (in order of first appearance); cells not given stay blank. A category
+    of `grokjax.figures.PHASE_COLOURS` is drawn in its colour there.
     """
+    # a phase takes its colour of the one phase palette, whatever the caller's
+    colours = [
+        figures.PHASE_COLOURS.get(c, given) for c, given in zip(categories, colours, strict=True)
+    ]
     x_axis = _axis(pd.Series(np.asarray(x_values)))
     y_axis = _axis(pd.Series(np.asarray(y_values)))
     grid_YX = np.full((y_axis.size, x_axis.size), np.nan)
@@ -579,9 +492,7 @@ def landscape_map_figure(
         path_effects=[patheffects.withStroke(linewidth=4.5, foreground=EQUILIBRIUM_OUTLINE)],
         label="equilibrium (max S at each loss)",
     )
-    for colour, (name, (tx, ty)) in zip(
-        ("tab:red", "tab:orange", "tab:pink"), (trajectories or {}).items(), strict=False
-    ):
+    for colour, (name, (tx, ty)) in zip(PALETTE[1:], (trajectories or {}).items(), strict=False):
         ax.plot(tx, ty, color=colour, lw=1.5, label=name)
     ax.set(
         xlabel="ln L_train",
@@ -603,39 +514,9 @@ def ageing_curves_figure(
     path: Path | str | None = None,
     ageing_index: float = float("nan"),
 ) -> Figure:
-    """MSD (log-log) and C (log-x) against tau = t - t_w, one line per t_w.
-
-    `curves` maps t_w to {"tau", "msd", "overlap"}, arrays sorted by tau (members
-    averaged by the caller); lines are coloured by t_w (viridis, young to old); tau = 0
-    is left out of the log axis. `ageing_index` goes in the displacement panel's title.
-    """
-    colours = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, max(len(curves), 1)))
-    fig = figure(figsize=(10, 4.2))
-    ax_msd, ax_c = fig.subplots(1, 2)
-    for colour, (t_w, c) in zip(colours, curves.items(), strict=False):
-        tau = np.asarray(c["tau"])
-        positive = tau > 0
-        for ax, key in ((ax_msd, "msd"), (ax_c, "overlap")):
-            values = np.asarray(c[key])[positive]
-            ax.plot(tau[positive], values, color=colour, lw=1.4, label=f"t_w = {t_w}")
-    ax_msd.set(
-        xscale="log",
-        yscale="log",
-        xlabel="tau = t - t_w",
-        ylabel="MSD = |theta(t) - theta(t_w)|^2 / N",
-        title=f"displacement (ageing index {ageing_index:.3g})",
-    )
-    ax_c.set(
-        xscale="log",
-        xlabel="tau = t - t_w",
-        ylabel="C = cos(theta(t_w), theta(t))",
-        title="overlap",
-    )
-    for ax in (ax_msd, ax_c):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _finish(fig, path)
+    """MSD (log-log) and C (log-x) against tau = t - t_w, one line per t_w
+    (`grokjax.figures.ageing_spec`); `ageing_index` goes in the figure's title."""
+    return to_matplotlib(ageing_spec(curves, f"ageing (ageing index {ageing_index:.3g})"), path)
 
 
 def indicator_figure(
@@ -652,8 +533,8 @@ def indicator_figure(
     fig = figure(figsize=(4 * max(len(panels), 1), 3.6))
     axes = np.atleast_1d(fig.subplots(1, max(len(panels), 1)))
     for ax, (name, lines) in zip(axes, panels.items(), strict=False):
-        for label, (x, y) in lines.items():
-            ax.plot(x, y, lw=1, label=label)
+        for i, (label, (x, y)) in enumerate(lines.items()):
+            ax.plot(x, y, lw=1, label=label, color=figures.colour(i))
         ax.axvline(0, color="k", lw=0.8, ls="--")
         ax.set(xlabel=xlabel, title=name)
         if name in log_y:

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from grokjax.report.browser import headless_chromium
 from grokjax.report.server import Dashboard, discover
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser import headless_chromium  # noqa: E402  (the tests' helper, tests/browser.py)
 
 
 def settle(driver, timeout: float = 60.0) -> None:

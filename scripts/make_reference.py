@@ -200,7 +200,8 @@ def _section_rows(section, prefix: str, types, aliases, nested):
             continue
         kind = types.get(path) or (f.type if isinstance(f.type, str) else f.type.__name__)
         alias = aliases.get(path)
-        rows.append((f"`{path}`", f"`{alias}`" if alias else "", f"`{kind}`", value(v)))
+        alias_cell = (f"`{alias}`" if alias else "",) if aliases else ()
+        rows.append((f"`{path}`", *alias_cell, f"`{kind}`", value(v)))
     return rows
 
 
@@ -226,10 +227,11 @@ def config_section(gj) -> list[str]:
     out += [
         "A config is a tree of sections, each validated on its own. The dotted path is a",
         "field's canonical name (`--set optim.wand.force_cap=1.2e5`,",
-        '`cfg.replace(**{"optim.wand.force_cap": 1.2e5})`, error messages); the flat',
-        "aliases of earlier releases are accepted wherever a path is.",
-        "",
+        '`cfg.replace(**{"optim.wand.force_cap": 1.2e5})`, error messages).',
     ]
+    if aliases:
+        out += ["The flat aliases of earlier releases are accepted wherever a path is."]
+    out += [""]
     out += ["Sections:", ""]
     out += _tree(gj.Config(), "") + [""]
     pending = [("", gj.Config())]
@@ -239,7 +241,8 @@ def config_section(gj) -> list[str]:
         rows = _section_rows(section, f"{path}." if path else "", types, aliases, nested)
         title = f"`{path}`: `{type(section).__name__}`" if path else "`Config` (top level)"
         out += [f"### {title}", "", doc(type(section)), ""]
-        out += table(("path", "flat alias", "type", "default"), rows) + [""]
+        head = ("path", "flat alias", "type", "default") if aliases else ("path", "type", "default")
+        out += table(head, rows) + [""]
         pending = nested + pending
     return out
 

@@ -1,4 +1,5 @@
-"""Headless Chromium for the dashboard's browser tests and screenshots: selenium driving
+"""Headless Chromium for the dashboard's browser tests (tests/test_dashboard.py) and
+scripts/dashboard_screenshots.py: selenium driving
 Debian's chromium through its chromium-driver, with the flags that keep it off the
 network (no background connections, updates or sync) on a machine without one."""
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import headless_chromium, installed
 
 from grokjax.config import Hparams
 from grokjax.errors import ConfigError
@@ -19,7 +20,6 @@ from grokjax.host.compare import compare_named
 from grokjax.host.experiment import run_ensemble
 from grokjax.host.live import LiveStream
 from grokjax.host.sweep import run_sweep
-from grokjax.report.browser import headless_chromium, installed
 from grokjax.report.html import write_report
 from grokjax.report.server import Dashboard, discover, resolve
 

@@ -135,13 +135,13 @@ def test_zero_train_loss_is_drawn_at_a_floor_on_the_log_axis():
     fig = plots.loss_figure(_histories(train_loss), steps, "default (modulus=59)")
     ax = fig.axes[0]
     assert ax.get_yscale() == "log"
-    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "train loss"]
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "train (median)"]
     y = np.asarray(line.get_ydata())
     assert y.size == 4 and np.all(np.isfinite(y)) and np.all(y > 0)
     floor = float(np.float32(3e-7))
     assert y.min() == pytest.approx(floor)  # the smallest positive loss drawn
     (marks,) = [ln for ln in ax.get_lines() if "0 drawn at floor" in ln.get_label()]
-    assert marks.get_label().startswith("train loss")
+    assert marks.get_label().startswith("train: 0 drawn")
     np.testing.assert_array_equal(marks.get_xdata(), [20, 30, 40])  # where a member has 0
     np.testing.assert_allclose(marks.get_ydata(), floor)
     assert marks.get_marker() not in ("", "None", None)
@@ -149,13 +149,13 @@ def test_zero_train_loss_is_drawn_at_a_floor_on_the_log_axis():
     assert any("0 drawn at floor" in t for t in legend)
     ymin, _ = ax.get_ylim()
     assert 0 < ymin <= floor
-    assert ax.get_title().startswith("default (modulus=59)")
+    assert fig.get_suptitle().startswith("default (modulus=59)")
 
 
 def test_all_zero_loss_still_gets_a_positive_floor():
     steps = np.array([0, 10, 20])
     fig = plots.loss_figure(_histories(np.zeros((2, 3), np.float32)), steps, "t")
-    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "train loss"]
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "train (median)"]
     assert np.all(np.asarray(line.get_ydata()) > 0)
     assert fig.axes[0].get_yscale() == "log"
 
@@ -166,7 +166,7 @@ def test_ensemble_figures_write_three_pngs_with_the_callers_title(tmp_path):
     paths = plots.ensemble_figures(histories, steps, tmp_path, "default (modulus=59)")
     assert [p.name for p in paths] == ["accuracy.png", "loss.png", "weight_norm.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
-    title = plots.accuracy_figure(histories, steps, "default (modulus=59)").axes[0].get_title()
+    title = plots.accuracy_figure(histories, steps, "default (modulus=59)").get_suptitle()
     assert title == "default (modulus=59) (2 seeds: median, quartiles, range)"
 
 
@@ -187,6 +187,7 @@ def test_comparison_figure_takes_the_callers_title(tmp_path):
     fig = plots.comparison_figure(arms, tmp_path / "c.png", title)
     assert fig.get_suptitle() == title
     assert "4 seeds" in fig.axes[0].get_title()
+    assert fig.axes[0].get_shared_x_axes().joined(fig.axes[0], fig.axes[1])  # aligned steps
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -213,3 +214,106 @@ def test_indicator_figure_has_one_panel_per_indicator():
     fig = plots.indicator_figure(panels, log_y=("d MSD / dt",))
     assert [ax.get_title() for ax in fig.axes] == list(panels)
     assert [ax.get_yscale() for ax in fig.axes] == ["linear", "log"]
+
+
+# One description, two renderers: ticks, number format, band legend, the metric table.
+
+
+def _run(steps, n=3):
+    rng = np.random.default_rng(0)
+    e = steps.size
+    acc = np.clip(np.linspace(0.0, 1.0, e) + 0.05 * rng.normal(size=(n, e)), 0, 1)
+    loss = np.geomspace(2.0, 1e-4, e) * (1 + 0.1 * rng.random((n, e)))
+    return {
+        "train_acc": acc,
+        "test_acc": acc * 0.9,
+        "smoothed_test_acc": acc,
+        "train_loss": loss,
+        "test_loss": loss * 3,
+        "weight_norm": np.full((n, e), 30.0),
+    }
+
+
+def _plotly_panel(name, steps, histories):
+    pytest.importorskip("plotly")
+    from grokjax.figures import FigureSpec, ensemble_panel
+    from grokjax.report.views import to_plotly
+
+    return to_plotly(FigureSpec("", (ensemble_panel(name, steps, histories),)))
+
+
+def _labels(axis) -> list[str]:
+    return [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+
+
+def test_log_step_axes_have_1_2_5_ticks_in_both_renderers():
+    steps = np.arange(0, 601, 10)
+    fig = plots.accuracy_figure(_run(steps), steps, "t")
+    ax = fig.axes[0]
+    labels = _labels(ax.xaxis)
+    assert {"10", "20", "50", "100", "200", "500"} <= set(labels)
+    assert "6" not in labels
+    assert not [t.label1.get_text() for t in ax.xaxis.get_minor_ticks() if t.label1.get_text()]
+    assert ax.get_xlim() == (10, 600)  # the run's step range
+    xaxis = _plotly_panel("accuracy", steps, _run(steps)).layout.xaxis
+    assert list(xaxis.tickvals) == [10, 20, 50, 100, 200, 500]
+    assert list(xaxis.ticktext) == ["10", "20", "50", "100", "200", "500"]
+    np.testing.assert_allclose(xaxis.range, np.log10([10, 600]))
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1e-4, "1e-4"), (2e-4, "2e-4"), (0.05, "0.05"), (1.0, "1"), (600, "600"), (2e6, "2e6")],
+)
+def test_numbers_read_as_1e_minus_4_not_si(value, text):
+    from grokjax.figures import number_text
+
+    assert number_text(value) == text
+
+
+def test_small_losses_are_written_1e_minus_4_in_both_renderers():
+    steps = np.arange(0, 601, 10)
+    histories = _run(steps)
+    ax = plots.loss_figure(histories, steps, "t").axes[0]
+    assert "1e-4" in _labels(ax.yaxis) and not any("u" in t for t in _labels(ax.yaxis))
+    yaxis = _plotly_panel("loss", steps, histories).layout.yaxis
+    assert yaxis.type == "log" and yaxis.exponentformat == "e"
+    assert "1e-4" in yaxis.ticktext and "1" in yaxis.ticktext
+
+
+def test_bands_have_legend_entries_in_both_renderers():
+    from grokjax.figures import BAND_NAMES
+
+    steps = np.arange(0, 601, 10)
+    ax = plots.accuracy_figure(_run(steps), steps, "t").axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert set(BAND_NAMES.values()) <= set(legend)
+    fig = _plotly_panel("accuracy", steps, _run(steps))
+    shown = [t.name for t in fig.data if t.showlegend is not False]
+    assert all(shown.count(name) == 1 for name in BAND_NAMES.values())
+    fills = [t for t in fig.data if t.fill == "tonexty"]
+    assert {t.legendgroup for t in fills} == set(BAND_NAMES)  # one entry toggles its kind
+
+
+def test_a_metric_with_a_panel_is_drawn_by_both_renderers(monkeypatch, tmp_path):
+    pytest.importorskip("plotly")
+    from grokjax.problem.metrics import METRICS, Metric
+    from grokjax.report.rundata import RunData
+    from grokjax.report.views import run_figures
+
+    monkeypatch.setitem(METRICS, "head_norm", Metric("a new norm", "norms", "head norm"))
+    steps = np.arange(0, 601, 10)
+    histories = {**_run(steps), "head_norm": np.full((3, steps.size), 5.0)}
+    paths = plots.ensemble_figures(histories, steps, tmp_path, "t")
+    fig = plots.weight_norm_figure(histories, steps, "t")
+    labels = [ln.get_label() for ln in fig.axes[0].get_lines()]
+    assert "head norm (median)" in labels and "weight norm (median)" in labels
+    assert paths[-1].name == "weight_norm.png"
+    data = RunData(tmp_path, "finished", steps, histories, [0, 1, 2], {}, None)
+    figures = run_figures(data)
+    assert "head norm (median)" in [t.name for t in figures["norms"].data]
+    colours = {t.name: t.line.color for t in figures["norms"].data if "median" in t.name}
+    assert colours["head norm (median)"] != colours["weight norm (median)"]
+    # every step panel of a run has the same x range, whatever its metrics cover
+    ranges = {name: tuple(f.layout.xaxis.range) for name, f in figures.items()}
+    assert len(set(ranges.values())) == 1

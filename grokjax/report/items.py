@@ -2,7 +2,8 @@
 their directories (`grokjax.host.compare`, `.sweep`, `.measure` write them).
 
 - comparison: every arm's train and test accuracy (seed median and quartiles) and weight
-  norm on the same axes, and a table of each arm's censored medians;
+  norm, one colour per arm, in two panels on one step axis, and a table of each arm's
+  censored medians;
 - sweep: the phase diagram over the first two axes, pooling the seeds of the others (a
   cell's colour is its phase; hovering shows its seeds with their memorisation and
   generalisation steps, censored written as censored), and the Kaplan-Meier curves of
@@ -23,19 +24,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from grokjax.figures import PHASE_COLOURS, colour, comparison_spec, quantiles, rgba
 from grokjax.report.rundata import RunDataError, _read_json, is_run_dir, load_run
-from grokjax.report.views import _band_traces, _rgba
+from grokjax.report.views import LAYOUT, to_plotly
 from grokjax.stats.phases import PHASES, vote
 from grokjax.stats.survival import kaplan_meier
-
-ARM_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
-PHASE_COLOURS = {
-    "comprehension": "#2ca02c",
-    "grokking": "#ff7f0e",
-    "memorisation": "#d62728",
-    "confusion": "#7f7f7f",
-}
-LAYOUT = dict(template="plotly_white", height=440, margin=dict(l=60, r=20, t=60, b=50))
 
 
 def _censored(value: Any, digits: int = 0) -> str:
@@ -46,26 +39,20 @@ def _censored(value: Any, digits: int = 0) -> str:
 
 # Comparisons.
 
+CURVES = ("train_acc", "test_acc", "weight_norm")  # drawn for each arm
+
 
 def comparison_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
-    """The arms of a comparison side by side: (figures, HTML table)."""
+    """The arms of a comparison on the same axes (`grokjax.figures.comparison_spec`, as
+    the PNG draws them): (figures, HTML table)."""
     table = _read_json(directory / "comparison.json")
     arms = [name for name in table if is_run_dir(directory / name)]
-    runs = {name: load_run(directory / name) for name in arms}
-    accuracy, norm = go.Figure(), go.Figure()
-    for i, (name, data) in enumerate(runs.items()):
-        colour = ARM_COLOURS[i % len(ARM_COLOURS)]
-        keep = data.steps > 0
-        x = data.steps[keep]
-        for metric, label, dash in (("test_acc", "test", "solid"), ("train_acc", "train", "dot")):
-            if metric in data.histories:
-                values = data.histories[metric][:, keep]
-                _band_traces(accuracy, x, values, f"{name} {label}", colour, dash=dash)
-        if "weight_norm" in data.histories:
-            _band_traces(norm, x, data.histories["weight_norm"][:, keep], name, colour)
-    for fig, title, y in ((accuracy, "accuracy", "accuracy"), (norm, "weight norm", "norm")):
-        fig.update_layout(title=title, xaxis_title="step", yaxis_title=y, **LAYOUT)
-        fig.update_xaxes(type="log")
+    arms_curves = {}
+    for name in arms:
+        data = load_run(directory / name)
+        curves = {k: quantiles(data.histories[k])[1:4] for k in CURVES if k in data.histories}
+        arms_curves[name] = {"steps": data.steps, "n_seeds": len(data.seeds), **curves}
+    accuracy = to_plotly(comparison_spec(arms_curves, "")).update_layout(height=440)
     columns = ("generalisation_step", "grokking_delay", "grokking_area", "final_test_acc")
     rows = []
     for name in table:
@@ -79,7 +66,7 @@ def comparison_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
         rows.append(f"<tr><td>{html.escape(name)}</td>{''.join(cells)}</tr>")
     head = "".join(f"<th>{c} (censored/n)</th>" for c in columns)
     html_table = f"<table><tr><th>arm</th>{head}</tr>{''.join(rows)}</table>"
-    return {"accuracy": accuracy, "weight norm": norm}, html_table
+    return {"accuracy": accuracy}, html_table
 
 
 # Sweeps.
@@ -178,10 +165,8 @@ def survival_curves(seeds: pd.DataFrame, axes: list[str]) -> go.Figure:
         table = kaplan_meier(np.where(observed, steps, budget), observed)
         t = np.r_[0.0, table["time"].to_numpy(float)]
         s = np.r_[1.0, table["survival"].to_numpy(float)]
-        colour = ARM_COLOURS[i % len(ARM_COLOURS)]
-        fig.add_trace(
-            go.Scatter(x=t, y=s, mode="lines", line=dict(shape="hv", color=colour), name=label)
-        )
+        line = dict(shape="hv", color=colour(i))
+        fig.add_trace(go.Scatter(x=t, y=s, mode="lines", line=line, name=label))
         cut = table["censored"].to_numpy() > 0
         if cut.any():
             fig.add_trace(
@@ -189,7 +174,7 @@ def survival_curves(seeds: pd.DataFrame, axes: list[str]) -> go.Figure:
                     x=table["time"][cut],
                     y=table["survival"][cut],
                     mode="markers",
-                    marker=dict(symbol="x", color=colour),
+                    marker=dict(symbol="x", color=colour(i)),
                     name=f"{label} censored",
                     showlegend=False,
                 )
@@ -254,7 +239,7 @@ def landscape_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
                     y=path[:, 1],
                     mode="lines",
                     name=f"walker {w}",
-                    line=dict(width=1, color=_rgba(ARM_COLOURS[w], 0.7)),
+                    line=dict(width=1, color=rgba(colour(w), 0.7)),
                     visible="legendonly",
                 )
             )
@@ -267,7 +252,7 @@ def landscape_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
                     y=np.nanmedian(data.histories["smoothed_test_acc"], axis=0),
                     mode="lines",
                     name=f"{name} (seed median)",
-                    line=dict(color=ARM_COLOURS[(i + 1) % len(ARM_COLOURS)], width=2, dash="dash"),
+                    line=dict(color=colour(i + 1), width=2, dash="dash"),
                 )
             )
     fig.update_layout(

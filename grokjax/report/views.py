@@ -1,14 +1,14 @@
 """The interactive views of one run, as plotly figures and an HTML table, from a `RunData`.
 
-- accuracy and loss: train and test against step on a log axis, the seed median with
-  quartile and min-max bands; each seed is a trace hidden until its legend entry is
-  clicked (legend group "seeds");
-- norms: the weight norm and the last layer's norm, the same way;
+`to_plotly` draws a `grokjax.figures.FigureSpec`, the description `grokjax.plots`
+draws as PNG, so both show the same curves in the same colours:
+
+- one figure per panel of `grokjax.problem.metrics.PANELS` whose metrics the run recorded
+  (accuracy, loss, norms, progress, fourier, temperature, entropy): each metric against
+  step on a log axis, the seed median with quartile and min-max bands; each seed is a
+  trace hidden until its legend entry is clicked; every panel has the run's step range;
 - ageing: MSD and overlap against the lag tau = t - t_w for each waiting time t_w
   (the seed median), when the run records them (`eval.waiting_times`);
-- temperature: kT in force (WanD, SGLD) and the plain noise's sigma, and entropy:
-  WanD's estimate S at the evaluated ln L_train, when the optimizer has them
-  (`grokjax.optim.readouts`);
 - summary: every ensemble statistic of summary.json, median (quartiles) and range, a
   censored value written "censored", never as a number.
 
@@ -25,143 +25,96 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from grokjax.figures import (
+    BAND_ALPHA,
+    BAND_NAMES,
+    FigureSpec,
+    ageing_spec,
+    ensemble_panel,
+    finite_range,
+    log_ticks,
+    number_text,
+    quantiles,
+    rgba,
+    y_extent,
+)
+from grokjax.problem.metrics import PANELS
 from grokjax.report.rundata import RunData
 
-COLOURS = {
-    "train": "#1f77b4",
-    "test": "#d62728",
-    "weight": "#2ca02c",
-    "last": "#9467bd",
-    "kT": "#ff7f0e",
-    "noise": "#8c564b",
-    "entropy": "#17becf",
-    "restricted": "#e377c2",
-    "excluded": "#7f7f7f",
-    "gini_e": "#bcbd22",
-    "gini_u": "#8c564b",
-    "share": "#17becf",
-}
 AGEING = re.compile(r"^(msd|overlap)@(\d+)$")
+LAYOUT = dict(template="plotly_white", height=420, margin=dict(l=60, r=20, t=60, b=50))
 
 
-def _rgba(hex_colour: str, alpha: float) -> str:
-    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
+def _axis(low_high, log: bool, title: str) -> dict:
+    """A plotly axis: on a log axis 1-2-5 ticks written as numbers and the range given;
+    never SI prefixes ("100u"): small numbers read 1e-4."""
+    axis = dict(title_text=title, exponentformat="e", showexponent="all")
+    if log:
+        axis["type"] = "log"
+        if low_high:
+            ticks = log_ticks(*low_high)
+            axis.update(tickvals=ticks, ticktext=[number_text(t) for t in ticks])
+            if low_high[0] < low_high[1]:
+                axis["range"] = list(np.log10(low_high))
+    elif low_high and low_high[0] < low_high[1]:
+        axis["range"] = list(low_high)
+    return axis
 
 
-def _quantiles(values_ME: np.ndarray) -> dict[str, np.ndarray]:
-    """Per evaluation, over members with a value: min, q25, median, q75, max (NaN where
-    no member has one)."""
-    out = {k: np.full(values_ME.shape[1], np.nan) for k in ("min", "q25", "median", "q75", "max")}
-    for e in range(values_ME.shape[1]):
-        column = values_ME[:, e]
-        column = column[np.isfinite(column)]
-        if column.size:
-            out["min"][e], out["max"][e] = column.min(), column.max()
-            out["q25"][e], out["median"][e], out["q75"][e] = np.quantile(column, [0.25, 0.5, 0.75])
-    return out
-
-
-def _band_traces(
-    fig: go.Figure,
-    x: np.ndarray,
-    values_ME: np.ndarray,
-    label: str,
-    colour: str,
-    dash: str = "solid",
-    **where,
-) -> None:
-    q = _quantiles(values_ME)
-    group = f"{label} bands"
-    for lo, hi, alpha, part in (("min", "max", 0.12, "min-max"), ("q25", "q75", 0.3, "quartiles")):
-        for y, fill in ((q[hi], {}), (q[lo], dict(fill="tonexty", fillcolor=_rgba(colour, alpha)))):
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=y,
-                    mode="lines",
-                    line=dict(width=0),
-                    legendgroup=group,
-                    name=f"{label} {part}",
-                    showlegend=False,
-                    hoverinfo="skip",
-                    **fill,
-                ),
+def to_plotly(spec: FigureSpec) -> go.Figure:
+    """Draw `spec`'s panels side by side, log-step panels on one matched x axis. A band's
+    legend entry (quartiles, range) shows or hides every band of its kind; lines that
+    share a group (a seed's curves) share one entry."""
+    n = max(len(spec.panels), 1)
+    titles = [p.title for p in spec.panels] if n > 1 else None
+    fig = make_subplots(rows=1, cols=n, subplot_titles=titles)
+    legend: set[str] = set()
+    for col, p in enumerate(spec.panels, 1):
+        where = dict(row=1, col=col)
+        for b in p.bands:
+            first = b.kind not in legend
+            legend.add(b.kind)
+            common = dict(x=b.x, mode="lines", line=dict(width=0), hoverinfo="skip")
+            common.update(legendgroup=b.kind, name=BAND_NAMES[b.kind])
+            fig.add_trace(go.Scatter(y=b.high, showlegend=False, **common), **where)
+            fill = dict(fill="tonexty", fillcolor=rgba(b.colour, BAND_ALPHA[b.kind]))
+            fig.add_trace(go.Scatter(y=b.low, showlegend=first, **fill, **common), **where)
+        for ln in p.lines:
+            group = ln.group or ln.label
+            first = group not in legend
+            legend.add(group)
+            style = dict(mode="lines", line=dict(color=ln.colour, width=0.8 if ln.hidden else 2))
+            if ln.marker:
+                style = dict(mode="markers", marker=dict(color=ln.colour, symbol="triangle-down"))
+            elif not ln.hidden:
+                style["line"]["dash"] = ln.dash
+            trace = go.Scatter(
+                x=ln.x, y=ln.y, name=ln.label, legendgroup=group, showlegend=first, **style
+            )
+            if ln.hidden:
+                trace.update(visible="legendonly", opacity=0.6)
+            fig.add_trace(trace, **where)
+        x_range = p.x_range or finite_range(*[ln.x for ln in p.lines], positive=p.log_x)
+        for step in p.marks:
+            fig.add_vline(x=np.log10(step) if p.log_x else step, line_dash="dot", **where)
+        fig.update_xaxes(**_axis(x_range, p.log_x, p.x_title), **where)
+        fig.update_yaxes(**_axis(p.y_range or y_extent(p, p.log_y), p.log_y, p.y_title), **where)
+        if p.note:
+            fig.add_annotation(
+                text=p.note.replace("\n", "<br>"),
+                xref="x domain",
+                yref="y domain",
+                x=0.98,
+                y=0.03,
+                showarrow=False,
+                xanchor="right",
+                yanchor="bottom",
                 **where,
             )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=q["median"],
-            mode="lines",
-            line=dict(color=colour, width=2, dash=dash),
-            name=f"{label} (median)",
-            legendgroup=group,
-        ),
-        **where,
-    )
-
-
-def _seed_traces(
-    fig: go.Figure,
-    x: np.ndarray,
-    values_ME: np.ndarray,
-    label: str,
-    colour: str,
-    seeds: list[int],
-    first: bool,
-) -> None:
-    """One trace per seed, hidden until shown; a seed's curves share one legend entry."""
-    for m, seed in enumerate(seeds[: values_ME.shape[0]]):
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=values_ME[m],
-                mode="lines",
-                line=dict(color=colour, width=0.8),
-                opacity=0.6,
-                name=f"seed {seed}",
-                hovertemplate=f"{label} seed {seed}: %{{y}}<extra></extra>",
-                legendgroup=f"seed {seed}",
-                showlegend=first,
-                visible="legendonly",
-            )
-        )
-
-
-def curves_figure(
-    data: RunData,
-    pairs: Mapping[str, tuple[str, str]],
-    title: str,
-    y_title: str,
-    *,
-    log_y: bool = False,
-) -> go.Figure | None:
-    """`pairs` label -> (metric, colour key) on one step axis (log); None if the run
-    recorded none of the metrics."""
-    present = {label: p for label, p in pairs.items() if p[0] in data.histories}
-    if not present:
-        return None
-    keep = data.steps > 0
-    x = data.steps[keep]
-    fig = go.Figure()
-    for label, (metric, colour) in present.items():
-        _band_traces(fig, x, data.histories[metric][:, keep], label, COLOURS[colour])
-    for i, (label, (metric, colour)) in enumerate(present.items()):
-        values = data.histories[metric][:, keep]
-        _seed_traces(fig, x, values, label, COLOURS[colour], data.seeds, first=i == 0)
-    fig.update_layout(
-        title=title,
-        xaxis_title="step",
-        yaxis_title=y_title,
-        template="plotly_white",
-        height=420,
-        margin=dict(l=60, r=20, t=50, b=50),
-        hovermode="x unified",
-    )
-    fig.update_xaxes(type="log")
-    if log_y:
-        fig.update_yaxes(type="log")
+    if n > 1 and all(p.log_x for p in spec.panels):
+        fig.update_xaxes(matches="x")
+    title = spec.title or (spec.panels[0].title if n == 1 and spec.panels else "")
+    fig.update_layout(title=title, hovermode="x unified", **LAYOUT)
     return fig
 
 
@@ -171,120 +124,26 @@ def ageing_figure(data: RunData) -> go.Figure | None:
     waiting = sorted({int(m.group(2)) for k in data.histories if (m := AGEING.match(k))})
     if not waiting:
         return None
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("displacement", "overlap"))
-    n = len(waiting)
-    for i, t_w in enumerate(waiting):
+    curves = {}
+    for t_w in waiting:
         after = data.steps > t_w
-        tau = data.steps[after] - t_w
-        colour = f"hsl({int(260 - 200 * i / max(n - 1, 1))},70%,45%)"
-        for col, kind in ((1, "msd"), (2, "overlap")):
-            name = f"{kind}@{t_w}"
-            if name not in data.histories:
-                continue
-            median = _quantiles(data.histories[name][:, after])["median"]
-            fig.add_trace(
-                go.Scatter(
-                    x=tau,
-                    y=median,
-                    mode="lines",
-                    line=dict(color=colour),
-                    name=f"t_w = {t_w}",
-                    legendgroup=str(t_w),
-                    showlegend=col == 1,
-                ),
-                row=1,
-                col=col,
-            )
-    fig.update_xaxes(type="log", title_text="tau = t - t_w")
-    fig.update_yaxes(type="log", title_text="MSD", row=1, col=1)
-    fig.update_yaxes(title_text="C = cos(theta(t_w), theta(t))", row=1, col=2)
-    fig.update_layout(
-        title="ageing (seed median)",
-        template="plotly_white",
-        height=420,
-        margin=dict(l=60, r=20, t=70, b=50),
-    )
-    return fig
-
-
-# name: (curves {label: (metric, colour)}, title, y-axis title, log y, metric that must be
-# recorded for the figure to be drawn); "ageing" is drawn by `ageing_figure`.
-CURVES: dict[str, tuple[dict, str, str, bool, str | None]] = {
-    "accuracy": (
-        {"train": ("train_acc", "train"), "test": ("test_acc", "test")},
-        "accuracy",
-        "accuracy",
-        False,
-        None,
-    ),
-    "loss": (
-        {"train": ("train_loss", "train"), "test": ("test_loss", "test")},
-        "loss",
-        "loss",
-        True,
-        None,
-    ),
-    "norms": (
-        {"weight norm": ("weight_norm", "weight"), "last-layer norm": ("last_layer_norm", "last")},
-        "weight norms",
-        "global L2 norm",
-        False,
-        None,
-    ),
-    "progress": (
-        {
-            "restricted loss (all data)": ("restricted_loss", "restricted"),
-            "excluded loss (train)": ("excluded_loss", "excluded"),
-            "test loss": ("test_loss", "test"),
-        },
-        "Fourier progress measures: restricted and excluded loss",
-        "cross-entropy",
-        True,
-        "restricted_loss",
-    ),
-    "fourier": (
-        {
-            "Gini, embedding": ("gini_embed", "gini_e"),
-            "Gini, unembedding": ("gini_unembed", "gini_u"),
-            "key-frequency share": ("key_frequency_share", "share"),
-        },
-        "Fourier sparsity of the embedding and unembedding",
-        "Gini / share",
-        False,
-        None,
-    ),
-    "ageing": ({}, "", "", False, None),
-    "temperature": (
-        {
-            "kT in force": ("kT_in_force", "kT"),
-            "kinetic kT <v^2>": ("kinetic_kT", "share"),
-            "noise sigma": ("noise_in_force", "noise"),
-        },
-        "temperature and noise in force",
-        "kT / sigma",
-        False,
-        None,
-    ),
-    "entropy": (
-        {"S(ln L_train)": ("wand_entropy", "entropy")},
-        "WanD's entropy estimate at the walker's ln L_train",
-        "S",
-        False,
-        None,
-    ),
-}
+        curves[t_w] = {"tau": data.steps[after] - t_w}
+        for kind in ("msd", "overlap"):
+            if f"{kind}@{t_w}" in data.histories:
+                curves[t_w][kind] = quantiles(data.histories[f"{kind}@{t_w}"][:, after])[2]
+    return to_plotly(ageing_spec(curves, PANELS["ageing"].title))
 
 
 def run_figures(data: RunData) -> dict[str, go.Figure]:
-    """Every figure of `CURVES` the run's metrics allow, by name, in page order."""
+    """A figure for every panel of `PANELS` whose metrics the run recorded, by name, in
+    page order; every step panel has the run's step range."""
     figures = {}
-    for name, (pairs, title, y_title, log_y, needs) in CURVES.items():
+    for name in PANELS:
         if name == "ageing":
             figure = ageing_figure(data)
-        elif needs is None or needs in data.histories:
-            figure = curves_figure(data, pairs, title, y_title, log_y=log_y)
         else:
-            figure = None
+            panel = ensemble_panel(name, data.steps, data.histories, seeds=data.seeds)
+            figure = to_plotly(FigureSpec("", (panel,))) if panel else None
         if figure is not None:
             figures[name] = figure
     return figures
