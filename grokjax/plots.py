@@ -191,28 +191,13 @@ def panel_figure(
     """PANELS[panel] of an ensemble (`grokjax.figures.ensemble_panel`): every metric of
     that panel as median, quartiles and range over members against step, on a log axis
     (step 0 left out); `title` is the caller's (see `describe_run`), the seed count is
-    added to it, `note` (the grokking area, say) goes in the lower right corner."""
+    added to it, `note` (the grokking area, say) goes in the lower right corner. On a
+    log-y panel (loss) a value <= 0 (float32 cross-entropy rounds to 0 once every
+    example is certain) is drawn at `log_floor`, the smallest positive value, with a
+    triangle where a member has one and a legend note."""
     drawn = ensemble_panel(panel, steps_E, histories, diverged_steps, note=note)
     panels = (drawn,) if drawn is not None else ()
     return to_matplotlib(FigureSpec(ensemble_title(histories, title), panels), path)
-
-
-def accuracy_figure(histories, steps_E, title, diverged_steps=(), path=None, note="") -> Figure:
-    """Train and test accuracy (and the smoothed test accuracy's median) against step."""
-    return panel_figure("accuracy", histories, steps_E, title, diverged_steps, path, note)
-
-
-def loss_figure(histories, steps_E, title, diverged_steps=(), path=None) -> Figure:
-    """Train and test loss against step, both axes logarithmic. A loss of exactly 0
-    (float32 cross-entropy rounds to 0 once every example is certain) is drawn at the
-    floor `log_floor(losses)`, the smallest positive loss drawn, with a triangle at
-    each step where a member's loss is <= 0 and a legend note."""
-    return panel_figure("loss", histories, steps_E, title, diverged_steps, path)
-
-
-def weight_norm_figure(histories, steps_E, title, diverged_steps=(), path=None) -> Figure:
-    """The weight norms against step."""
-    return panel_figure("norms", histories, steps_E, title, diverged_steps, path)
 
 
 def ensemble_figures(

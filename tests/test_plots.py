@@ -132,7 +132,7 @@ def test_zero_train_loss_is_drawn_at_a_floor_on_the_log_axis():
     train_loss = np.array(
         [[4.0, 0.1, 0.0, 0.0, 0.0], [4.0, 0.05, 3e-7, 0.0, 0.0]], dtype=np.float32
     )
-    fig = plots.loss_figure(_histories(train_loss), steps, "default (modulus=59)")
+    fig = plots.panel_figure("loss", _histories(train_loss), steps, "default (modulus=59)")
     ax = fig.axes[0]
     assert ax.get_yscale() == "log"
     (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "train (median)"]
@@ -154,7 +154,7 @@ def test_zero_train_loss_is_drawn_at_a_floor_on_the_log_axis():
 
 def test_all_zero_loss_still_gets_a_positive_floor():
     steps = np.array([0, 10, 20])
-    fig = plots.loss_figure(_histories(np.zeros((2, 3), np.float32)), steps, "t")
+    fig = plots.panel_figure("loss", _histories(np.zeros((2, 3), np.float32)), steps, "t")
     (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "train (median)"]
     assert np.all(np.asarray(line.get_ydata()) > 0)
     assert fig.axes[0].get_yscale() == "log"
@@ -166,7 +166,7 @@ def test_ensemble_figures_write_three_pngs_with_the_callers_title(tmp_path):
     paths = plots.ensemble_figures(histories, steps, tmp_path, "default (modulus=59)")
     assert [p.name for p in paths] == ["accuracy.png", "loss.png", "weight_norm.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
-    title = plots.accuracy_figure(histories, steps, "default (modulus=59)").get_suptitle()
+    title = plots.panel_figure("accuracy", histories, steps, "default (modulus=59)").get_suptitle()
     assert title == "default (modulus=59) (2 seeds: median, quartiles, range)"
 
 
@@ -248,7 +248,7 @@ def _labels(axis) -> list[str]:
 
 def test_log_step_axes_have_1_2_5_ticks_in_both_renderers():
     steps = np.arange(0, 601, 10)
-    fig = plots.accuracy_figure(_run(steps), steps, "t")
+    fig = plots.panel_figure("accuracy", _run(steps), steps, "t")
     ax = fig.axes[0]
     labels = _labels(ax.xaxis)
     assert {"10", "20", "50", "100", "200", "500"} <= set(labels)
@@ -274,7 +274,7 @@ def test_numbers_read_as_1e_minus_4_not_si(value, text):
 def test_small_losses_are_written_1e_minus_4_in_both_renderers():
     steps = np.arange(0, 601, 10)
     histories = _run(steps)
-    ax = plots.loss_figure(histories, steps, "t").axes[0]
+    ax = plots.panel_figure("loss", histories, steps, "t").axes[0]
     assert "1e-4" in _labels(ax.yaxis) and not any("u" in t for t in _labels(ax.yaxis))
     yaxis = _plotly_panel("loss", steps, histories).layout.yaxis
     assert yaxis.type == "log" and yaxis.exponentformat == "e"
@@ -285,7 +285,7 @@ def test_bands_have_legend_entries_in_both_renderers():
     from grokjax.figures import BAND_NAMES
 
     steps = np.arange(0, 601, 10)
-    ax = plots.accuracy_figure(_run(steps), steps, "t").axes[0]
+    ax = plots.panel_figure("accuracy", _run(steps), steps, "t").axes[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert set(BAND_NAMES.values()) <= set(legend)
     fig = _plotly_panel("accuracy", steps, _run(steps))
@@ -305,7 +305,7 @@ def test_a_metric_with_a_panel_is_drawn_by_both_renderers(monkeypatch, tmp_path)
     steps = np.arange(0, 601, 10)
     histories = {**_run(steps), "head_norm": np.full((3, steps.size), 5.0)}
     paths = plots.ensemble_figures(histories, steps, tmp_path, "t")
-    fig = plots.weight_norm_figure(histories, steps, "t")
+    fig = plots.panel_figure("norms", histories, steps, "t")
     labels = [ln.get_label() for ln in fig.axes[0].get_lines()]
     assert "head norm (median)" in labels and "weight norm (median)" in labels
     assert paths[-1].name == "weight_norm.png"
