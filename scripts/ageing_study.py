@@ -24,9 +24,9 @@ import pandas as pd
 from grokjax import xla_flags as gj_flags
 from grokjax.host.experiment import run_ensemble
 from grokjax.io import atomic_write_json
-from grokjax.plots import indicator_figure
+from grokjax.plots import ageing_curves_figure, indicator_figure
 from grokjax.presets import get_preset
-from grokjax.stats.ageing import ageing_figure, ageing_index, relaxation_times
+from grokjax.stats.ageing import ageing_curves, ageing_index, relaxation_times
 
 PLATEAU = (50, 100, 150, 200, 300)
 AFTER = (1000, 1500, 2000)
@@ -72,8 +72,8 @@ def main() -> None:
     if first_gen is not None:
         plateau = plateau[plateau["step"] < first_gen]
     after = table[table["t_w"].isin(AFTER)]
-    ageing_figure(plateau, out / "ageing-plateau.png")
-    ageing_figure(after, out / "ageing-after.png")
+    for name, part in (("plateau", plateau), ("after", after)):
+        ageing_curves_figure(ageing_curves(part), out / f"ageing-{name}.png", ageing_index(part))
 
     def times(t):
         return {int(k): (None if np.isnan(v) else float(v)) for k, v in relaxation_times(t).items()}

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 import grokjax.problem.ageing
+from grokjax.plots import ageing_curves_figure
 from grokjax.problem.ageing import ageing_init, ageing_update, observables
 from grokjax.problem.metrics import last_layer_norm, saturated_fraction
 from grokjax.stats.ageing import (
-    ageing_figure,
+    ageing_curves,
     ageing_index,
     ageing_table,
     relaxation_time,
@@ -208,7 +209,8 @@ def test_figure_is_written(tmp_path):
     ]
     table = pd.DataFrame(rows)
     assert ageing_index(table) > 1.0  # MSD ~ tau / (1 + t_w): ages by design
-    path = ageing_figure(table, tmp_path / "ageing.png")
+    path = tmp_path / "ageing.png"
+    ageing_curves_figure(ageing_curves(table), path, ageing_index(table))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 1000
     assert [p.name for p in tmp_path.iterdir()] == ["ageing.png"]  # no temporary left

@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent(
 
     import numpy as np
     from grokjax.plots import ensemble_figures
-    from grokjax.stats.survival import from_censored_steps, survival_figure
+    from grokjax.host.sweep import from_censored_steps, survival_figure
     steps = np.array([0, 10, 20])
     values = np.array([[0.1, 0.5, 0.9], [0.2, 0.6, 1.0]])
     histories = {k: values for k in ("train_acc", "test_acc", "smoothed_test_acc",

@@ -8,14 +8,13 @@ import pytest
 
 from grokjax.config import Config
 from grokjax.errors import ConfigError
-from grokjax.host.measure import run_landscape
+from grokjax.host.measure import landscape_figure, run_landscape
 from grokjax.landscape import LandscapeConfig
 from grokjax.stats.landscape_analysis import (
     barrier,
     convergence_verdict,
     equilibrium_curve,
     high_entropy_advantage,
-    landscape_figure,
 )
 
 TINY = LandscapeConfig(

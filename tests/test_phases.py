@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 import grokjax.stats.phases
-from grokjax.stats.phases import PHASES, classify_cell, classify_seed, phase_diagram, phase_table
+from grokjax.host.sweep import phase_diagram
+from grokjax.stats.phases import PHASES, classify_cell, classify_seed, phase_table
 from grokjax.stats.summary import first_crossing
 
 STEPS = np.arange(0, 2001, 50)

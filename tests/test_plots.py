@@ -54,7 +54,7 @@ def test_equilibrium_curve_shows_on_every_colour_of_the_map():
 
 
 def test_landscape_figure_draws_the_equilibrium_curve_it_computes():
-    from grokjax.stats.landscape_analysis import equilibrium_curve, landscape_figure
+    from grokjax.host.measure import equilibrium_curve, landscape_figure
 
     rng = np.random.default_rng(0)
     entropy = rng.normal(size=(13, 10))

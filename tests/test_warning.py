@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from grokjax import cli
+from grokjax.config import EvalConfig
 from grokjax.stats import warning as W
+from grokjax.stats.summary import events
 
 STEPS = np.arange(0, 2001, 10)
 WAITS = (100, 200, 400)
@@ -92,7 +94,8 @@ def test_indicators_read_only_the_past():
 def test_events_and_kinds():
     train = (STEPS >= 100).astype(float)
     test = np.where(STEPS >= 600, np.minimum(1.0, 0.1 + (STEPS - 600) / 300), 0.1)
-    m, plateau, onset, g = W.events(train, test, STEPS)
+    e = events(STEPS, {"train_acc": train, "test_acc": test}, EvalConfig())
+    m, plateau, onset, g = e.memorisation, e.plateau, e.onset, e.generalisation
     assert (m, plateau, onset, g) == (100, 0.1, 620, 870)  # 0.1 + 270 / 300 = 1
     assert W.kind_of(m, onset, g) == "grokking"
     assert W.kind_of(100, 120, 150) == "prompt"
@@ -132,7 +135,8 @@ def _run(name, seed, memorisation, onset, generalisation, rng, warn_lead=250, ki
         "gini_embed": gini + 0.001 * rng.normal(size=STEPS.size),
         "excluded_loss": np.exp(rng.normal(size=STEPS.size)),
     }
-    m, plateau, on, g = W.events(train, test, STEPS)
+    e = events(STEPS, {"train_acc": train, "test_acc": test}, EvalConfig())
+    m, plateau, on, g = e.memorisation, e.plateau, e.onset, e.generalisation
     return W.Run(
         name,
         seed,

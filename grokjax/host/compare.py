@@ -31,8 +31,8 @@ from grokjax.io import atomic_write_json
 from grokjax.plots import comparison_figure, describe_run
 from grokjax.presets import get_preset, preset_changes
 from grokjax.problem.checks import check_config
-from grokjax.stats.logtime import RATIO_THRESHOLDS, grokking_area, ratio_name
-from grokjax.stats.summary import censored_stats, diverged_mask
+from grokjax.stats.logtime import RATIO_THRESHOLDS, ratio_name
+from grokjax.stats.summary import censored_stats, diverged_mask, events
 
 COLUMNS = (
     "generalisation_step",
@@ -156,19 +156,17 @@ def comparison_curves(results: dict[str, RunResult]) -> dict[str, dict]:
     curves = {}
     for name, r in results.items():
         thresholds = r.summary.thresholds
-        diverged = diverged_mask(r.histories, thresholds["divergence_train_loss"])
+        cfg = EvalConfig(
+            memorise_threshold=thresholds["memorise_train_acc"],
+            divergence_loss=thresholds["divergence_train_loss"],
+            area_gap=thresholds.get("area_gap", EvalConfig().area_gap),
+        )
+        diverged = diverged_mask(r.histories, cfg.divergence_loss)
         shown = {k: np.where(diverged, np.nan, v) for k, v in r.histories.items()}
+        steps = np.asarray(r.steps)
         areas = [
-            grokking_area(
-                train[~gone],
-                test[~gone],
-                np.asarray(r.steps)[~gone],
-                memorise_threshold=thresholds["memorise_train_acc"],
-                area_gap=thresholds.get("area_gap", EvalConfig().area_gap),
-            )
-            for train, test, gone in zip(
-                r.histories["train_acc"], r.histories["test_acc"], diverged, strict=True
-            )
+            events(steps, {k: v[m] for k, v in r.histories.items()}, cfg, gone).area
+            for m, gone in enumerate(diverged)
         ]
         curves[name] = {
             "steps": np.asarray(r.steps),

@@ -1,6 +1,6 @@
 """Measure a landscape: `run_landscape` drives the WLMD program of `grokjax.landscape`
 chunk by chunk through the host loop and writes the run directory; `measure_preset`
-adds the analysis (`grokjax.stats.landscape_analysis`).
+adds the analysis (`grokjax.stats.landscape_analysis`) and draws it (`analyse`).
 
 Outputs in the run directory:
 
@@ -27,7 +27,7 @@ from grokjax.config import override, parse_value, split_assignment
 from grokjax.errors import ConfigError
 from grokjax.host.loop import Progress, check_profile_dir, run_chunks
 from grokjax.host.rundir import check_out_dir, holding, prepare_out_dir
-from grokjax.io import atomic_write_json, atomic_write_with, json_safe, read_json
+from grokjax.io import atomic_write_json, atomic_write_with, json_safe, read_json, read_metrics
 from grokjax.landscape import (
     LandscapeConfig,
     combined,
@@ -36,8 +36,9 @@ from grokjax.landscape import (
     make_chunk,
     make_landscape_sampler,
 )
+from grokjax.plots import landscape_map_figure
 from grokjax.presets import get_preset
-from grokjax.stats.landscape_analysis import analyse
+from grokjax.stats.landscape_analysis import analysis, equilibrium_curve, known
 from grokjax.stats.summary import Record
 from grokjax.xla_flags import jit
 
@@ -197,6 +198,49 @@ def _chunked(preset: LandscapeConfig, settings: list[str]) -> list[str]:
         f"average_every={average}), so that a chunk of at most chunk_steps="
         f"{preset.chunk_steps} divides it; or set chunk_steps and those yourself"
     )
+
+
+def landscape_figure(
+    landscape: dict, path: Path | None, trajectories: dict | None = None, title: str = ""
+):
+    """Heat map of S/kT relative to its maximum at each loss (0 on the equilibrium
+    curve) over the visited bins, with the equilibrium curve and trajectories on top;
+    drawn by `grokjax.plots.landscape_map_figure`. Returns the Figure."""
+    entropy, hist = landscape["entropy"], landscape["histogram"]
+    y_eq, s_eq = equilibrium_curve(entropy, hist, landscape["y"])
+    shown = np.where(known(entropy, hist), entropy - s_eq[:, None], np.nan)
+    return landscape_map_figure(
+        landscape["x"], landscape["y"], shown, y_eq, path, trajectories, title
+    )
+
+
+def run_trajectory(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(x(t), y(t)) of a grokjax run directory: the median over its members per step."""
+    frame = read_metrics(Path(run_dir) / "metrics.parquet")
+    med = frame.groupby("step")[["ln_train_loss", "smoothed_test_acc"]].median()
+    return med["ln_train_loss"].to_numpy(), med["smoothed_test_acc"].to_numpy()
+
+
+def analyse(
+    out_dir: Path,
+    trajectories: dict[str, Path] | None = None,
+    x_band: tuple[float, float] | None = None,
+    title: str = "",
+) -> dict:
+    """Read `landscape.npz` in out_dir; write analysis.json and landscape.png there
+    (`grokjax.stats.landscape_analysis.analysis`)."""
+    out_dir = Path(out_dir)
+    with np.load(out_dir / "landscape.npz") as npz:
+        landscape = {k: npz[k] for k in npz.files}
+    rows_path = out_dir / "convergence.json"
+    rows = read_json(rows_path, "convergence rows") if rows_path.is_file() else None
+    curves = {name: run_trajectory(d) for name, d in (trajectories or {}).items()}
+    result = analysis(landscape, x_band, rows, curves)
+    for name, run_dir in (trajectories or {}).items():
+        result["trajectories"][name] = {"run": str(run_dir), **result["trajectories"][name]}
+    landscape_figure(landscape, out_dir / "landscape.png", curves, title)
+    atomic_write_json(out_dir / "analysis.json", result)
+    return result
 
 
 def measure_preset(

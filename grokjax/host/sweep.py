@@ -54,21 +54,22 @@ from grokjax.config import (
 from grokjax.errors import ConfigError
 from grokjax.host.experiment import run_ensemble
 from grokjax.host.rundir import check_out_dir, holding, on_all_processes, prepare_out_dir
-from grokjax.io import atomic_write_with
-from grokjax.plots import describe_run
+from grokjax.io import atomic_write_with, read_metrics
+from grokjax.plots import describe_run, kaplan_meier_figure, phase_figure
 from grokjax.presets import get_preset, preset_changes
 from grokjax.problem.checks import check_config
 from grokjax.stats.logtime import RATIO_THRESHOLDS, ratio_name
 from grokjax.stats.phases import (
+    PHASE_COLORS,
     PHASES,
     RULES,
     classify_cell,
     classify_seed,
-    phase_diagram,
+    phase_table,
     seed_steps,
 )
 from grokjax.stats.summary import censored_stats
-from grokjax.stats.survival import from_censored_steps, survival_figure
+from grokjax.stats.survival import from_censored_steps, survival_curve
 
 STEPS = (
     "memorisation_step",
@@ -232,12 +233,7 @@ def run_sweep(
                     member_batch=member_batch,
                     devices=devices,
                 )
-            steps = seed_steps(
-                pd.read_parquet(run_dir / "metrics.parquet"),
-                memorise_threshold=cell_cfg.eval.memorise_threshold,
-                generalise_threshold=cell_cfg.eval.generalise_threshold,
-                area_gap=cell_cfg.eval.area_gap,
-            )
+            steps = seed_steps(read_metrics(run_dir / "metrics.parquet"), cell_cfg.eval)
             for name, value in cell.items():  # text, so mixed values ('full', 512) fit a column
                 steps[name] = _label(name, value)
             for name in numeric:  # float32 members' numbers as set: 0.001, not 0.0010000000474
@@ -245,7 +241,6 @@ def run_sweep(
             frames.append(steps)
         seeds = pd.concat(frames, ignore_index=True)
         seeds = seeds[[*names, *(c for c in seeds.columns if c not in names)]]
-        seeds["grokking_delay"] = seeds["generalisation_step"] - seeds["memorisation_step"]
         seeds["phase"] = [
             classify_seed(m, g, rule=phase_rule, area=a)
             for m, g, a in zip(
@@ -326,6 +321,41 @@ def cell_table(seeds: pd.DataFrame, axes: Sequence[str], phase_rule: str = "liu"
         row["seeds"] = phase.n_seeds
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def phase_diagram(
+    frame: pd.DataFrame, x: str, y: str, path: Path, title: str, *, rule: str = "liu"
+) -> pd.DataFrame:
+    """Classify each (x, y) cell by `rule` (`grokjax.stats.phases.phase_table`) and draw
+    its phase as a categorical heat map (`grokjax.plots.phase_figure`); return the cells.
+
+    `frame` is either metrics.parquet rows (they have a train_acc column; reduced per
+    seed with `seed_steps`) or a per-seed table as `seed_steps` returns it. Each cell is
+    coloured by its phase and labelled with the fraction of seeds in that phase."""
+    if "train_acc" in frame.columns:
+        frame = seed_steps(frame)
+    cells = phase_table(frame, x, y, rule=rule)
+    phase_figure(
+        cells[x].to_numpy(),
+        cells[y].to_numpy(),
+        cells["phase"].tolist(),
+        cells["fraction"].to_numpy(float),
+        Path(path),
+        title,
+        categories=PHASES,
+        colours=PHASE_COLORS,
+        xlabel=x,
+        ylabel=y,
+    )
+    return cells
+
+
+def survival_figure(groups: dict, path: Path, title: str, xlabel: str = "step") -> Path:
+    """Kaplan-Meier curves of `groups` (label -> (times, observed); `survival_curve`),
+    drawn by `grokjax.plots.kaplan_meier_figure`; returns `path`."""
+    curves = {label: survival_curve(times, seen) for label, (times, seen) in groups.items()}
+    kaplan_meier_figure(curves, Path(path), title, xlabel)
+    return Path(path)
 
 
 def parse_grid(grid: Sequence[str], axes: Mapping[str, Sequence[Any]]) -> dict:

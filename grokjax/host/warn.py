@@ -20,18 +20,21 @@ per member, fits and scores every indicator with held-out seeds
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from grokjax.config import EvalConfig
 from grokjax.errors import ConfigError
 from grokjax.io import atomic_write_with
+from grokjax.report.rundata import load_run
 from grokjax.stats import warning as W
+from grokjax.stats.summary import events
 
 HPARAM_COLUMNS = ("learning_rate", "weight_decay", "noise_scale")
+EVENT_THRESHOLDS = ("memorise_threshold", "generalise_threshold")
 
 
 def run_dirs(path: Path) -> list[Path]:
@@ -45,44 +48,37 @@ def run_dirs(path: Path) -> list[Path]:
     return found
 
 
-def load_runs(path: Path, rise: float = W.RISE) -> list[W.Run]:
-    """One `Run` per member of every run below `path`."""
+def load_runs(path: Path) -> list[W.Run]:
+    """One `Run` per member of every run below `path`, with its events at the run's own
+    thresholds (`grokjax.stats.summary.events`)."""
     runs = []
     root = Path(path)
     for run_dir in run_dirs(root):
-        record = json.loads((run_dir / "config.json").read_text())
-        config = record.get("config", {})
-        optimizer = config.get("optim", {}).get("name", "adamw")
-        data, thresholds = config.get("data", {}), config.get("eval", {})
-        memorise = thresholds.get("memorise_threshold", W.MEMORISE)
-        generalise = thresholds.get("generalise_threshold", W.GENERALISE)
-        frame = pd.read_parquet(run_dir / "metrics.parquet").sort_values(["member", "step"])
-        names = [c for c in frame.columns if c not in ("member", "seed", "step", "diverged")]
-        for member, rows in frame.groupby("member"):
-            steps = rows.step.to_numpy(np.int64)
-            hparams = {k: float(rows[k].iloc[0]) for k in HPARAM_COLUMNS if k in rows}
-            hparams["train_fraction"] = data.get("train_fraction")
-            hparams["train_size"] = data.get("train_size")
-            histories = {n: rows[n].to_numpy(np.float64) for n in names if n not in hparams}
-            if "diverged" in rows:
-                gone = rows.diverged.to_numpy(bool)
-                histories = {k: np.where(gone, np.nan, v) for k, v in histories.items()}
-            m, plateau, onset, g = W.events(
-                histories["train_acc"], histories["test_acc"], steps, rise, memorise, generalise
-            )
+        data = load_run(run_dir)
+        config = data.record.get("config", {})
+        thresholds = {k: v for k, v in config.get("eval", {}).items() if k in EVENT_THRESHOLDS}
+        cfg = EvalConfig(**thresholds)
+        train_size = config.get("data", {}).get("train_size")
+        train_fraction = config.get("data", {}).get("train_fraction")
+        for m, seed in enumerate(data.seeds):
+            history = {k: v[m] for k, v in data.histories.items()}
+            hparams = {k: float(data.hparams[k][m]) for k in HPARAM_COLUMNS if k in data.hparams}
+            hparams |= {"train_fraction": train_fraction, "train_size": train_size}
+            gone_E = np.isnan(history["train_acc"])  # load_run's mark of a diverged evaluation
+            e = events(data.steps, history, cfg, gone_E)
             runs.append(
                 W.Run(
-                    f"{root.name}/{run_dir.relative_to(root)}#{member}",
-                    int(rows.seed.iloc[0]) if "seed" in rows else int(member),
+                    f"{root.name}/{run_dir.relative_to(root)}#{m}",
+                    seed,
                     hparams,
-                    optimizer,
-                    steps,
-                    histories,
-                    m,
-                    plateau,
-                    onset,
-                    g,
-                    W.kind_of(m, onset, g),
+                    config.get("optim", {}).get("name", "adamw"),
+                    data.steps,
+                    history,
+                    e.memorisation,
+                    e.plateau,
+                    e.onset,
+                    e.generalisation,
+                    W.kind_of(e.memorisation, e.onset, e.generalisation),
                 )
             )
     return runs

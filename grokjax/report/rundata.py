@@ -4,16 +4,14 @@ progress (live.jsonl, `grokjax.host.live`), with one error naming the file when 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from grokjax.config import Hparams
-from grokjax.errors import ConfigError
 from grokjax.host.live import read_live, run_state
+from grokjax.io import RunDataError, read_json, read_metrics
 
 NOT_METRICS = {"member", "seed", "step", "diverged", *Hparams._fields}  # per-member columns
 KINDS = {  # the file that marks each kind of directory, in the order they are looked for
@@ -24,10 +22,6 @@ KINDS = {  # the file that marks each kind of directory, in the order they are l
 }
 
 
-class RunDataError(ConfigError):
-    """A run directory that cannot be read; the message names the file and why."""
-
-
 class RunData(NamedTuple):
     run_dir: Path
     state: str  # grokjax.host.live.STATES
@@ -36,6 +30,7 @@ class RunData(NamedTuple):
     seeds: list[int]
     record: dict[str, Any]  # config.json
     summary: dict[str, Any] | None  # summary.json, None while running
+    hparams: dict[str, np.ndarray] = {}  # Hparams field -> [members], from metrics.parquet
 
     @property
     def title(self) -> str:
@@ -44,12 +39,7 @@ class RunData(NamedTuple):
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except OSError as error:
-        raise RunDataError(f"{path}: cannot be read ({error.strerror})") from None
-    except ValueError as error:
-        raise RunDataError(f"{path}: not valid JSON ({error})") from None
+    return read_json(path, "run file", RunDataError)
 
 
 def kind_of(directory: Path) -> str | None:
@@ -64,11 +54,8 @@ def is_run_dir(path: Path) -> bool:
     return kind_of(path) == "run"
 
 
-def _from_parquet(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], list[int]]:
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as error:  # pyarrow raises several kinds for a damaged file
-        raise RunDataError(f"{path}: not a readable Parquet file ({error})") from None
+def _from_parquet(path: Path) -> tuple[np.ndarray, dict, list[int], dict]:
+    frame = read_metrics(path)
     if not {"member", "step"} <= set(frame.columns):
         raise RunDataError(f"{path}: has no member and step columns")
     frame = frame.sort_values(["member", "step"])
@@ -82,8 +69,10 @@ def _from_parquet(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], list[i
     if "diverged" in frame:
         gone = frame.pivot(index="member", columns="step", values="diverged").to_numpy(bool)
         histories = {k: np.where(gone, np.nan, v) for k, v in histories.items()}
-    seeds = frame.groupby("member").seed.first().tolist() if "seed" in frame else members
-    return steps, histories, [int(s) for s in seeds]
+    by_member = frame.groupby("member")
+    seeds = by_member.seed.first().tolist() if "seed" in frame else members
+    hparams = {k: by_member[k].first().to_numpy() for k in Hparams._fields if k in frame}
+    return steps, histories, [int(s) for s in seeds], hparams
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -97,9 +86,9 @@ def load_run(run_dir: Path) -> RunData:
         raise RunDataError(f"{run_dir / 'config.json'}: not a grokjax run record")
     state = run_state(run_dir)
     seeds = [int(s) for s in record.get("seeds", [])]
-    summary = None
+    summary, hparams = None, {}
     if (run_dir / "metrics.parquet").is_file():
-        steps, histories, seeds = _from_parquet(run_dir / "metrics.parquet")
+        steps, histories, seeds, hparams = _from_parquet(run_dir / "metrics.parquet")
         if (run_dir / "summary.json").is_file():
             summary = _read_json(run_dir / "summary.json")
     else:
@@ -107,4 +96,4 @@ def load_run(run_dir: Path) -> RunData:
         if live is None:
             raise RunDataError(f"{run_dir}: no metrics.parquet and no live.jsonl yet")
         steps, histories = live
-    return RunData(run_dir, state, steps, histories, seeds, record, summary)
+    return RunData(run_dir, state, steps, histories, seeds, record, summary, hparams)

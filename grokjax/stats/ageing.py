@@ -4,15 +4,12 @@ waiting time t_w; see there for the definitions).
 
 Host side (NumPy/pandas) on a long table with columns step, t_w, msd, overlap
 (`ageing_table` builds it from the recorded arrays): `relaxation_time(s)`,
-`ageing_index`, `ageing_figure`. One-time companions: `weight_norm`, `last_layer_norm`,
-and `saturated_fraction`, the share of float32-saturated softmax outputs ("softmax
-collapse", Prieto et al. 2025).
+`ageing_index`, `ageing_curves` (what `grokjax.plots.ageing_curves_figure` draws).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -137,18 +134,10 @@ def ageing_index(table: pd.DataFrame) -> float:
     return float(np.median(log_msd_WxL.max(axis=0) - log_msd_WxL.min(axis=0)))
 
 
-def ageing_figure(table: pd.DataFrame, path: Path | str) -> Path:
-    """Write a PNG of MSD (log-log) and C (log-x) against tau = t - t_w, one line per t_w.
-
-    Members are averaged first; the ageing index goes in the title; the lines are drawn
-    by `grokjax.plots.ageing_curves_figure` (coloured by t_w, tau = 0 left out of the
-    log axis). Written atomically; returns the path.
-    """
-    from grokjax.plots import ageing_curves_figure  # matplotlib only when drawing
-
-    curves = {
+def ageing_curves(table: pd.DataFrame) -> dict[int, dict[str, np.ndarray]]:
+    """Per t_w, tau, msd and overlap (members averaged): the input of
+    `grokjax.plots.ageing_curves_figure`."""
+    return {
         t_w: {k: c[k].to_numpy() for k in ("tau", "msd", "overlap")}
         for t_w, c in _curves(table).items()
     }
-    ageing_curves_figure(curves, Path(path), ageing_index=ageing_index(table))
-    return Path(path)

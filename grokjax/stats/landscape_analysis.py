@@ -10,19 +10,16 @@ All functions take the grid arrays of `landscape.npz` (`entropy` [n_x, n_y] as S
   its two ends; zero means entropy never decreases on the way (no barrier).
 * `high_entropy_advantage`: for the points of a training trajectory (x(t), y(t)), how
   much entropy and test accuracy the equilibrium state at the same loss has over them.
-* `landscape_figure`: the heat map with the equilibrium curve and trajectories.
 * `convergence_verdict`: whether the run's convergence rows say S stopped moving.
+* `analysis`: all of it, as analysis.json holds it (`grokjax.host.measure` writes it and
+  draws the map).
 """
 
 from __future__ import annotations
 
-import json
 import warnings
-from pathlib import Path
 
 import numpy as np
-
-from grokjax.plots import landscape_map_figure
 
 
 def known(entropy, histogram) -> np.ndarray:
@@ -110,20 +107,6 @@ def high_entropy_advantage(entropy, histogram, x, y, traj_x, traj_y) -> dict:
     }
 
 
-def landscape_figure(
-    landscape: dict, path: Path, trajectories: dict | None = None, title: str = ""
-):
-    """Heat map of S/kT relative to its maximum at each loss (0 on the equilibrium
-    curve) over the visited bins, with the equilibrium curve and trajectories on top;
-    drawn by `grokjax.plots.landscape_map_figure`. Returns the Figure."""
-    entropy, hist = landscape["entropy"], landscape["histogram"]
-    y_eq, s_eq = equilibrium_curve(entropy, hist, landscape["y"])
-    shown = np.where(known(entropy, hist), entropy - s_eq[:, None], np.nan)
-    return landscape_map_figure(
-        landscape["x"], landscape["y"], shown, y_eq, path, trajectories, title
-    )
-
-
 def convergence_verdict(
     rows: list[dict], y_bin: float, *, last: int = 3, tolerance: float = 0.05
 ) -> dict:
@@ -166,15 +149,6 @@ def convergence_verdict(
     }
 
 
-def run_trajectory(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(x(t), y(t)) of a grokjax run directory: the median over its members per step."""
-    import pandas as pd
-
-    frame = pd.read_parquet(Path(run_dir) / "metrics.parquet")
-    med = frame.groupby("step")[["ln_train_loss", "smoothed_test_acc"]].median()
-    return med["ln_train_loss"].to_numpy(), med["smoothed_test_acc"].to_numpy()
-
-
 def default_band(landscape: dict, width: float = 1.0) -> tuple[float, float]:
     """The lowest-loss band of the visited grid, `width` wide in ln L."""
     visited_x = landscape["x"][landscape["histogram"].sum(1) > 0]
@@ -182,20 +156,17 @@ def default_band(landscape: dict, width: float = 1.0) -> tuple[float, float]:
     return lo, lo + width
 
 
-def analyse(
-    out_dir: Path,
-    trajectories: dict[str, Path] | None = None,
+def analysis(
+    landscape: dict,
     x_band: tuple[float, float] | None = None,
-    title: str = "",
+    convergence: list[dict] | None = None,
+    trajectories: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict:
-    """Read `landscape.npz` in out_dir; write analysis.json and landscape.png there."""
-    from grokjax.host.checkpoint import atomic_write_json
-
-    out_dir = Path(out_dir)
-    with np.load(out_dir / "landscape.npz") as npz:
-        landscape = {k: npz[k] for k in npz.files}
+    """What analysis.json holds: the band, visited bins, equilibrium curve, barrier, the
+    `convergence_verdict` of the convergence rows (if given) and, per trajectory name ->
+    (x(t), y(t)), its `high_entropy_advantage` medians."""
     x_band = x_band or default_band(landscape)
-    y_eq, s_eq = equilibrium_curve(landscape["entropy"], landscape["histogram"], landscape["y"])
+    y_eq, _ = equilibrium_curve(landscape["entropy"], landscape["histogram"], landscape["y"])
     found = barrier_with_spread(landscape, x_band)
     result = {
         "x_band": list(x_band),
@@ -211,23 +182,16 @@ def analyse(
         },
         "trajectories": {},
     }
-    rows_path = out_dir / "convergence.json"
-    if rows_path.is_file():
+    if convergence is not None:
         y_bin = float(landscape["y"][1] - landscape["y"][0])
-        result["convergence"] = convergence_verdict(json.loads(rows_path.read_text()), y_bin)
-    curves = {}
-    for name, run_dir in (trajectories or {}).items():
-        tx, ty = run_trajectory(run_dir)
-        curves[name] = (tx, ty)
+        result["convergence"] = convergence_verdict(convergence, y_bin)
+    for name, (tx, ty) in (trajectories or {}).items():
         gap = high_entropy_advantage(
             landscape["entropy"], landscape["histogram"], landscape["x"], landscape["y"], tx, ty
         )
         result["trajectories"][name] = {
-            "run": str(run_dir),
             "points_on_grid": gap["points"],
             "median_entropy_gap": gap["median_entropy_gap"],
             "median_accuracy_gap": gap["median_accuracy_gap"],
         }
-    landscape_figure(landscape, out_dir / "landscape.png", curves, title)
-    atomic_write_json(out_dir / "analysis.json", result)
     return result

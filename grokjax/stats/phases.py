@@ -42,16 +42,14 @@ reported with it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from grokjax.config import EvalConfig, Hparams
-from grokjax.plots import phase_figure
 from grokjax.stats import logtime
-from grokjax.stats.summary import first_crossing
+from grokjax.stats.summary import events
 
 PHASES = ("comprehension", "grokking", "memorisation", "confusion")  # fastest to slowest
 PHASE_COLORS = ("#4daf4a", "#377eb8", "#ff7f00", "#9e9e9e")
@@ -149,56 +147,39 @@ def vote(phases: Sequence[str]) -> CellPhase:
     return CellPhase(slowest_of_the_most_common, fractions, len(phases))
 
 
-def seed_steps(
-    metrics: pd.DataFrame,
-    *,
-    memorise_threshold: float = _EVAL.memorise_threshold,
-    generalise_threshold: float = _EVAL.generalise_threshold,
-    area_gap: float = _EVAL.area_gap,
-) -> pd.DataFrame:
-    """metrics.parquet rows -> one row per seed with its m and g (NaN = censored).
+def seed_steps(metrics: pd.DataFrame, cfg: EvalConfig = _EVAL) -> pd.DataFrame:
+    """metrics.parquet rows -> one row per seed with its events (NaN = censored).
 
     Rows are grouped by the hyperparameter columns present, member and seed; the result
-    keeps those columns and adds memorisation_step, generalisation_step, the log-time
-    measures (grokking_area, generalisation_ratio@<threshold>, test_acc_at_memorisation;
-    `grokjax.stats.logtime`), budget_steps (the seed's last evaluated step) and
-    diverged_step (NaN if it did not). Rows a run directory marks `diverged` do not
-    count, as in `grokjax.stats.summary`.
+    keeps those columns and adds memorisation_step, generalisation_step, grokking_delay,
+    the log-time measures (grokking_area, generalisation_ratio@<threshold>,
+    test_acc_at_memorisation; `grokjax.stats.logtime`), budget_steps (the seed's last
+    evaluated step) and diverged_step (NaN if it did not), at `cfg`'s thresholds
+    (`grokjax.stats.summary.events`). Rows a run directory marks `diverged` do not count.
     """
     keys = [c for c in (*Hparams._fields, "member", "seed") if c in metrics.columns]
     rows = []
     for key, run in metrics.sort_values("step").groupby(keys, sort=True):
         steps_E = run["step"].to_numpy()
         diverged_E = run["diverged"].to_numpy(bool) if "diverged" in run else np.zeros(0, bool)
-        sane = ~diverged_E if diverged_E.size else slice(None)
-        train_E, test_E = run["train_acc"].to_numpy()[sane], run["test_acc"].to_numpy()[sane]
-        mem = first_crossing(train_E, steps_E[sane], memorise_threshold)
-        ratios = {
-            logtime.ratio_name(t): logtime.generalisation_ratio(
-                mem, first_crossing(test_E, steps_E[sane], t)
-            )
-            for t in logtime.RATIO_THRESHOLDS
-        }
+        history = {k: run[k].to_numpy() for k in ("train_acc", "test_acc")}
+        e = events(steps_E, history, cfg, diverged_E)
         rows.append(
             {
                 **dict(zip(keys, key, strict=True)),
-                "memorisation_step": mem,
-                "generalisation_step": first_crossing(test_E, steps_E[sane], generalise_threshold),
-                "grokking_area": logtime.grokking_area(
-                    train_E,
-                    test_E,
-                    steps_E[sane],
-                    memorise_threshold=memorise_threshold,
-                    area_gap=area_gap,
-                ),
-                **ratios,
-                "test_acc_at_memorisation": logtime.value_at_step(test_E, steps_E[sane], mem),
+                "memorisation_step": e.memorisation,
+                "generalisation_step": e.generalisation,
+                "grokking_delay": e.delay,
+                "grokking_area": e.area,
+                **{logtime.ratio_name(t): v for t, v in e.ratios.items()},
+                "test_acc_at_memorisation": e.test_acc_at_memorisation,
                 "budget_steps": int(steps_E[-1]),
-                "diverged_step": steps_E[diverged_E][0] if diverged_E.any() else None,
+                "diverged_step": None if e.diverged is None else steps_E[e.diverged],
             }
         )
-    measures = ["memorisation_step", "generalisation_step", "grokking_area", "diverged_step"]
-    measures += [*ratios, "test_acc_at_memorisation"]
+    measures = ["memorisation_step", "generalisation_step", "grokking_delay", "grokking_area"]
+    measures += [logtime.ratio_name(t) for t in logtime.RATIO_THRESHOLDS]
+    measures += ["test_acc_at_memorisation", "diverged_step"]
     return pd.DataFrame(rows).astype(dict.fromkeys(measures, float))
 
 
@@ -240,58 +221,3 @@ def phase_table(
             }
         )
     return pd.DataFrame(rows)
-
-
-def phase_diagram(
-    frame: pd.DataFrame,
-    x: str,
-    y: str,
-    path: Path,
-    title: str,
-    *,
-    memorise_threshold: float = _EVAL.memorise_threshold,
-    generalise_threshold: float = _EVAL.generalise_threshold,
-    min_delay: float = MIN_DELAY,
-    delay_fraction: float = DELAY_FRACTION,
-    rule: str = "liu",
-    max_area: float = MAX_AREA,
-) -> pd.DataFrame:
-    """Classify each (x, y) cell (by `rule`, 'liu' or 'log-time') and draw its phase as
-    a categorical heat map (`grokjax.plots.phase_figure`); return `phase_table`.
-
-    `frame` is either metrics.parquet rows (they have a train_acc column; reduced per
-    seed with `seed_steps` at the given thresholds) or a per-seed table as `seed_steps`
-    returns it. An axis is logarithmic when its values are positive and span at least
-    10x. Each cell is coloured by its phase and labelled with the fraction of seeds in
-    that phase; cells with no seeds stay blank. Written atomically as PNG.
-
-    Example (run_dirs: runs of one sweep):
-      metrics = pd.concat(pd.read_parquet(f"{d}/metrics.parquet") for d in run_dirs)
-      phase_diagram(metrics, "learning_rate", "weight_decay", "phases.png", "sweep")
-    """
-    if "train_acc" in frame.columns:
-        frame = seed_steps(
-            frame, memorise_threshold=memorise_threshold, generalise_threshold=generalise_threshold
-        )
-    cells = phase_table(
-        frame,
-        x,
-        y,
-        min_delay=min_delay,
-        delay_fraction=delay_fraction,
-        rule=rule,
-        max_area=max_area,
-    )
-    phase_figure(
-        cells[x].to_numpy(),
-        cells[y].to_numpy(),
-        cells["phase"].tolist(),
-        cells["fraction"].to_numpy(float),
-        Path(path),
-        title,
-        categories=PHASES,
-        colours=PHASE_COLORS,
-        xlabel=x,
-        ylabel=y,
-    )
-    return cells

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -179,6 +179,75 @@ class Summary(Record):
     ensemble: dict[str, Censored | Diverged]
 
 
+class Events(NamedTuple):
+    """One member's events on its evaluation grid, None where censored (module
+    docstring): memorisation m and generalisation g steps and their delay; the plateau
+    (test accuracy at m) and the onset (first step >= m with test accuracy >= plateau +
+    `rise`, `grokjax.stats.warning`); the log-time measures (`grokjax.stats.logtime`);
+    and the index of the first diverged evaluation with its reason."""
+
+    memorisation: int | None
+    generalisation: int | None
+    delay: int | None
+    plateau: float | None
+    onset: int | None
+    area: float | None
+    ratios: dict[float, float | None]
+    test_acc_at_memorisation: float | None
+    diverged: int | None
+    reason: str
+
+
+RISE = 0.05
+
+
+def events(
+    steps_E: np.ndarray,
+    history: dict[str, np.ndarray],
+    cfg: EvalConfig,
+    diverged_E: np.ndarray | None = None,
+    rise: float = RISE,
+) -> Events:
+    """The `Events` of one member; `history` maps metric -> [E]. Only the evaluations
+    before it diverged count: the first True of `diverged_E` (a run directory's
+    `diverged` column), or by default where `divergence` says."""
+    if diverged_E is None:
+        div, reason = divergence(history, cfg.divergence_loss)
+    else:
+        hit = np.flatnonzero(diverged_E)
+        div, reason = (int(hit[0]) if hit.size else None), ""
+    sane = slice(None) if div is None else slice(0, div)
+    train_E, test_E, sane_E = history["train_acc"][sane], history["test_acc"][sane], steps_E[sane]
+    mem = first_crossing(train_E, sane_E, cfg.memorise_threshold)
+    gen = first_crossing(test_E, sane_E, cfg.generalise_threshold)
+    plateau = onset = None
+    if mem is not None:
+        after = sane_E >= mem
+        plateau = float(test_E[after][0])
+        onset = first_crossing(test_E[after], sane_E[after], plateau + rise)
+    return Events(
+        memorisation=mem,
+        generalisation=gen,
+        delay=gen - mem if mem is not None and gen is not None else None,
+        plateau=plateau,
+        onset=onset,
+        area=logtime.grokking_area(
+            train_E,
+            test_E,
+            sane_E,
+            memorise_threshold=cfg.memorise_threshold,
+            area_gap=cfg.area_gap,
+        ),
+        ratios={
+            t: logtime.generalisation_ratio(mem, first_crossing(test_E, sane_E, t))
+            for t in logtime.RATIO_THRESHOLDS
+        },
+        test_acc_at_memorisation=logtime.value_at_step(test_E, sane_E, mem),
+        diverged=div,
+        reason=reason,
+    )
+
+
 def member_summary(
     history: dict[str, np.ndarray],
     steps_E: np.ndarray,
@@ -186,43 +255,25 @@ def member_summary(
     member: int = 0,
     seed: int = 0,
 ) -> MemberSummary:
-    """Threshold steps and final values for one member; `history` maps metric -> [E].
-
-    Only the evaluations before the member diverged (if it did) count.
-    """
-    div, reason = divergence(history, cfg.divergence_loss)
-    sane = slice(None) if div is None else slice(0, div)
-    train_E, test_E, sane_E = history["train_acc"][sane], history["test_acc"][sane], steps_E[sane]
-    mem = first_crossing(train_E, sane_E, cfg.memorise_threshold)
-    gen = first_crossing(test_E, sane_E, cfg.generalise_threshold)
-    delay = gen - mem if mem is not None and gen is not None else None
-    gen_idx = None if gen is None else int(np.searchsorted(steps_E, gen))
-    ratios = {
-        t: logtime.generalisation_ratio(mem, first_crossing(test_E, sane_E, t))
-        for t in logtime.RATIO_THRESHOLDS
-    }
-    area = logtime.grokking_area(
-        train_E,
-        test_E,
-        sane_E,
-        memorise_threshold=cfg.memorise_threshold,
-        area_gap=cfg.area_gap,
-    )
+    """Threshold steps and final values for one member (`events`); `history` maps
+    metric -> [E]."""
+    e = events(steps_E, history, cfg)
+    gen_idx = None if e.generalisation is None else int(np.searchsorted(steps_E, e.generalisation))
     return MemberSummary(
         member=member,
         seed=seed,
-        memorisation_step=mem,
-        generalisation_step=gen,
-        grokking_delay=delay,
+        memorisation_step=e.memorisation,
+        generalisation_step=e.generalisation,
+        grokking_delay=e.delay,
         weight_norm_at_generalisation=(
             None if gen_idx is None else float(history["weight_norm"][gen_idx])
         ),
-        grokking_area=area,
-        test_acc_at_memorisation=logtime.value_at_step(history["test_acc"], steps_E, mem),
-        ratios=ratios,
-        diverged_step=None if div is None else int(steps_E[div]),
-        diverged_reason=reason or None,
-        finals={k: None if div is not None else float(v[-1]) for k, v in history.items()},
+        grokking_area=e.area,
+        test_acc_at_memorisation=e.test_acc_at_memorisation,
+        ratios=e.ratios,
+        diverged_step=None if e.diverged is None else int(steps_E[e.diverged]),
+        diverged_reason=e.reason or None,
+        finals={k: None if e.diverged is not None else float(v[-1]) for k, v in history.items()},
     )
 
 

@@ -17,26 +17,16 @@ is then NaN.
 
 Median: the first time with S(t) <= 0.5 (the lower median; `summary.censored_stats`
 interpolates instead), None when S never falls to 0.5, i.e. the median is censored.
-Its confidence interval is the Brookmeyer-Crowley interval with the Greenwood variance,
-{t : |S(t) - 0.5| <= z SE(t)}, read off where the plain pointwise band S -+ z SE
-crosses 0.5 (as R's `survfit` does with `conf.type="plain"`): the lower limit is the
-first time the lower band is <= 0.5, the upper limit the first time the upper band is.
-Where the SE is undefined the band is taken as [0, 1], so it never closes the interval.
 
-Reference: Kaplan & Meier (1958), JASA 53:457; Brookmeyer & Crowley (1982),
-Biometrics 38:29.
+Reference: Kaplan & Meier (1958), JASA 53:457.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
-
-from grokjax.plots import kaplan_meier_figure
 
 KM_COLUMNS = ("time", "at_risk", "events", "censored", "survival", "std_err")
 
@@ -107,35 +97,10 @@ def kaplan_meier(times: Sequence[float], observed: Sequence[bool]) -> pd.DataFra
     )
 
 
-def _first_time_at_or_below_half(table: pd.DataFrame, curve: pd.Series) -> float | None:
-    hit = np.flatnonzero(curve.to_numpy() <= 0.5 + _HALF_TOL)
-    return float(table["time"].iloc[hit[0]]) if hit.size else None
-
-
 def median_survival(table: pd.DataFrame) -> float | None:
     """The first time with S(t) <= 0.5, or None when S never gets there (censored median)."""
-    return _first_time_at_or_below_half(table, table["survival"])
-
-
-def median_survival_ci(
-    table: pd.DataFrame, confidence: float = 0.95
-) -> tuple[float | None, float | None]:
-    """Brookmeyer-Crowley interval for the median from the plain Greenwood band.
-
-    Returns (lower, upper): the first times where S - z SE and S + z SE fall to <= 0.5,
-    z the two-sided normal quantile. None for a limit the band never reaches (the
-    upper limit is then censored: beyond the data).
-    """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    half_width = z * table["std_err"]
-    lower_band = (table["survival"] - half_width).fillna(0.0)
-    upper_band = (table["survival"] + half_width).fillna(1.0)
-    return (
-        _first_time_at_or_below_half(table, lower_band),
-        _first_time_at_or_below_half(table, upper_band),
-    )
+    hit = np.flatnonzero(table["survival"].to_numpy() <= 0.5 + _HALF_TOL)
+    return float(table["time"].iloc[hit[0]]) if hit.size else None
 
 
 def survival_curve(times: Sequence[float], observed: Sequence[bool]) -> dict:
@@ -151,21 +116,3 @@ def survival_curve(times: Sequence[float], observed: Sequence[bool]) -> dict:
         "n": len(times),
         "median": median_survival(table),
     }
-
-
-def survival_figure(
-    groups: dict[str, tuple[Sequence[float], Sequence[bool]]],
-    path: Path,
-    title: str,
-    xlabel: str = "step",
-) -> Path:
-    """Kaplan-Meier step curves, one per group, with censoring ticks and Greenwood bands.
-
-    `groups` maps a label to (times, observed); each group's curve is `survival_curve`
-    and `grokjax.plots.kaplan_meier_figure` draws them (curves that coincide are drawn
-    apart, and the legend says so). Written atomically as PNG; returns `path`.
-    """
-    path = Path(path)
-    curves = {label: survival_curve(times, observed) for label, (times, observed) in groups.items()}
-    kaplan_meier_figure(curves, path, title, xlabel)
-    return path

@@ -75,12 +75,8 @@ import pandas as pd
 
 from grokjax.errors import ConfigError
 from grokjax.stats.phases import delay_tolerance
-from grokjax.stats.summary import first_crossing
 
 WINDOW = 10
-RISE = 0.05
-MEMORISE = 0.99
-GENERALISE = 0.99
 MIN_LEAD = 100
 LEAD_FRACTION = 0.25
 MAX_FALSE_ALARMS = 0.10
@@ -98,7 +94,8 @@ BASELINES = ("time_since_memorisation", "test_accuracy_rise")
 
 
 class Run(NamedTuple):
-    """One member of one run directory, with its events (module docstring)."""
+    """One member of one run directory, with its events (module docstring;
+    `grokjax.stats.summary.events` finds them)."""
 
     name: str
     seed: int
@@ -111,19 +108,6 @@ class Run(NamedTuple):
     onset: int | None
     generalisation: int | None
     kind: str  # grokking, prompt, never, slow, confused
-
-
-def events(train_E, test_E, steps_E, rise: float = RISE, memorise=MEMORISE, generalise=GENERALISE):
-    """(m, a_m, onset, g) of one run (module docstring, with the run's own `memorise`
-    and `generalise` thresholds); None where censored."""
-    m = first_crossing(train_E, steps_E, memorise)
-    g = first_crossing(test_E, steps_E, generalise)
-    if m is None:
-        return None, None, None, g
-    after = steps_E >= m
-    plateau = float(test_E[after][0])
-    onset = first_crossing(test_E[after], steps_E[after], plateau + rise)
-    return m, plateau, onset, g
 
 
 def kind_of(m, onset, g, min_lead: int = MIN_LEAD) -> str:
