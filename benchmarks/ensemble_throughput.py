@@ -251,7 +251,10 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    cfg = Config(modulus=args.modulus, train_fraction=0.5, steps=args.steps, eval_every=args.steps)
+    cfg = Config(
+        steps=args.steps,
+        **{"data.modulus": args.modulus, "data.train_fraction": 0.5, "eval.every": args.steps},
+    )
     peak = matmul_peak(args.peak_size)
     rows = []
     for m in args.members:
@@ -313,7 +316,7 @@ def main() -> None:
     # WanD against AdamW: one member, same model and data, side by side in this process.
     costs = {}
     for name in ("adamw", "wand"):
-        row = bench_members(cfg.replace(optimizer=name), 1, args.steps, args.repeats, None)
+        row = bench_members(cfg.replace(**{"optim.name": name}), 1, args.steps, args.repeats, None)
         costs[name] = row["seconds_per_call"] / args.steps
     ratio = costs["wand"] / costs["adamw"]
     print(

@@ -58,10 +58,12 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     cfg = Config(
-        modulus=args.modulus,
         steps=args.steps,
-        eval_every=args.every,
-        chunk_evals=args.chunk_evals,
+        **{
+            "data.modulus": args.modulus,
+            "eval.every": args.every,
+            "eval.chunk_evals": args.chunk_evals,
+        },
     )
     if chunk_schedule(cfg).shape[0] < 2:
         parser.error("--steps / --every / --chunk-evals give one chunk: at least two are timed")

@@ -31,57 +31,63 @@ class LandscapePreset(NamedTuple):
     config: LandscapeConfig
 
 
-_PAPER = dict(modulus=67, train_fraction=0.5, steps=10_000, eval_every=10)
+_PAPER = {"data.modulus": 67, "data.train_fraction": 0.5, "steps": 10_000, "eval.every": 10}
 
 PRESETS: dict[str, Preset] = {
     "default": Preset(
         "Small and quick: x+y mod 47, 50 % train, paper transformer, AdamW; groks on a "
         "2-core CPU in a few minutes.",
-        Config(modulus=47, train_fraction=0.5, steps=1_500, eval_every=10),
+        Config(steps=1_500, **{"data.modulus": 47, "data.train_fraction": 0.5, "eval.every": 10}),
         Hparams(learning_rate=3e-3, weight_decay=1.0),
     ),
     "paper-adamw-add": Preset(
         "Paper: x+y mod 67, 50 %, AdamW lr 3e-3, weight decay 1, 10,000 steps.",
-        Config(task="x+y", **_PAPER),
+        Config(**_PAPER, **{"data.task": "x+y"}),
         Hparams(learning_rate=3e-3, weight_decay=1.0),
     ),
     "paper-adamw-square": Preset(
         "Paper: x^2+y mod 67, 50 %, AdamW lr 5e-3, weight decay 1, 10,000 steps.",
-        Config(task="x^2+y", **_PAPER),
+        Config(**_PAPER, **{"data.task": "x^2+y"}),
         Hparams(learning_rate=5e-3, weight_decay=1.0),
     ),
     "paper-adamw-cubic": Preset(
         "Paper: x^3+xy^2+y mod 67, 50 %, AdamW lr 1e-2, weight decay 1, 10,000 steps.",
-        Config(task="x^3+xy^2+y", **_PAPER),
+        Config(**_PAPER, **{"data.task": "x^3+xy^2+y"}),
         Hparams(learning_rate=1e-2, weight_decay=1.0),
     ),
     "paper-fixed-norm-add": Preset(
         "Paper: x+y mod 67, 50 %, AdamW lr 1e-3 without weight decay, all parameters "
         "rescaled to global norm 30 after every step.",
-        Config(task="x+y", fixed_norm=30.0, **_PAPER),
+        Config(**_PAPER, **{"data.task": "x+y", "optim.fixed_norm": 30.0}),
         Hparams(learning_rate=1e-3, weight_decay=0.0),
     ),
     "paper-wand-add": Preset(
         "Paper WanD, literal: x+y mod 67, 50 %, dt 3e-3, kT 0.5, friction 0.5, L0 -8, "
         "bias 3000, F 3, t_WL 1000, no weight decay, 5,000 steps.",
-        Config(task="x+y", optimizer="wand", **{**_PAPER, "steps": 5_000}),
+        Config(**{**_PAPER, "steps": 5_000}, **{"data.task": "x+y", "optim.name": "wand"}),
         Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.5, friction=0.5),
     ),
     "paper-wand-square": Preset(
         "Paper WanD, literal: x^2+y mod 67, 50 %, dt 3e-3, kT 0.7, friction 0.6, 5,000 steps.",
-        Config(task="x^2+y", optimizer="wand", **{**_PAPER, "steps": 5_000}),
+        Config(**{**_PAPER, "steps": 5_000}, **{"data.task": "x^2+y", "optim.name": "wand"}),
         Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.7, friction=0.6),
     ),
     "wand-capped-square": Preset(
         "WanD on x^2+y mod 67 as paper-wand-square (kT 0.7, friction 0.6), with the "
         "entropy force's global norm capped at 1.2e5 (wand_force_cap), 5,000 steps.",
-        Config(task="x^2+y", optimizer="wand", wand_force_cap=1.2e5, **{**_PAPER, "steps": 5_000}),
+        Config(
+            **{**_PAPER, "steps": 5_000},
+            **{"data.task": "x^2+y", "optim.name": "wand", "optim.wand.force_cap": 1.2e5},
+        ),
         Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.7, friction=0.6),
     ),
     "wand-capped-add": Preset(
         "WanD on x+y mod 67 as paper-wand-add, with the entropy force's global norm capped "
         "at 1.2e5 (wand_force_cap): stable over 3,000 steps on the 2 seeds measured so far.",
-        Config(task="x+y", optimizer="wand", wand_force_cap=1.2e5, **{**_PAPER, "steps": 5_000}),
+        Config(
+            **{**_PAPER, "steps": 5_000},
+            **{"data.task": "x+y", "optim.name": "wand", "optim.wand.force_cap": 1.2e5},
+        ),
         Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.5, friction=0.5),
     ),
     "wand-adamw-add": Preset(
@@ -89,7 +95,8 @@ PRESETS: dict[str, Preset] = {
         "(1 - alpha) AdamW (weight decay 1), lr 3e-3; alpha ramps from 1 at ln L_train = 0 "
         "to 0 at -3 (EMA 0.9 of the batch loss; no test signal), 3,000 steps.",
         Config(
-            task="x+y", optimizer="wand-adamw", wand_force_cap=1.2e5, **{**_PAPER, "steps": 3_000}
+            **{**_PAPER, "steps": 3_000},
+            **{"data.task": "x+y", "optim.name": "wand-adamw", "optim.wand.force_cap": 1.2e5},
         ),
         Hparams(learning_rate=3e-3, weight_decay=1.0, temperature=0.5, friction=0.5),
     ),
@@ -98,10 +105,8 @@ PRESETS: dict[str, Preset] = {
         "0.5 at step 0 to 0 at step 1,500 (optim.anneal.temperature=linear; chosen among "
         "five schedules on seeds 100-102, docs/schedule-tuning.md), 3,000 steps.",
         Config(
-            task="x+y",
-            optimizer="wand",
-            wand_force_cap=1.2e5,
             **{**_PAPER, "steps": 3_000, "optim.anneal.temperature": "linear"},
+            **{"data.task": "x+y", "optim.name": "wand", "optim.wand.force_cap": 1.2e5},
         ),
         Hparams(
             learning_rate=3e-3,
@@ -117,10 +122,8 @@ PRESETS: dict[str, Preset] = {
         "down a straight line to 0 at step 1,500, the shape chosen on x+y; not tuned on "
         "x^2+y, 5,000 steps.",
         Config(
-            task="x^2+y",
-            optimizer="wand",
-            wand_force_cap=1.2e5,
             **{**_PAPER, "steps": 5_000, "optim.anneal.temperature": "linear"},
+            **{"data.task": "x^2+y", "optim.name": "wand", "optim.wand.force_cap": 1.2e5},
         ),
         Hparams(
             learning_rate=3e-3,
@@ -135,29 +138,34 @@ PRESETS: dict[str, Preset] = {
         "Plain-noise baseline on x+y mod 67: paper-adamw-add (lr 3e-3, weight decay 1) "
         "with isotropic Gaussian parameter noise sigma 1e-2 after every AdamW step "
         "(optim.noise=gaussian, noise_scale), 2,000 steps.",
-        Config(task="x+y", **{**_PAPER, "steps": 2_000, "optim.noise": "gaussian"}),
+        Config(**{**_PAPER, "steps": 2_000, "optim.noise": "gaussian"}, **{"data.task": "x+y"}),
         Hparams(learning_rate=3e-3, weight_decay=1.0, noise_scale=1e-2),
     ),
     "adamw-noise-square": Preset(
         "Plain-noise baseline on x^2+y mod 67: AdamW lr 3e-3, weight decay 1, with "
         "Gaussian parameter noise sigma 1e-2 after every step, 5,000 steps.",
-        Config(task="x^2+y", **{**_PAPER, "steps": 5_000, "optim.noise": "gaussian"}),
+        Config(**{**_PAPER, "steps": 5_000, "optim.noise": "gaussian"}, **{"data.task": "x^2+y"}),
         Hparams(learning_rate=3e-3, weight_decay=1.0, noise_scale=1e-2),
     ),
     "wand-no-noise-add": Preset(
         "Ablation of wand-capped-add: the entropy force without noise (kT 0), 3,000 steps.",
-        Config(task="x+y", optimizer="wand", wand_force_cap=1.2e5, **{**_PAPER, "steps": 3_000}),
+        Config(
+            **{**_PAPER, "steps": 3_000},
+            **{"data.task": "x+y", "optim.name": "wand", "optim.wand.force_cap": 1.2e5},
+        ),
         Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.0, friction=0.5),
     ),
     "wand-no-wl-add": Preset(
         "Ablation of wand-capped-add: no Wang-Landau deposits (F 0), so S stays the "
         "quadratic bias; noise kept, 3,000 steps.",
         Config(
-            task="x+y",
-            wand_deposit=0.0,
-            optimizer="wand",
-            wand_force_cap=1.2e5,
             **{**_PAPER, "steps": 3_000},
+            **{
+                "data.task": "x+y",
+                "optim.wand.deposit": 0.0,
+                "optim.name": "wand",
+                "optim.wand.force_cap": 1.2e5,
+            },
         ),
         Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.5, friction=0.5),
     ),
@@ -165,38 +173,58 @@ PRESETS: dict[str, Preset] = {
         "Ablation of wand-capped-add: the noise without the entropy force (force "
         "-13,500 grad L_train in place of -dS/dx grad ln L_train), 3,000 steps.",
         Config(
-            task="x+y",
-            wand_force="loss",
-            optimizer="wand",
-            wand_force_cap=1.2e5,
             **{**_PAPER, "steps": 3_000},
+            **{
+                "data.task": "x+y",
+                "optim.wand.force": "loss",
+                "optim.name": "wand",
+                "optim.wand.force_cap": 1.2e5,
+            },
         ),
         Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.5, friction=0.5),
     ),
     "nanda-add": Preset(
         "Nanda et al. 2023: x+y mod 113, 30 % train, full batch, AdamW lr 1e-3, wd 1, "
         "40,000 steps (test loss collapses around 10k-14k).",
-        Config(task="x+y", modulus=113, train_fraction=0.3, steps=40_000, eval_every=100),
+        Config(
+            steps=40_000,
+            **{
+                "data.task": "x+y",
+                "data.modulus": 113,
+                "data.train_fraction": 0.3,
+                "eval.every": 100,
+            },
+        ),
         Hparams(learning_rate=1e-3, weight_decay=1.0),
     ),
     "power-2layer": Preset(
         "Power et al. 2022 style: x/y mod 97, 50 %, 2-layer transformer with LayerNorm, "
         "batch 512, AdamW lr 1e-3, wd 1, 100,000 steps (for accelerators).",
         Config(
-            task="x/y",
-            modulus=97,
-            train_fraction=0.5,
-            n_layers=2,
-            layer_norm=True,
             batch_size=512,
             steps=100_000,
-            eval_every=500,
+            **{
+                "data.task": "x/y",
+                "data.modulus": 97,
+                "data.train_fraction": 0.5,
+                "model.n_layers": 2,
+                "model.layer_norm": True,
+                "eval.every": 500,
+            },
         ),
         Hparams(learning_rate=1e-3, weight_decay=1.0),
     ),
     "mlp-add": Preset(
         "MLP on token embeddings: x+y mod 47, 50 %, AdamW lr 3e-3, wd 1.",
-        Config(model="mlp", modulus=47, train_fraction=0.5, steps=3_000, eval_every=10),
+        Config(
+            steps=3_000,
+            **{
+                "model.name": "mlp",
+                "data.modulus": 47,
+                "data.train_fraction": 0.5,
+                "eval.every": 10,
+            },
+        ),
         Hparams(learning_rate=3e-3, weight_decay=1.0),
     ),
 }
@@ -331,7 +359,15 @@ LANDSCAPES: dict[str, LandscapePreset] = {
         "a linear prior of slope 7,040 (half the parameter count) on ln L, 8 walkers, "
         "paper protocol, 200,000 steps; sized for two CPU cores (20-30 minutes).",
         LandscapeConfig(
-            model=Config(modulus=23, train_fraction=0.7, d_model=32, n_heads=4, d_mlp=128),
+            model=Config(
+                **{
+                    "data.modulus": 23,
+                    "data.train_fraction": 0.7,
+                    "model.d_model": 32,
+                    "model.n_heads": 4,
+                    "model.d_mlp": 128,
+                }
+            ),
             x_min=-10.0,
             x_max=2.0,
             x_bin=0.1,
@@ -359,7 +395,15 @@ LANDSCAPES: dict[str, LandscapePreset] = {
         "slope of ln Omega over ln L measured by a first pass), Wang-Landau F 4 and t_WL "
         "10,000; 690,000 steps (about 29 minutes on two CPU cores).",
         LandscapeConfig(
-            model=Config(model="mlp", modulus=23, train_fraction=0.7, d_model=16, d_mlp=64),
+            model=Config(
+                **{
+                    "model.name": "mlp",
+                    "data.modulus": 23,
+                    "data.train_fraction": 0.7,
+                    "model.d_model": 16,
+                    "model.d_mlp": 64,
+                }
+            ),
             x_min=-7.0,
             x_max=1.5,
             x_bin=0.25,
@@ -389,7 +433,7 @@ LANDSCAPES: dict[str, LandscapePreset] = {
             f"Paper-sized: {task} mod 67, 50 % train, the paper transformer; 8 walkers, "
             "paper protocol, 2 million steps per walker (for accelerators).",
             LandscapeConfig(
-                model=Config(task=task, modulus=67, train_fraction=0.5),
+                model=Config(**{"data.task": task, "data.modulus": 67, "data.train_fraction": 0.5}),
                 x_min=-10.0,
                 x_max=2.0,
                 x_bin=0.02,
@@ -449,12 +493,14 @@ class SweepPreset(NamedTuple):
 
 
 _SWEEP_BASE = Config(
-    task="x+y",
-    modulus=67,
-    train_fraction=0.5,
     steps=3_000,
-    eval_every=10,
-    wand_force_cap=1.2e5,
+    **{
+        "data.task": "x+y",
+        "data.modulus": 67,
+        "data.train_fraction": 0.5,
+        "eval.every": 10,
+        "optim.wand.force_cap": 1.2e5,
+    },
 )
 _SWEEP_HP = Hparams(learning_rate=1e-3, weight_decay=1.0, temperature=0.5, friction=0.5)
 
@@ -471,7 +517,7 @@ SWEEPS: dict[str, SweepPreset] = {
         _SWEEP_BASE,
         _SWEEP_HP,
         {
-            "optimizer": ("adamw", "adam", "sgd", "wand"),
+            "optim.name": ("adamw", "adam", "sgd", "wand"),
             "batch_size": (None, 512),
             "learning_rate": (1e-3, 3e-3, 1e-2),
         },
@@ -484,7 +530,7 @@ SWEEPS: dict[str, SweepPreset] = {
         _SWEEP_BASE.replace(steps=10_000),
         _SWEEP_HP,
         {
-            "optimizer": ("adamw", "adam", "sgd", "wand"),
+            "optim.name": ("adamw", "adam", "sgd", "wand"),
             "batch_size": (None, 512, 128, 32),
             "learning_rate": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
         },
@@ -498,12 +544,11 @@ SWEEPS: dict[str, SweepPreset] = {
         "evaluation (`grokjax warn`); about 40 minutes on two CPU cores.",
         _SWEEP_BASE.replace(
             steps=2_000,
-            progress_frequencies=5,
-            waiting_times=(50, 100, 200, 400),
+            **{"eval.progress_frequencies": 5, "eval.waiting_times": (50, 100, 200, 400)},
         ),
         _SWEEP_HP,
         {
-            "train_fraction": (0.3, 0.5, 0.7),
+            "data.train_fraction": (0.3, 0.5, 0.7),
             "weight_decay": (0.1, 1.0),
             "learning_rate": (3e-3, 1e-2),
         },
@@ -516,9 +561,11 @@ SWEEPS: dict[str, SweepPreset] = {
         "accuracy holds a plateau after memorisation; about 25 minutes on two CPU cores.",
         _SWEEP_BASE.replace(
             steps=4_000,
-            train_fraction=0.3,
-            progress_frequencies=5,
-            waiting_times=(50, 100, 200, 400),
+            **{
+                "data.train_fraction": 0.3,
+                "eval.progress_frequencies": 5,
+                "eval.waiting_times": (50, 100, 200, 400),
+            },
         ),
         _SWEEP_HP,
         {"weight_decay": (0.3, 1.0), "learning_rate": (2e-3, 3e-3)},
@@ -530,7 +577,7 @@ SWEEPS: dict[str, SweepPreset] = {
         "9,300 steps): train size 500, 1,000, 1,500 x weight decay 0.003, 0.01 x learning "
         "rate 0.05, 0.1, 4 seeds per cell (48 runs), waiting times at epochs 10-80, for "
         "the early-warning evaluation; a few minutes on two CPU cores.",
-        PRESETS["parity-merrill"].config.replace(waiting_times=(310, 620, 1240, 2480)),
+        PRESETS["parity-merrill"].config.replace(**{"eval.waiting_times": (310, 620, 1240, 2480)}),
         PRESETS["parity-merrill"].hparams,
         {
             "data.train_size": (500, 1_000, 1_500),

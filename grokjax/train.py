@@ -21,7 +21,7 @@ progress and checkpoint) or resumed from a checkpoint gives the same numbers as 
 uninterrupted call.
 
 Example:
-    >>> cfg = Config(modulus=11, steps=20, eval_every=10)
+    >>> cfg = Config(**{"data.modulus": 11, "eval.every": 10}, steps=20)
     >>> trainer = make_train(cfg)
     >>> keys = jax.vmap(jax.random.key)(jnp.arange(4))
     >>> hp = Hparams(learning_rate=1e-3, weight_decay=1.0)

@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     preset = get_preset("paper-adamw-add")
-    cfg = preset.config.replace(steps=args.steps, waiting_times=PLATEAU + AFTER)
+    cfg = preset.config.replace(steps=args.steps, **{"eval.waiting_times": PLATEAU + AFTER})
     run_dir = out / "run"
     result = run_ensemble(
         cfg,

@@ -9,8 +9,8 @@ set -euo pipefail
 out=${1:-runs/landscape-cpu-windows}
 seed=${2:-0}
 mkdir -p "$out"
-model=(--set model=mlp --set modulus=23 --set train_fraction=0.7 --set d_model=16
-  --set d_mlp=64 --set steps=6000)
+model=(--set model.name=mlp --set data.modulus=23 --set data.train_fraction=0.7 --set model.d_model=16
+  --set model.d_mlp=64 --set steps=6000)
 if [ ! -f "$out/adamw/summary.json" ]; then
   grokjax run "${model[@]}" --set learning_rate=3e-3 --seeds 4 --out "$out/adamw" \
     --overwrite --no-progress | tee "$out/adamw.txt"

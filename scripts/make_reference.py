@@ -179,17 +179,8 @@ def _types() -> dict[str, str]:
         return {}
 
 
-def _aliases() -> dict[str, str]:
-    """{dotted path: flat alias} of the earlier release's names."""
-    try:
-        from grokjax.config import FLAT_NAMES
-    except ImportError:  # pragma: no cover
-        return {}
-    return {path: flat for flat, path in FLAT_NAMES.items()}
-
-
-def _section_rows(section, prefix: str, types, aliases, nested):
-    """Rows (path, alias, type, default) of `section`'s leaf fields; sub-sections go to
+def _section_rows(section, prefix: str, types, nested):
+    """Rows (path, type, default) of `section`'s leaf fields; sub-sections go to
     `nested` as (path, section)."""
     rows = []
     for f in dataclasses.fields(section):
@@ -199,9 +190,7 @@ def _section_rows(section, prefix: str, types, aliases, nested):
             nested.append((path, v))
             continue
         kind = types.get(path) or (f.type if isinstance(f.type, str) else f.type.__name__)
-        alias = aliases.get(path)
-        alias_cell = (f"`{alias}`" if alias else "",) if aliases else ()
-        rows.append((f"`{path}`", *alias_cell, f"`{kind}`", value(v)))
+        rows.append((f"`{path}`", f"`{kind}`", value(v)))
     return rows
 
 
@@ -222,15 +211,13 @@ def _tree(section, prefix: str, depth: int = 0) -> list[str]:
 
 
 def config_section(gj) -> list[str]:
-    types, aliases = _types(), _aliases()
+    types = _types()
     out = ["## Config fields", ""]
     out += [
         "A config is a tree of sections, each validated on its own. The dotted path is a",
         "field's canonical name (`--set optim.wand.force_cap=1.2e5`,",
         '`cfg.replace(**{"optim.wand.force_cap": 1.2e5})`, error messages).',
     ]
-    if aliases:
-        out += ["The flat aliases of earlier releases are accepted wherever a path is."]
     out += [""]
     out += ["Sections:", ""]
     out += _tree(gj.Config(), "") + [""]
@@ -238,11 +225,10 @@ def config_section(gj) -> list[str]:
     while pending:
         path, section = pending.pop(0)
         nested: list = []
-        rows = _section_rows(section, f"{path}." if path else "", types, aliases, nested)
+        rows = _section_rows(section, f"{path}." if path else "", types, nested)
         title = f"`{path}`: `{type(section).__name__}`" if path else "`Config` (top level)"
         out += [f"### {title}", "", doc(type(section)), ""]
-        head = ("path", "flat alias", "type", "default") if aliases else ("path", "type", "default")
-        out += table(head, rows) + [""]
+        out += table(("path", "type", "default"), rows) + [""]
         pending = nested + pending
     return out
 
@@ -284,6 +270,18 @@ def landscape_section(gj) -> list[str]:
         *table(("field", "type", "default"), rows),
         "",
     ]
+
+
+def optimizers_section() -> list[str]:
+    from grokjax.optim import OPTIMIZERS
+
+    out = ["## Optimizers (`optim.name`)", ""]
+    out += ["From the optimizer table, `grokjax.optim.OPTIMIZERS`: one entry each.", ""]
+    rows = [
+        (f"`{name}`", o.doc, ", ".join(f"`{r}`" for r in o.readouts), "yes" if o.noisy else "")
+        for name, o in OPTIMIZERS.items()
+    ]
+    return out + table(("name", "what it is", "readouts", "noisy"), rows) + [""]
 
 
 def presets_section() -> list[str]:
@@ -359,6 +357,7 @@ def render() -> str:
     for section in (
         config_section(gj),
         hparams_section(gj),
+        optimizers_section(),
         presets_section(),
         metrics_section(),
         files_section(),

@@ -19,17 +19,41 @@ from pathlib import Path
 
 import pandas as pd
 
-PRESETS = ("paper-adamw-add", "paper-wand-add", "wand-adamw-add", "digits-omnigrok", "parity-merrill")
+PRESETS = (
+    "paper-adamw-add",
+    "paper-wand-add",
+    "wand-adamw-add",
+    "digits-omnigrok",
+    "parity-merrill",
+)
 
 
 def fingerprint(preset: str, steps: int, work: Path) -> dict[str, str]:
     out = work / preset
-    command = [sys.executable, "-m", "grokjax.cli", "run", "--preset", preset, "--steps", str(steps),
-               "--seeds", "2", "--set", "eval.every=10", "--set", "eval.chunk_evals=2", "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "grokjax.cli",
+        "run",
+        "--preset",
+        preset,
+        "--steps",
+        str(steps),
+        "--seeds",
+        "2",
+        "--set",
+        "eval.every=10",
+        "--set",
+        "eval.chunk_evals=2",
+        "--out",
+        str(out),
+    ]
     subprocess.run(command, check=True, capture_output=True)
     frame = pd.read_parquet(out / "metrics.parquet")
     return {
-        column: hashlib.sha256(frame[column].to_numpy().astype("float64").tobytes()).hexdigest()[:16]
+        column: hashlib.sha256(frame[column].to_numpy().astype("float64").tobytes()).hexdigest()[
+            :16
+        ]
         for column in frame.columns
         if pd.api.types.is_numeric_dtype(frame[column])
     }
@@ -55,9 +79,12 @@ def main() -> int:
         extra = sorted(set(now[preset]) - set(columns))
         missing = sorted(set(columns) - set(now[preset]))
         failed |= bool(differ or missing)
-        print(f"{preset}: {len(common) - len(differ)}/{len(common)} columns bit-identical"
-              + (f"; differ: {differ}" if differ else "") + (f"; new: {extra}" if extra else "")
-              + (f"; missing: {missing}" if missing else ""))
+        print(
+            f"{preset}: {len(common) - len(differ)}/{len(common)} columns bit-identical"
+            + (f"; differ: {differ}" if differ else "")
+            + (f"; new: {extra}" if extra else "")
+            + (f"; missing: {missing}" if missing else "")
+        )
     return 1 if failed else 0
 
 

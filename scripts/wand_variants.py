@@ -63,7 +63,7 @@ def main() -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"variant {unknown} is not allowed: one of {', '.join(VARIANTS)}")
-    cfg = BASE.config.replace(steps=steps, eval_every=10)
+    cfg = BASE.config.replace(steps=steps, **{"eval.every": 10})
     steps_E = np.asarray(cfg.eval_steps)
     for name in names:
         factory, changes = VARIANTS[name]

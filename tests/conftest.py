@@ -34,4 +34,13 @@ def tiny_cfg():
     """A config small enough to train in a second or two on a CPU."""
     from grokjax.config import Config
 
-    return Config(modulus=11, d_model=32, n_heads=4, d_mlp=64, steps=30, eval_every=10)
+    return Config(
+        steps=30,
+        **{
+            "data.modulus": 11,
+            "model.d_model": 32,
+            "model.n_heads": 4,
+            "model.d_mlp": 64,
+            "eval.every": 10,
+        },
+    )

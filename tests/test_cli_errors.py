@@ -9,7 +9,7 @@ import pytest
 
 from grokjax.cli import main
 
-SMALL = ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64"]
+SMALL = ["--set", "data.modulus=11", "--set", "model.d_model=32", "--set", "model.d_mlp=64"]
 QUIET = ["--no-progress"]
 
 # (subcommand arguments, a word the message must contain)
@@ -18,12 +18,12 @@ BAD = [
     (["run", "--set", "learning_rate=inf"], "learning_rate"),
     (["run", "--set", "learning_rate=nan"], "learning_rate"),
     (["run", "--set", "init_scale=inf"], "init_scale"),
-    (["run", "--set", "fixed_norm=inf"], "fixed_norm"),
-    (["run", "--set", "grokfast_lamb=nan"], "grokfast_lamb"),
-    (["run", "--set", "wand_bias_strength=nan"], "wand_bias_strength"),
-    (["run", "--set", "wand_x_min=-inf"], "wand_x_min"),
-    (["run", "--set", "wand_force_cap=nan"], "wand_force_cap"),
-    (["run", "--set", "divergence_loss=0"], "divergence_loss"),
+    (["run", "--set", "optim.fixed_norm=inf"], "optim.fixed_norm"),
+    (["run", "--set", "optim.filter.lamb=nan"], "optim.filter.lamb"),
+    (["run", "--set", "optim.wand.bias_strength=nan"], "optim.wand.bias_strength"),
+    (["run", "--set", "optim.wand.x_min=-inf"], "optim.wand.x_min"),
+    (["run", "--set", "optim.wand.force_cap=nan"], "optim.wand.force_cap"),
+    (["run", "--set", "eval.divergence_loss=0"], "eval.divergence_loss"),
     (["run", "--set", "temperature=-inf"], "temperature"),
     # other bad values and arguments
     (["run", "--preset", "no-such-preset"], "preset"),
@@ -32,7 +32,7 @@ BAD = [
     (["run", "--member-batch", "0"], "member_batch"),
     (["run", "--devices", "many"], "devices"),
     (["run", "--set", "modulus"], "field=value"),
-    (["run", "--set", "waiting_times=x"], "waiting_times"),
+    (["run", "--set", "eval.waiting_times=x"], "eval.waiting_times"),
     (["compare", "--preset", "default", "--preset", "default"], "once"),
     (["compare", "--preset", "default"], "at least two"),
     (["compare", "--preset", "default", "--preset", "nope"], "preset"),
@@ -49,7 +49,7 @@ BAD = [
     (["landscape", "--set", "steps=-1"], "steps"),
     (["landscape", "--set", "temperature=nan"], "temperature"),
     (["landscape", "--set", "x_min=-inf"], "x_min"),
-    (["landscape", "--set", "model.modulus=1"], "modulus"),
+    (["landscape", "--set", "model.modulus=1"], "data.modulus"),
     (["landscape", "--set", "nope=1"], "nope"),
     (["landscape", "--trajectory", "A=/no/such/run"], "trajectory"),
 ]
@@ -84,7 +84,7 @@ def finished_run(tmp_path_factory):
     """A tiny finished run directory, copied by the tests that damage it."""
     out = tmp_path_factory.mktemp("finished") / "run"
     args = ["run", "--steps", "20", "--seeds", "1", "--out", str(out), *QUIET, *SMALL]
-    args += ["--set", "eval_every=10", "--set", "chunk_evals=1"]
+    args += ["--set", "eval.every=10", "--set", "eval.chunk_evals=1"]
     assert main(args) == 0
     return out, args
 
@@ -107,7 +107,7 @@ def test_resume_of_a_malformed_config_json_is_one_line(finished_run, tmp_path, c
 def test_resume_mismatch_names_the_field_that_differs(finished_run, tmp_path, capsys):
     run, args = finished_run
     out = _copy(run, tmp_path / "run")
-    assert main([*_with_out(args, out), "--resume", "--set", "d_mlp=32"]) == 2
+    assert main([*_with_out(args, out), "--resume", "--set", "model.d_mlp=32"]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "config.model.d_mlp" in line and "saved 64" in line and "now 32" in line, line
 

@@ -31,9 +31,18 @@ def runs(tmp_path_factory):
     """A runs directory with a finished run, a sweep and a corrupted run."""
     from grokjax.config import Config
 
-    cfg = Config(modulus=11, d_model=32, n_heads=4, d_mlp=64, steps=30, eval_every=10)
+    cfg = Config(
+        steps=30,
+        **{
+            "data.modulus": 11,
+            "model.d_model": 32,
+            "model.n_heads": 4,
+            "model.d_mlp": 64,
+            "eval.every": 10,
+        },
+    )
     root = tmp_path_factory.mktemp("runs")
-    done = cfg.replace(waiting_times=(0, 10), progress_frequencies=2)
+    done = cfg.replace(**{"eval.waiting_times": (0, 10), "eval.progress_frequencies": 2})
     run_ensemble(done, HP, [0, 1], root / "done", progress=False)
     run_sweep(cfg, HP, {"weight_decay": (0.0, 1.0)}, 1, root / "sweep", progress=False)
     broken = root / "broken"

@@ -27,7 +27,7 @@ def _reference(task: str, x: int, y: int, p: int) -> int:
 @pytest.mark.parametrize("fraction", [0.3, 0.5, 0.8])
 def test_split_partitions_all_pairs_with_labels_of_the_operation(task, fraction):
     p = 13
-    cfg = Config(task=task, modulus=p, train_fraction=fraction)
+    cfg = Config(**{"data.task": task, "data.modulus": p, "data.train_fraction": fraction})
     ds = jax.jit(make, static_argnums=1)(jax.random.key(3), cfg.data)
     inputs = np.concatenate([ds.train_inputs, ds.test_inputs])
     labels = np.concatenate([ds.train_labels, ds.test_labels])
@@ -43,7 +43,7 @@ def test_split_partitions_all_pairs_with_labels_of_the_operation(task, fraction)
 
 
 def test_same_split_key_same_split_other_key_other_split():
-    cfg = Config(modulus=11)
+    cfg = Config(**{"data.modulus": 11})
     a, b = make(jax.random.key(0), cfg.data), make(jax.random.key(0), cfg.data)
     c = make(jax.random.key(1), cfg.data)
     np.testing.assert_array_equal(a.train_inputs, b.train_inputs)
@@ -51,11 +51,11 @@ def test_same_split_key_same_split_other_key_other_split():
 
 
 def test_label_noise_corrupts_exactly_that_fraction_with_wrong_labels():
-    cfg = Config(modulus=17, train_fraction=0.5, label_noise=0.2)
+    cfg = Config(**{"data.modulus": 17, "data.train_fraction": 0.5, "data.label_noise": 0.2})
     ds = make(jax.random.key(0), cfg.data)
     wrong = np.asarray(ds.train_labels != ds.clean_train_labels)
     assert wrong.sum() == round(0.2 * cfg.data.n_train)
-    clean = make(jax.random.key(0), Config(modulus=17, train_fraction=0.5).data)
+    clean = make(jax.random.key(0), Config(**{"data.modulus": 17, "data.train_fraction": 0.5}).data)
     np.testing.assert_array_equal(ds.test_labels, clean.test_labels)
     np.testing.assert_array_equal(ds.clean_train_labels, clean.train_labels)
 

@@ -46,8 +46,8 @@ COMMON = textwrap.dedent(
     # into 1e-2 by step 30), they stay far inside the tolerance. The memorisation
     # threshold is low, so some members reach it (steps to compare) and some do not,
     # each at least one example away from it at every evaluation.
-    SETTINGS = ["model=mlp", "modulus=11", "d_model=32", "d_mlp=64", "steps=30",
-                "eval_every=10", "chunk_evals=2", "memorise_threshold=0.5",
+    SETTINGS = ["model.name=mlp", "data.modulus=11", "model.d_model=32", "model.d_mlp=64",
+                "steps=30", "eval.every=10", "eval.chunk_evals=2", "eval.memorise_threshold=0.5",
                 "learning_rate=1e-2"]
     CLI_ARGS = ["run", "--preset", "default", "--seeds", "6", "--no-progress"]
     CLI_ARGS += [part for item in SETTINGS for part in ("--set", item)]

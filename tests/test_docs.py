@@ -77,7 +77,7 @@ def test_a_short_run_writes_the_listed_files(tmp_path):
 
     files = _make_reference().RUN_FILES
     out = tmp_path / "run"
-    small = ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64"]
+    small = ["--set", "data.modulus=11", "--set", "model.d_model=32", "--set", "model.d_mlp=64"]
     args = ["run", "--steps", "20", "--seeds", "1", "--set", "eval.every=10", *small]
     assert main([*args, "--no-progress", "--out", str(out)]) == 0
     for name, when, _ in files:

@@ -13,7 +13,7 @@ from grokjax.host.experiment import OUTPUT_FILES, run_ensemble
 from grokjax.host.live import read_live, run_error, run_state
 
 HP = Hparams(learning_rate=3e-3, weight_decay=1.0)
-SMALL = ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64"]
+SMALL = ["--set", "data.modulus=11", "--set", "model.d_model=32", "--set", "model.d_mlp=64"]
 
 
 class Interrupt(Exception):
@@ -21,7 +21,7 @@ class Interrupt(Exception):
 
 
 def test_resumed_run_equals_uninterrupted(tmp_path, tiny_cfg):
-    cfg = tiny_cfg.replace(steps=60, eval_every=10, chunk_evals=2)
+    cfg = tiny_cfg.replace(steps=60, **{"eval.every": 10, "eval.chunk_evals": 2})
     whole = run_ensemble(cfg, HP, [0, 1], tmp_path / "whole", progress=False)
 
     def crash_after_second_chunk(chunk):
@@ -54,7 +54,12 @@ def test_resume_refuses_another_configuration(tmp_path, tiny_cfg):
     run_ensemble(tiny_cfg, HP, [0], tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="another configuration"):
         run_ensemble(
-            tiny_cfg.replace(d_mlp=32), HP, [0], tmp_path / "run", progress=False, resume=True
+            tiny_cfg.replace(**{"model.d_mlp": 32}),
+            HP,
+            [0],
+            tmp_path / "run",
+            progress=False,
+            resume=True,
         )
     with pytest.raises(ValueError, match="not shorten"):
         run_ensemble(
@@ -91,8 +96,15 @@ def test_resume_accepts_a_run_written_before_an_hparam_existed(tmp_path, tiny_cf
 
 def test_resume_accepts_a_run_written_with_the_flat_config_of_earlier_releases(tmp_path, tiny_cfg):
     """grokjax 0.1 wrote config.json with flat field names; such a run still resumes,
-    and one whose flat fields differ is refused naming the field."""
-    from grokjax.config import FLAT_NAMES
+    and one whose flat fields differ is refused naming the field. The legacy reader is
+    the only place flat names are read: code and the command line are refused them."""
+    from grokjax.config import LEGACY_FLAT_NAMES as FLAT_NAMES
+
+    for name in ("modulus", "eval_every", "optimizer"):
+        with pytest.raises(ConfigError, match=f"config field '{name}' is unknown"):
+            tiny_cfg.replace(**{name: 11})
+        assert main(["run", "--set", f"{name}=1", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
 
     first = run_ensemble(tiny_cfg, HP, [0], tmp_path / "run", progress=False)
     path = tmp_path / "run" / "config.json"
@@ -116,7 +128,7 @@ def test_resume_accepts_a_run_written_with_the_flat_config_of_earlier_releases(t
 def test_cli_writes_every_output_file(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["run", "--steps", "20", "--seeds", "2", "--out", str(out), "--no-progress", *SMALL]
-    argv += ["--set", "waiting_times=0,10", "--profile", str(tmp_path / "trace")]
+    argv += ["--set", "eval.waiting_times=0,10", "--profile", str(tmp_path / "trace")]
     assert main(argv) == 0
     assert any(p.is_file() for p in (tmp_path / "trace").rglob("*"))  # a profiler trace
     for name in (*OUTPUT_FILES, "report.html"):
@@ -150,26 +162,26 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "field"),
     [
-        (["--set", "task=x/y", "--set", "modulus=12"], "modulus"),
-        (["--set", "train_fraction=1.5"], "train_fraction"),
-        (["--set", "train_fraction=0"], "train_fraction"),
-        (["--set", "task=x^5"], "task"),
+        (["--set", "data.task=x/y", "--set", "data.modulus=12"], "data.modulus"),
+        (["--set", "data.train_fraction=1.5"], "data.train_fraction"),
+        (["--set", "data.train_fraction=0"], "data.train_fraction"),
+        (["--set", "data.task=x^5"], "data.task"),
         (["--preset", "no-such-preset"], "preset"),
         (["--steps", "0"], "steps"),
         (["--seeds", "0"], "seeds"),
-        (["--set", "eval_every=50", "--steps", "20"], "eval_every"),
+        (["--set", "eval.every=50", "--steps", "20"], "eval.every"),
         (["--set", "learning_rate=-1"], "learning_rate"),
         (["--set", "batch_size=100000"], "batch_size"),
-        (["--set", "optimizer=lion"], "optimizer"),
+        (["--set", "optim.name=lion"], "optim.name"),
         (["--set", "no_such_field=1"], "no_such_field"),
         (["--set", "steps=ten"], "steps"),
-        (["--set", "wand_force=gradient"], "wand_force"),
-        (["--set", "blend_signal=test_accuracy"], "blend_signal"),
-        (["--set", "blend_smoothing=1"], "blend_smoothing"),
-        (["--set", "blend_low=0", "--set", "blend_high=0"], "blend_high"),
-        (["--set", "gradient_filter=lookahead"], "gradient_filter"),
+        (["--set", "optim.wand.force=gradient"], "optim.wand.force"),
+        (["--set", "optim.blend.signal=test_accuracy"], "optim.blend.signal"),
+        (["--set", "optim.blend.smoothing=1"], "optim.blend.smoothing"),
+        (["--set", "optim.blend.low=0", "--set", "optim.blend.high=0"], "optim.blend.high"),
+        (["--set", "optim.filter.name=lookahead"], "optim.filter.name"),
         (["--set", "loss=focal"], "loss"),
-        (["--set", "waiting_times=15"], "waiting_times"),
+        (["--set", "eval.waiting_times=15"], "eval.waiting_times"),
         (["--set", "init_scale=0"], "init_scale"),
         (["--devices", "99"], "devices"),
         (["--devices", "many"], "devices"),
@@ -207,7 +219,7 @@ def test_unwritable_output_directory_is_refused(tmp_path, capsys):
 def test_member_batching_changes_speed_not_results(
     tmp_path, tiny_cfg, optimizer, steps, eval_every, lr
 ):
-    cfg = tiny_cfg.replace(optimizer=optimizer, steps=steps, eval_every=eval_every)
+    cfg = tiny_cfg.replace(steps=steps, **{"optim.name": optimizer, "eval.every": eval_every})
     hp = HP._replace(learning_rate=lr)
     runs = [
         run_ensemble(cfg, hp, [0, 1, 2], tmp_path / str(b), progress=False, member_batch=b)
@@ -272,7 +284,7 @@ def test_compare_runs_presets_on_the_same_seeds(tmp_path, capsys):
 def test_a_checkpoint_from_before_a_metric_existed_resumes(tmp_path, tiny_cfg, monkeypatch):
     import grokjax.host.experiment as experiment
 
-    cfg = tiny_cfg.replace(steps=60, eval_every=10, chunk_evals=2)
+    cfg = tiny_cfg.replace(steps=60, **{"eval.every": 10, "eval.chunk_evals": 2})
     whole = run_ensemble(cfg, HP, [0, 1], tmp_path / "whole", progress=False)
     names = experiment.metric_names(cfg)
     monkeypatch.setattr(experiment, "metric_names", lambda c: names[:-1])  # an older grokjax
@@ -293,7 +305,7 @@ def test_a_checkpoint_from_before_a_metric_existed_resumes(tmp_path, tiny_cfg, m
 
 
 def test_on_chunk_receives_each_chunks_evaluations_for_a_tracker(tmp_path, tiny_cfg):
-    cfg = tiny_cfg.replace(steps=60, eval_every=10, chunk_evals=3)
+    cfg = tiny_cfg.replace(steps=60, **{"eval.every": 10, "eval.chunk_evals": 3})
     hp = HP._replace(learning_rate=np.array([1e-3, 3e-3], np.float32))
     logged: list[dict] = []  # what a W&B-style tracker would receive
     chunks = []

@@ -16,7 +16,7 @@ from grokjax.host.checkpoint import MANIFEST
 from grokjax.host.experiment import run_ensemble
 from grokjax.stats.summary import divergence
 
-SMALL = ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64"]
+SMALL = ["--set", "data.modulus=11", "--set", "model.d_model=32", "--set", "model.d_mlp=64"]
 
 
 def _strict(path):
@@ -52,7 +52,7 @@ def test_diverging_run_finishes_and_says_which_members_diverged_and_when(tmp_pat
 def test_a_diverging_member_leaves_the_others_untouched(tmp_path, tiny_cfg):
     """One compiled program, two members: the sane member's numbers are the same bits
     whether its neighbour diverges or not."""
-    cfg = tiny_cfg.replace(steps=40, eval_every=10)
+    cfg = tiny_cfg.replace(steps=40, **{"eval.every": 10})
     calm = Hparams(learning_rate=np.array([3e-3, 1e-3], np.float32), weight_decay=1.0)
     wild = Hparams(learning_rate=np.array([3e-3, 10.0], np.float32), weight_decay=1.0)
     a = run_ensemble(cfg, calm, [0, 1], tmp_path / "a", progress=False, member_batch=1)
@@ -95,8 +95,17 @@ def interrupted_once(tmp_path_factory):
     from grokjax.config import Config
 
     tmp = tmp_path_factory.mktemp("interrupted")
-    cfg = Config(modulus=11, d_model=32, n_heads=4, d_mlp=64, steps=50, eval_every=10)
-    cfg = cfg.replace(chunk_evals=1)
+    cfg = Config(
+        steps=50,
+        **{
+            "data.modulus": 11,
+            "model.d_model": 32,
+            "model.n_heads": 4,
+            "model.d_mlp": 64,
+            "eval.every": 10,
+        },
+    )
+    cfg = cfg.replace(**{"eval.chunk_evals": 1})
     hp = Hparams(learning_rate=3e-3, weight_decay=1.0)
     whole = run_ensemble(cfg, hp, [0, 1], tmp / "whole", progress=False)
 

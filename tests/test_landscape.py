@@ -18,7 +18,9 @@ from grokjax.stats.landscape_analysis import (
 )
 
 TINY = LandscapeConfig(
-    model=Config(modulus=11, d_model=32, n_heads=4, d_mlp=64),
+    model=Config(
+        **{"data.modulus": 11, "model.d_model": 32, "model.n_heads": 4, "model.d_mlp": 64}
+    ),
     x_min=-6.0,
     x_max=3.0,
     timestep=0.01,

@@ -144,7 +144,7 @@ class Interrupt(Exception):
 
 
 def test_tensorboard_streams_one_member_each_and_a_resume_writes_each_step_once(tiny_cfg, tmp_path):
-    cfg = tiny_cfg.replace(steps=60, eval_every=10, chunk_evals=2)
+    cfg = tiny_cfg.replace(steps=60, **{"eval.every": 10, "eval.chunk_evals": 2})
 
     def crash(chunk):
         if chunk.chunk == 1:

@@ -11,16 +11,16 @@ from grokjax.problem.models import count_params, make_model
 
 
 def test_paper_transformer_has_215040_parameters_at_p67():
-    params = make_model(Config(modulus=67).model, Config(modulus=67).data.spec).init(
-        jax.random.key(0)
-    )
+    params = make_model(
+        Config(**{"data.modulus": 67}).model, Config(**{"data.modulus": 67}).data.spec
+    ).init(jax.random.key(0))
     assert count_params(params) == 215_040
 
 
 @pytest.mark.parametrize(("d_model", "d_mlp"), [(32, 128), (64, 256), (128, 512)])
 def test_width_variants_count(d_model, d_mlp):
     p, v = 67, 68
-    cfg = Config(modulus=p, d_model=d_model, d_mlp=d_mlp)
+    cfg = Config(**{"data.modulus": p, "model.d_model": d_model, "model.d_mlp": d_mlp})
     params = make_model(cfg.model, cfg.data.spec).init(jax.random.key(0))
     attn = 4 * d_model * d_model
     mlp = 2 * d_model * d_mlp + d_mlp + d_model
@@ -28,9 +28,9 @@ def test_width_variants_count(d_model, d_mlp):
 
 
 def test_init_scales_match_the_paper():
-    params = make_model(Config(modulus=67).model, Config(modulus=67).data.spec).init(
-        jax.random.key(1)
-    )
+    params = make_model(
+        Config(**{"data.modulus": 67}).model, Config(**{"data.modulus": 67}).data.spec
+    ).init(jax.random.key(1))
     block = params["block_0"]
     np.testing.assert_allclose(np.std(block["mlp_in"]), 1 / math.sqrt(128), rtol=0.05)
     np.testing.assert_allclose(np.std(params["unembed"]), 1 / math.sqrt(68), rtol=0.05)
@@ -56,7 +56,7 @@ def _full_causal_reference(params, tokens, n_heads):
 
 
 def test_last_position_shortcut_equals_full_causal_forward():
-    cfg = Config(modulus=13, d_model=32, d_mlp=64)
+    cfg = Config(**{"data.modulus": 13, "model.d_model": 32, "model.d_mlp": 64})
     model = make_model(cfg.model, cfg.data.spec)
     params = model.init(jax.random.key(0))
     tokens = jax.random.randint(jax.random.key(1), (50, 3), 0, 14)
@@ -67,10 +67,14 @@ def test_last_position_shortcut_equals_full_causal_forward():
 
 @pytest.mark.parametrize(
     "overrides",
-    [dict(n_layers=2, layer_norm=True), dict(model="mlp"), dict(model="mlp", n_layers=2)],
+    [
+        {"model.n_layers": 2, "model.layer_norm": True},
+        {"model.name": "mlp"},
+        {"model.name": "mlp", "model.n_layers": 2},
+    ],
 )
 def test_variants_give_p_plus_1_logits(overrides):
-    cfg = Config(modulus=11, d_model=32, d_mlp=64, **overrides)
+    cfg = Config(**overrides, **{"data.modulus": 11, "model.d_model": 32, "model.d_mlp": 64})
     model = make_model(cfg.model, cfg.data.spec)
     params = model.init(jax.random.key(0))
     logits = jax.jit(model.apply)(params, jnp.zeros((5, 3), jnp.int32))

@@ -98,7 +98,7 @@ def test_coinciding_survival_curves_are_all_visible():
             {"modulus": 59, "learning_rate": 1e-3},
             "default (modulus=59, learning_rate=0.001)",
         ),
-        (None, {"modulus": 59, "learning_rate": 1e-3}, "modulus=59, learning_rate=0.001"),
+        (None, {"modulus": 59, "learning_rate": 1e-3}, "data.modulus=59, learning_rate=0.001"),
         ("default", {}, "default"),
         (None, {}, ""),
     ],
@@ -197,7 +197,9 @@ def test_compare_describes_each_arm_by_its_changes_from_the_preset():
 
     preset = get_preset("default")
     arm = Arm(
-        "default", preset.config.replace(modulus=59), preset.hparams._replace(learning_rate=1e-3)
+        "default",
+        preset.config.replace(**{"data.modulus": 59}),
+        preset.hparams._replace(learning_rate=1e-3),
     )
     changes = arm_changes(arm)
     assert plots.describe_run(arm.name, changes) == "default (data.modulus=59, learning_rate=0.001)"

@@ -62,7 +62,7 @@ class RandomNet(nn.Module):
 
 
 def _split():
-    cfg = Config(modulus=P, train_fraction=0.5).data
+    cfg = Config(**{"data.modulus": P, "data.train_fraction": 0.5}).data
     return data_lib.make(jax.random.key(0), cfg)
 
 
@@ -135,20 +135,25 @@ def test_gini_known_values():
 
 
 def test_trainer_records_them_at_every_evaluation():
-    cfg = Config(modulus=11, steps=20, eval_every=10, progress_frequencies=3)
+    cfg = Config(steps=20, **{"data.modulus": 11, "eval.every": 10, "eval.progress_frequencies": 3})
     assert set(PROGRESS_NAMES) <= set(metric_names(cfg))
     _, metrics = jax.jit(make_train(cfg).train)(jax.random.key(0), Hparams(learning_rate=1e-3))
     for name in PROGRESS_NAMES:
         assert metrics[name].shape == (3,) and np.isfinite(metrics[name]).all()
-    assert not set(PROGRESS_NAMES) & set(metric_names(cfg.replace(progress_frequencies=0)))
+    assert not set(PROGRESS_NAMES) & set(
+        metric_names(cfg.replace(**{"eval.progress_frequencies": 0}))
+    )
 
 
 @pytest.mark.parametrize(
     "changes, allowed",
     [
-        (dict(task="parity", model="mlp"), "0: the Fourier progress measures need a modular task"),
-        (dict(modulus=11, progress_frequencies=6), "an integer in 0..5"),
-        (dict(progress_frequencies=-1), "a non-negative integer"),
+        (
+            {"data.task": "parity", "model.name": "mlp"},
+            "0: the Fourier progress measures need a modular task",
+        ),
+        ({"data.modulus": 11, "eval.progress_frequencies": 6}, "an integer in 0..5"),
+        ({"eval.progress_frequencies": -1}, "a non-negative integer"),
     ],
 )
 def test_bad_progress_settings_are_refused(changes, allowed):

@@ -26,7 +26,9 @@ def test_readme_and_guide_python_examples_run():
     code = _python_blocks(README)
     assert "gj.jit(jax.vmap(trainer.train" in code  # fast by default, the obvious way
     code += "\n" + _python_blocks(GUIDE)  # your own model and data, WanD, the blend
-    small = code.replace("modulus=23, train_fraction=0.7", "modulus=11, train_fraction=0.5")
+    small = code.replace(
+        "data.modulus=23, train_fraction=0.7", "data.modulus=11, train_fraction=0.5"
+    )
     small = small.replace("steps=1500", "steps=20").replace("every=50", "every=10")
     assert small != code
     namespace: dict = {}

@@ -11,7 +11,14 @@ from grokjax.optim.wand import WandState
 from grokjax.train import make_train, metric_names
 
 KEY = jax.random.key(0)
-SMALL = dict(modulus=11, d_model=32, n_heads=4, d_mlp=64, steps=40, eval_every=10)
+SMALL = {
+    "data.modulus": 11,
+    "model.d_model": 32,
+    "model.n_heads": 4,
+    "model.d_mlp": 64,
+    "steps": 40,
+    "eval.every": 10,
+}
 
 
 def _train(cfg: Config, hparams: Hparams, n_members: int = 2):
@@ -23,7 +30,9 @@ def _train(cfg: Config, hparams: Hparams, n_members: int = 2):
 
 def test_annealed_wand_records_the_kT_its_schedule_gives():
     cfg = Config(
-        optimizer="wand", wand_force_cap=1.2e5, **SMALL, **{"optim.anneal.temperature": "linear"}
+        **SMALL,
+        **{"optim.anneal.temperature": "linear"},
+        **{"optim.name": "wand", "optim.wand.force_cap": 1.2e5},
     )
     hp = Hparams(
         learning_rate=3e-3,
@@ -42,7 +51,7 @@ def test_annealed_wand_records_the_kT_its_schedule_gives():
 
 
 def test_wand_entropy_is_bias_plus_deposits_at_ln_L():
-    cfg = Config(optimizer="wand", wand_force_cap=1.2e5, **SMALL)
+    cfg = Config(**SMALL, **{"optim.name": "wand", "optim.wand.force_cap": 1.2e5})
     hp = Hparams(learning_rate=3e-3, weight_decay=0.0, temperature=0.5, friction=0.5)
     state, metrics = _train(cfg, hp, n_members=1)
     (wand_state,) = [
@@ -62,9 +71,9 @@ def test_wand_entropy_is_bias_plus_deposits_at_ln_L():
 
 def test_sgld_and_plain_noise_record_what_is_in_force():
     cfg = Config(
-        optimizer="sgld",
         **SMALL,
         **{"optim.noise": "gaussian", "optim.anneal.noise": "exponential"},
+        **{"optim.name": "sgld"},
     )
     hp = Hparams(
         learning_rate=1e-2,
@@ -84,7 +93,7 @@ def test_sgld_and_plain_noise_record_what_is_in_force():
 
 def test_adamw_records_no_readouts_and_a_foreign_state_reads_nan():
     assert readout_names(Config().optim) == ()
-    cfg = Config(optimizer="wand")
+    cfg = Config(**{"optim.name": "wand"})
     tx = make_optimizer(Config().optim, Hparams(), KEY)  # an AdamW state, not WanD's
     out = readouts(cfg.optim, Hparams(), tx.init({"w": jnp.ones(3)}), jnp.float32(0.0))
     assert set(out) == {"kT_in_force", "wand_entropy", "kinetic_kT"}
@@ -92,7 +101,7 @@ def test_adamw_records_no_readouts_and_a_foreign_state_reads_nan():
 
 
 def test_kinetic_temperature_is_the_mean_squared_velocity():
-    cfg = Config(optimizer="wand")
+    cfg = Config(**{"optim.name": "wand"})
     tx = make_optimizer(cfg.optim, Hparams(temperature=0.5), KEY)
     state = tx.init({"w": jnp.ones(3), "b": jnp.ones(1)})
     wand = [

@@ -18,7 +18,7 @@ from grokjax.cli import main
 from grokjax.host.lock import LOCK_FILE, DirLock, busy, holder
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64"]
+SMALL = ["--set", "data.modulus=11", "--set", "model.d_model=32", "--set", "model.d_mlp=64"]
 QUIET = ["--no-progress", "--no-report"]
 RUN = ["run", "--steps", "20", "--seeds", "1", "--set", "eval.every=10", *SMALL, *QUIET]
 
@@ -159,7 +159,16 @@ def test_two_real_runs_on_one_directory_leave_one_consistent_run(tmp_path):
 
 # --- resume as users expect: flagless, refusing contradictions, extending ---------------
 
-FB = ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64", "--set", "eval.every=10"]
+FB = [
+    "--set",
+    "data.modulus=11",
+    "--set",
+    "model.d_model=32",
+    "--set",
+    "model.d_mlp=64",
+    "--set",
+    "eval.every=10",
+]
 FB += ["--set", "eval.chunk_evals=2", "--set", "learning_rate=1e-2"]
 
 
@@ -348,8 +357,9 @@ if sys.argv[2] == "hide the shortage":  # orbax itself meets the full disk
     plenty = namedtuple("Usage", "total used free")(10**12, 0, 10**12)
     checkpoint.shutil.disk_usage = lambda path: plenty
 from grokjax.cli import main
-args = ["run", "--steps", "120", "--seeds", "2", "--set", "modulus=23", "--set", "d_model=32",
-        "--set", "d_mlp=128", "--set", "eval.every=20", "--set", "eval.chunk_evals=2",
+args = ["run", "--steps", "120", "--seeds", "2", "--set", "data.modulus=23",
+        "--set", "model.d_model=32", "--set", "model.d_mlp=128", "--set", "eval.every=20",
+        "--set", "eval.chunk_evals=2",
         "--no-progress", "--no-report", "--out", sys.argv[1]]
 sys.exit(main(args))
 """
@@ -370,8 +380,24 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(disk)])
 
 
-FULL_DISK_ARGS = ["--steps", "120", "--seeds", "2", "--set", "modulus=23", "--set", "d_model=32"]
-FULL_DISK_ARGS += ["--set", "d_mlp=128", "--set", "eval.every=20", "--set", "eval.chunk_evals=2"]
+FULL_DISK_ARGS = [
+    "--steps",
+    "120",
+    "--seeds",
+    "2",
+    "--set",
+    "data.modulus=23",
+    "--set",
+    "model.d_model=32",
+]
+FULL_DISK_ARGS += [
+    "--set",
+    "model.d_mlp=128",
+    "--set",
+    "eval.every=20",
+    "--set",
+    "eval.chunk_evals=2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -411,7 +437,9 @@ def test_sweep_tables_say_censored_and_write_swept_numbers_as_set(tmp_path):
     from grokjax.config import Config, Hparams
     from grokjax.host.sweep import run_sweep
 
-    cfg = Config(modulus=11, d_model=32, d_mlp=64, steps=10, eval_every=5)
+    cfg = Config(
+        steps=10, **{"data.modulus": 11, "model.d_model": 32, "model.d_mlp": 64, "eval.every": 5}
+    )
     axes = {"learning_rate": [1e-3, 3e-3]}
     result = run_sweep(cfg, Hparams(), axes, 1, tmp_path / "sweep", progress=False)
     text = result.text()

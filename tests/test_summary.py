@@ -12,7 +12,7 @@ def test_first_crossing_and_censoring():
 
 
 def test_member_summary_delay_and_censored_generalisation():
-    cfg = Config(modulus=11, steps=30)
+    cfg = Config(steps=30, **{"data.modulus": 11})
     steps = np.array([0, 10, 20, 30])
     hist = {
         "train_acc": np.array([0.0, 1.0, 1.0, 1.0]),
@@ -43,5 +43,5 @@ def test_censored_stats_treat_censored_as_beyond_the_budget():
 
 
 def test_eval_schedule_holds_zero_final_cadence_and_log_points():
-    cfg = Config(modulus=11, steps=1000, eval_every=250, eval_log_points=4)
+    cfg = Config(steps=1000, **{"data.modulus": 11, "eval.every": 250, "eval.log_points": 4})
     assert cfg.eval_steps.tolist() == [0, 1, 10, 100, 250, 500, 750, 1000]

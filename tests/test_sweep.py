@@ -17,9 +17,9 @@ from grokjax.train import make_train
 
 
 def test_sweep_cells_equal_separate_runs_and_tables_are_written(tiny_cfg, tmp_path):
-    cfg = tiny_cfg.replace(steps=40, eval_every=10)
+    cfg = tiny_cfg.replace(steps=40, **{"eval.every": 10})
     hp = Hparams(learning_rate=3e-3, weight_decay=1.0)
-    axes = {"optimizer": ("adamw", "sgd"), "learning_rate": (1e-3, 1e-2)}
+    axes = {"optim.name": ("adamw", "sgd"), "learning_rate": (1e-3, 1e-2)}
     result = run_sweep(cfg, hp, axes, 2, tmp_path / "s", progress=False)
     seeds = result.seeds
     assert len(seeds) == 2 * 2 * 2 and set(seeds["phase"]) <= {
@@ -32,8 +32,8 @@ def test_sweep_cells_equal_separate_runs_and_tables_are_written(tiny_cfg, tmp_pa
     # separate compiles, but SGD here does not amplify round-off (a 1-3 ulp change of
     # the initial parameters moves its losses by at most 1.7e-6 over 40 steps, on every
     # seed tried), so all evaluations are compared; AdamW would not allow it (test_train).
-    metrics = pd.read_parquet(tmp_path / "s" / "optimizer=sgd" / "metrics.parquet")
-    trainer = make_train(cfg.replace(optimizer="sgd"))
+    metrics = pd.read_parquet(tmp_path / "s" / "optim.name=sgd" / "metrics.parquet")
+    trainer = make_train(cfg.replace(**{"optim.name": "sgd"}))
     _, single = jax.jit(trainer.train)(member_keys([1])[0], hp._replace(learning_rate=1e-2))
     member = metrics[(metrics.learning_rate == np.float32(1e-2)) & (metrics.seed == 1)]
     np.testing.assert_allclose(member["train_loss"], single["train_loss"], rtol=1e-5)
@@ -45,7 +45,7 @@ def test_sweep_cells_equal_separate_runs_and_tables_are_written(tiny_cfg, tmp_pa
     # Resume reads the finished cells back instead of training them again.
     again = run_sweep(cfg, hp, axes, 2, tmp_path / "s", progress=False, resume=True)
     pd.testing.assert_frame_equal(again.seeds, seeds)
-    assert set(result.files) >= {"phases.png", "survival.png", "cells.csv", "optimizer=sgd/"}
+    assert set(result.files) >= {"phases.png", "survival.png", "cells.csv", "optim.name=sgd/"}
     with pytest.raises(ConfigError, match="another|other settings"):
         run_sweep(cfg, hp, {"learning_rate": (1e-3,)}, 2, tmp_path / "s", resume=True)
 
@@ -54,8 +54,8 @@ def test_bad_grids_are_refused_before_compute(tiny_cfg, tmp_path):
     hp = Hparams()
     with pytest.raises(ConfigError, match="unknown"):
         run_sweep(tiny_cfg, hp, {"lr": (1e-3,)}, 2, tmp_path / "a")
-    with pytest.raises(ConfigError, match="optimizer"):
-        run_sweep(tiny_cfg, hp, {"optimizer": ("adamw", "rmsprop")}, 2, tmp_path / "b")
+    with pytest.raises(ConfigError, match="optim.name"):
+        run_sweep(tiny_cfg, hp, {"optim.name": ("adamw", "rmsprop")}, 2, tmp_path / "b")
     with pytest.raises(ConfigError, match="learning_rate"):
         run_sweep(tiny_cfg, hp, {"learning_rate": (1e-3, -1.0)}, 2, tmp_path / "c")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
@@ -74,11 +74,11 @@ def test_cli_sweep_prints_the_cell_table(tmp_path, capsys):
             "--grid",
             "batch_size=none,16",
             "--set",
-            "modulus=11",
+            "data.modulus=11",
             "--set",
-            "d_model=32",
+            "model.d_model=32",
             "--set",
-            "d_mlp=64",
+            "model.d_mlp=64",
             "--steps",
             "20",
             "--seeds",
@@ -100,7 +100,16 @@ def test_cli_sweep_lists_only_the_files_it_wrote(tmp_path, capsys):
     """One axis gives no phase diagram, and the "wrote" line does not claim one."""
     out = tmp_path / "one"
     argv = ["sweep", "--grid", "none", "--grid", "learning_rate=1e-3,1e-2", "--seeds", "1"]
-    argv += ["--set", "modulus=11", "--set", "d_model=32", "--set", "d_mlp=64", "--steps", "10"]
+    argv += [
+        "--set",
+        "data.modulus=11",
+        "--set",
+        "model.d_model=32",
+        "--set",
+        "model.d_mlp=64",
+        "--steps",
+        "10",
+    ]
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0
     wrote = [line for line in capsys.readouterr().out.splitlines() if line.startswith("wrote")]
     listed = wrote[-1].split(": ", 1)[1].split(", ")
@@ -110,7 +119,7 @@ def test_cli_sweep_lists_only_the_files_it_wrote(tmp_path, capsys):
 
 
 def test_sweep_seed_start_and_log_time_phase_rule(tiny_cfg, tmp_path):
-    cfg = tiny_cfg.replace(steps=20, eval_every=10)
+    cfg = tiny_cfg.replace(steps=20, **{"eval.every": 10})
     axes = {"learning_rate": (1e-3, 1e-2)}
     result = run_sweep(
         cfg,

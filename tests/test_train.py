@@ -27,7 +27,7 @@ SMOOTH = ("train_loss", "test_loss", "ln_train_loss", "smoothed_test_acc", "weig
 
 def early_evals(cfg):
     """tiny_cfg with log-spaced evaluations: steps 0, 1, 3, 10, 20, 30."""
-    cfg = cfg.replace(eval_log_points=4)
+    cfg = cfg.replace(**{"eval.log_points": 4})
     assert (cfg.eval_steps <= EARLY).sum() == 3
     return cfg
 
@@ -96,7 +96,7 @@ def test_chunked_run_equals_one_call(tiny_cfg):
     # The whole call and the chunks are separate compiles (segment arrays of other
     # shapes), so the run is kept short: 6 steps in segments of 2, cut after step 2,
     # where round-off has not been amplified (see EARLY).
-    cfg = tiny_cfg.replace(steps=6, eval_every=2)
+    cfg = tiny_cfg.replace(steps=6, **{"eval.every": 2})
     trainer = make_train(cfg)
     segs = segments(cfg)
     assert segs.tolist() == [0, 2, 2, 2]
@@ -115,17 +115,17 @@ def test_chunked_run_equals_one_call(tiny_cfg):
     "overrides",
     [
         dict(batch_size=32),
-        dict(optimizer="adam"),
-        dict(optimizer="sgd"),
-        dict(optimizer="sgld"),
-        dict(gradient_filter="grokfast-ema"),
-        dict(gradient_filter="grokfast-ma", grokfast_window=5),
-        dict(gradient_filter="orthogonal"),
+        {"optim.name": "adam"},
+        {"optim.name": "sgd"},
+        {"optim.name": "sgld"},
+        {"optim.filter.name": "grokfast-ema"},
+        {"optim.filter.name": "grokfast-ma", "optim.filter.window": 5},
+        {"optim.filter.name": "orthogonal"},
         dict(loss="stablemax"),
-        dict(split_seed=None),
-        dict(label_noise=0.1),
-        dict(model="mlp"),
-        dict(n_layers=2, layer_norm=True),
+        {"data.split_seed": None},
+        {"data.label_noise": 0.1},
+        {"model.name": "mlp"},
+        {"model.n_layers": 2, "model.layer_norm": True},
     ],
 )
 def test_modes_train_and_lower_the_loss(tiny_cfg, overrides):
@@ -137,7 +137,7 @@ def test_modes_train_and_lower_the_loss(tiny_cfg, overrides):
 
 
 def test_split_seed_none_gives_each_member_its_own_split(tiny_cfg):
-    cfg = tiny_cfg.replace(split_seed=None, steps=10)
+    cfg = tiny_cfg.replace(steps=10, **{"data.split_seed": None})
     trainer = make_train(cfg)
     states = jax.vmap(trainer.init, in_axes=(0, None))(member_keys([0, 1]), HP)
     assert not np.array_equal(
@@ -150,7 +150,7 @@ def test_split_seed_none_gives_each_member_its_own_split(tiny_cfg):
 
 
 def test_fixed_norm_mode_holds_the_global_norm(tiny_cfg):
-    cfg = tiny_cfg.replace(fixed_norm=30.0)
+    cfg = tiny_cfg.replace(**{"optim.fixed_norm": 30.0})
     _, m = jax.jit(make_train(cfg).train)(jax.random.key(0), Hparams(1e-2, 0.0))
     np.testing.assert_allclose(m["weight_norm"], 30.0, rtol=1e-4)
 
@@ -178,7 +178,7 @@ def test_custom_optax_chain_plugs_in(tiny_cfg):
 
 
 def test_warmup_starts_from_zero(tiny_cfg):
-    cfg = tiny_cfg.replace(steps=1, eval_every=1)
+    cfg = tiny_cfg.replace(steps=1, **{"eval.every": 1})
     trainer = make_train(cfg)
     state = trainer.init(jax.random.key(0), HP)
     after, _ = jax.jit(trainer.run)(state, HP, jnp.asarray([1], jnp.int32))
@@ -194,7 +194,16 @@ def test_small_run_groks():
     # seed 2 at 330-350 of the 500 steps, memorising at 40-50; seed 0 ranged over
     # 250-370 and seeds 3-5 sometimes not at all, so they are not used here.
     seeds = [1, 2]
-    cfg = Config(modulus=31, train_fraction=0.7, d_model=64, d_mlp=256, steps=500, eval_every=10)
+    cfg = Config(
+        steps=500,
+        **{
+            "data.modulus": 31,
+            "data.train_fraction": 0.7,
+            "model.d_model": 64,
+            "model.d_mlp": 256,
+            "eval.every": 10,
+        },
+    )
     _, metrics = jax.jit(jax.vmap(make_train(cfg).train, in_axes=(0, None)))(
         member_keys(seeds), Hparams(learning_rate=1e-2, weight_decay=1.0)
     )
@@ -215,7 +224,9 @@ def test_blend_at_weight_zero_is_exactly_adamw(tiny_cfg):
     cfg = early_evals(tiny_cfg)
     adamw = make_train(cfg)
     _, adamw_m = jax.jit(adamw.train)(jax.random.key(0), hp)
-    blend_cfg = cfg.replace(optimizer="wand-adamw", blend_low=10.0, blend_high=11.0)
+    blend_cfg = cfg.replace(
+        **{"optim.name": "wand-adamw", "optim.blend.low": 10.0, "optim.blend.high": 11.0}
+    )
     blend = make_train(blend_cfg)
     blend_state, blend_m = jax.jit(blend.train)(jax.random.key(0), hp)
     assert float(blend_state.opt_state.weight) == 0.0
@@ -235,11 +246,13 @@ def test_blend_at_weight_zero_is_exactly_adamw(tiny_cfg):
 
 def test_blend_reads_the_train_accuracy_the_trainer_passes(tiny_cfg):
     cfg = tiny_cfg.replace(
-        optimizer="wand-adamw",
-        blend_signal="train_accuracy",
-        blend_low=1.0,
-        blend_high=0.0,
-        blend_smoothing=0.0,
+        **{
+            "optim.name": "wand-adamw",
+            "optim.blend.signal": "train_accuracy",
+            "optim.blend.low": 1.0,
+            "optim.blend.high": 0.0,
+            "optim.blend.smoothing": 0.0,
+        }
     )
     state, m = jax.jit(make_train(cfg).train)(jax.random.key(0), Hparams(1e-2, 0.1))
     accuracy = float(state.opt_state.observable)  # the last batch's, before its update
@@ -259,7 +272,7 @@ def test_init_scale_multiplies_the_initial_parameters(tiny_cfg):
 
 
 def test_waiting_times_record_displacement_and_overlap(tiny_cfg):
-    cfg = tiny_cfg.replace(steps=30, eval_every=10, waiting_times=(0, 10))
+    cfg = tiny_cfg.replace(steps=30, **{"eval.every": 10, "eval.waiting_times": (0, 10)})
     _, m = jax.jit(make_train(cfg).train)(jax.random.key(0), HP)
     # evaluations at 0, 10, 20, 30: MSD since t_w is 0 at t_w, NaN before, then grows.
     # overlap = dot / (norm norm): two reductions, a few ulps from 1 by CPU (6e-7 seen).
@@ -270,7 +283,7 @@ def test_waiting_times_record_displacement_and_overlap(tiny_cfg):
     assert (m["overlap@0"][1:] < 1).all()
     assert 0 <= float(m["saturated_fraction"][-1]) <= 1 and (m["last_layer_norm"] > 0).all()
     with pytest.raises(ConfigError, match="waiting_times"):
-        cfg.replace(waiting_times=(5,))
+        cfg.replace(**{"eval.waiting_times": (5,)})
 
 
 def test_grokfast_equal_lr_divides_the_filtered_gradient(tiny_cfg):
@@ -279,7 +292,11 @@ def test_grokfast_equal_lr_divides_the_filtered_gradient(tiny_cfg):
     grads = {"w": jnp.array([1.0, -2.0])}
     for equal, factor in ((False, 3.0), (True, 1.0)):
         cfg = tiny_cfg.replace(
-            gradient_filter="grokfast-ema", grokfast_lamb=2.0, grokfast_equal_lr=equal
+            **{
+                "optim.filter.name": "grokfast-ema",
+                "optim.filter.lamb": 2.0,
+                "optim.filter.equal_lr": equal,
+            }
         )
         tx = gradient_filter(cfg.optim.filter)
         out, _ = tx.update(grads, tx.init(grads))  # first step: (1 + lamb) g, then / (1 + lamb)

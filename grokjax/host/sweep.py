@@ -42,7 +42,6 @@ import numpy as np
 import pandas as pd
 
 from grokjax.config import (
-    FLAT_NAMES,
     Config,
     Hparams,
     apply_overrides,
@@ -103,7 +102,7 @@ class SweepResult(NamedTuple):
 
 def split_axes(axes: Mapping[str, Sequence[Any]]) -> tuple[dict, dict]:
     """(numeric axes over `Hparams`, shape axes over `Config`); unknown names refused."""
-    config_fields = {*field_paths(), *FLAT_NAMES}
+    config_fields = set(field_paths())
     numeric, shape = {}, {}
     for name, values in axes.items():
         if not values:

@@ -1,4 +1,11 @@
-"""Optimizers chosen by config: ordinary optax transformations.
+"""Optimizers chosen by config: ordinary optax transformations, one table entry each.
+
+`OPTIMIZERS` maps a name (`optim.name`) to an `Optimizer`: what it is, how it is built
+from the config and the (possibly traced) `Hparams`, what it records at an evaluation
+beside the metrics (its readouts), whether its updates carry noise (the early-warning
+indicators read that), and its config section when it has one. Validation,
+`make_optimizer`, the readouts, the early-warning list, the reference and the shared
+test battery all read the table: a new optimizer is one entry here.
 
 The AdamW baseline matches the paper: betas (0.9, 0.98), a linear warm-up from 0
 over the first 10 updates, decoupled weight decay (as PyTorch's AdamW: the decay is
@@ -10,22 +17,29 @@ appends to any optimizer when `OptimConfig.fixed_norm` is set.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from typing import ClassVar, NamedTuple
+
 import jax
 import jax.numpy as jnp
 import optax
 
-from grokjax.config import AnnealConfig, FilterConfig, Hparams, OptimConfig, WandConfig
+from grokjax.hparams import Hparams
 from grokjax.optim import schedules
 from grokjax.optim.baselines import (
     AddedNoiseState,
+    FilterConfig,
     grokfast_ema,
     grokfast_ma,
     langevin_noise,
     orthogonal_gradient,
     parameter_noise,
 )
-from grokjax.optim.blend import blend, ramp_weight
-from grokjax.optim.wand import WandState, wand
+from grokjax.optim.blend import BlendConfig, blend, ramp_weight
+from grokjax.optim.schedules import AnnealConfig
+from grokjax.optim.wand import WandConfig, WandState, wand
+from grokjax.section import Section
 from grokjax.wanglandau.entropy import Grid, entropy_at
 
 
@@ -131,29 +145,172 @@ def gradient_filter(cfg: FilterConfig) -> optax.GradientTransformation | None:
     return tx
 
 
+class Optimizer(NamedTuple):
+    """One entry of `OPTIMIZERS`: `doc` (a line for the reference); `make(cfg, hparams,
+    schedule, key)` the transformation (`schedule` is the learning rate after the
+    warm-up); `readouts` the names `read(cfg, hparams, opt_state, ln_train_loss)`
+    records at an evaluation; `noisy` whether its updates carry noise."""
+
+    doc: str
+    make: Callable[..., optax.GradientTransformation]
+    readouts: tuple[str, ...] = ()
+    read: Callable[..., dict] | None = None
+    noisy: bool = False
+
+
+def _adamw(cfg, hparams, schedule, key):
+    return optax.adamw(schedule, b1=cfg.beta1, b2=cfg.beta2, weight_decay=hparams.weight_decay)
+
+
+def _adam(cfg, hparams, schedule, key):
+    return optax.adam(schedule, b1=cfg.beta1, b2=cfg.beta2)
+
+
+def _sgd(cfg, hparams, schedule, key):  # heavy-ball momentum with coupled L2 weight decay
+    return optax.chain(
+        optax.add_decayed_weights(hparams.weight_decay),
+        optax.sgd(schedule, momentum=cfg.momentum),
+    )
+
+
+def _sgld(cfg, hparams, schedule, key):
+    return optax.chain(
+        optax.add_decayed_weights(hparams.weight_decay),
+        optax.sgd(schedule),
+        langevin_noise(
+            schedule, _temperature(cfg.anneal, hparams), key, trigger=trigger(cfg.anneal, hparams)
+        ),
+    )
+
+
+def _wand_adamw(cfg, hparams, schedule, key):
+    by_loss = cfg.blend.signal == "train_loss"
+    return blend(
+        _wand(cfg.wand, cfg.anneal, hparams, key),
+        _adamw(cfg, hparams, schedule, key),
+        ramp_weight(cfg.blend.low, cfg.blend.high),
+        observable="value" if by_loss else "train_accuracy",
+        transform=jnp.log if by_loss else None,
+        smoothing=cfg.blend.smoothing,
+    )
+
+
+def _read_sgld(cfg, hparams, opt_state, ln_train_loss) -> dict:
+    states = _states_of(opt_state, AddedNoiseState)  # the Langevin noise comes first
+    kT = _temperature(cfg.anneal, hparams)
+    return {"kT_in_force": schedules.read(kT, states[0].clock)} if states else {}
+
+
+def _read_wand(cfg, hparams, opt_state, ln_train_loss) -> dict:
+    """kT in force on WanD's clock; its entropy estimate S(x) = S_bias(x) + deposits at
+    x = the evaluated ln L_train (`entropy_at`); its kinetic temperature, the mean over
+    every coordinate of v^2 (equipartition: the thermostat holds Var v = kT where no
+    force acts, `grokjax.wanglandau.thermostat`)."""
+    states = _states_of(opt_state, WandState)
+    if not states:
+        return {}
+    state, grid = states[0], wand_grid(cfg.wand)
+    squares = [jnp.sum(jnp.square(v.astype(jnp.float32))) for v in jax.tree.leaves(state.velocity)]
+    return {
+        "kT_in_force": schedules.read(_temperature(cfg.anneal, hparams), state.clock),
+        "wand_entropy": entropy_at(
+            state.deposits,
+            grid,
+            jnp.maximum(ln_train_loss, grid.x_min),
+            bias_strength=cfg.wand.bias_strength,
+            bias_floor=cfg.wand.loss_floor,
+        ),
+        "kinetic_kT": sum(squares) / sum(v.size for v in jax.tree.leaves(state.velocity)),
+    }
+
+
+_WAND_READOUTS = ("kT_in_force", "wand_entropy", "kinetic_kT")
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    "adamw": Optimizer("AdamW, decoupled weight decay (the paper's baseline)", _adamw),
+    "adam": Optimizer("Adam, no weight decay", _adam),
+    "sgd": Optimizer("SGD with heavy-ball momentum and coupled weight decay", _sgd),
+    "sgld": Optimizer(
+        "SGD plus Langevin noise sqrt(2 lr kT) after the learning-rate scaling",
+        _sgld,
+        ("kT_in_force",),
+        _read_sgld,
+        noisy=True,
+    ),
+    "wand": Optimizer(
+        "WanD: Langevin dynamics with the Wang-Landau entropy force (optim.wand)",
+        lambda cfg, hparams, schedule, key: _wand(cfg.wand, cfg.anneal, hparams, key),
+        _WAND_READOUTS,
+        _read_wand,
+        noisy=True,
+    ),
+    "wand-adamw": Optimizer(
+        "alpha WanD + (1 - alpha) AdamW, alpha read from a training signal (optim.blend)",
+        _wand_adamw,
+        _WAND_READOUTS,
+        _read_wand,
+        noisy=True,
+    ),
+}
+NOISY_OPTIMIZERS = tuple(name for name, o in OPTIMIZERS.items() if o.noisy)
+PARAMETER_NOISES = ("none", "gaussian")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OptimConfig(Section):
+    """The optimizer: `name` (a key of `OPTIMIZERS`), `beta1`, `beta2`, `momentum`,
+    `warmup_steps` (linear warm-up from 0; not WanD's), `fixed_norm` (rescale all
+    parameters to this global norm after init and after every step, whatever the
+    optimizer; None disables), `noise` ('none'; 'gaussian': the plain parameter noise
+    sigma xi after any optimizer, sigma = `Hparams.noise_scale`), and the sub-sections."""
+
+    PATH: ClassVar[str] = "optim"
+
+    name: str = "adamw"
+    beta1: float = 0.9
+    beta2: float = 0.98
+    momentum: float = 0.9
+    warmup_steps: int = 10
+    fixed_norm: float | None = None
+    noise: str = "none"
+    wand: WandConfig = WandConfig()
+    blend: BlendConfig = BlendConfig()
+    filter: FilterConfig = FilterConfig()
+    anneal: AnnealConfig = AnnealConfig()
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        self.one_of("name", tuple(OPTIMIZERS))
+        self.one_of("noise", PARAMETER_NOISES)
+        for field in ("beta1", "beta2", "momentum"):
+            self.in_range(field, 0.0, 1.0, "a number in [0, 1)")
+        self.positive_int("warmup_steps", minimum=0)
+        if self.fixed_norm is not None and not self.fixed_norm > 0:
+            self.fail("fixed_norm", "a positive number or None")
+
+
 def make_optimizer(
     cfg: OptimConfig, hparams: Hparams, key: jax.Array
 ) -> optax.GradientTransformation:
-    """The optax transformation for `cfg.name` with the (possibly traced) `hparams`,
-    after the gradient filter `cfg.filter` when there is one.
+    """The optax transformation `OPTIMIZERS[cfg.name]` makes with the (possibly traced)
+    `hparams`, after the gradient filter `cfg.filter` when there is one.
 
     Built inside the vmapped training function so each member gets its own numbers
     (and, for stochastic optimizers, its own key). The fixed-norm projection is added
-    by the trainer (`cfg.fixed_norm`), not here. 'wand-adamw' blends WanD with the
-    AdamW above (same learning rate and weight decay), its weight read from the
-    training-side signal `cfg.blend.signal` (`grokjax.optim.blend`). With
-    `cfg.noise='gaussian'` the plain parameter noise follows the optimizer, its own key
-    folded from `key` (the optimizer's stream is the one it has without it).
+    by the trainer (`cfg.fixed_norm`), not here. With `cfg.noise='gaussian'` the plain
+    parameter noise follows the optimizer, its own key folded from `key` (the
+    optimizer's stream is the one it has without it).
     """
-    tx = _optimizer(cfg, hparams, key)
+    schedule = warmup(hparams.learning_rate, cfg.warmup_steps)
+    tx = OPTIMIZERS[cfg.name].make(cfg, hparams, schedule, key)
     before = gradient_filter(cfg.filter)
     if before is not None:
         tx = optax.chain(before, tx)
     if cfg.noise == "gaussian":
-        scale = annealed(cfg.anneal.noise, hparams.noise_scale, hparams.noise_final, hparams)
         noise_key = jax.random.fold_in(key, NOISE_STREAM)
         tx = optax.chain(
-            tx, parameter_noise(scale, noise_key, trigger=trigger(cfg.anneal, hparams))
+            tx,
+            parameter_noise(_sigma(cfg, hparams), noise_key, trigger=trigger(cfg.anneal, hparams)),
         )
     return tx
 
@@ -161,55 +318,15 @@ def make_optimizer(
 NOISE_STREAM = 0x6E6F6973  # folded into the optimizer key for the plain noise's key
 
 
-def _optimizer(cfg: OptimConfig, hparams: Hparams, key: jax.Array):
-    if cfg.name == "wand":
-        return _wand(cfg.wand, cfg.anneal, hparams, key)
-    schedule = warmup(hparams.learning_rate, cfg.warmup_steps)
-    adamw = optax.adamw(schedule, b1=cfg.beta1, b2=cfg.beta2, weight_decay=hparams.weight_decay)
-    if cfg.name == "adamw":
-        return adamw
-    if cfg.name == "wand-adamw":
-        by_loss = cfg.blend.signal == "train_loss"
-        return blend(
-            _wand(cfg.wand, cfg.anneal, hparams, key),
-            adamw,
-            ramp_weight(cfg.blend.low, cfg.blend.high),
-            observable="value" if by_loss else "train_accuracy",
-            transform=jnp.log if by_loss else None,
-            smoothing=cfg.blend.smoothing,
-        )
-    if cfg.name == "adam":
-        return optax.adam(schedule, b1=cfg.beta1, b2=cfg.beta2)
-    if cfg.name == "sgld":
-        return optax.chain(
-            optax.add_decayed_weights(hparams.weight_decay),
-            optax.sgd(schedule),
-            langevin_noise(
-                schedule,
-                _temperature(cfg.anneal, hparams),
-                key,
-                trigger=trigger(cfg.anneal, hparams),
-            ),
-        )
-    # "sgd": heavy-ball momentum with coupled L2 weight decay
-    return optax.chain(
-        optax.add_decayed_weights(hparams.weight_decay),
-        optax.sgd(schedule, momentum=cfg.momentum),
-    )
+def _sigma(cfg: OptimConfig, hparams: Hparams):
+    return annealed(cfg.anneal.noise, hparams.noise_scale, hparams.noise_final, hparams)
 
 
 def readout_names(cfg: OptimConfig) -> tuple[str, ...]:
-    """What `readouts` records for `cfg` beside the metrics: 'kT_in_force' (WanD, the
-    blend, SGLD), 'wand_entropy' and 'kinetic_kT' (WanD, the blend) and
-    'noise_in_force' (plain noise)."""
-    names = []
-    if cfg.name in ("wand", "wand-adamw", "sgld"):
-        names.append("kT_in_force")
-    if cfg.name in ("wand", "wand-adamw"):
-        names += ["wand_entropy", "kinetic_kT"]
-    if cfg.noise == "gaussian":
-        names.append("noise_in_force")
-    return tuple(names)
+    """What `readouts` records for `cfg` beside the metrics: the optimizer's readouts,
+    then 'noise_in_force' with the plain noise."""
+    noise = ("noise_in_force",) if cfg.noise == "gaussian" else ()
+    return OPTIMIZERS[cfg.name].readouts + noise
 
 
 def _states_of(opt_state, kind: type) -> list:
@@ -219,43 +336,14 @@ def _states_of(opt_state, kind: type) -> list:
 
 def readouts(cfg: OptimConfig, hparams: Hparams, opt_state, ln_train_loss) -> dict:
     """The optimizer's observables at an evaluation (`readout_names`), each read from the
-    state by the schedule and estimate the update uses:
-
-    - kT_in_force: the temperature read on the schedule's clock (the value the next
-      update uses), WanD's or SGLD's;
-    - wand_entropy: WanD's entropy estimate S(x) = S_bias(x) + deposits at x = the
-      evaluated ln L_train (`grokjax.wanglandau.entropy.entropy_at`);
-    - kinetic_kT: WanD's kinetic temperature, the mean over every coordinate of v^2
-      (equipartition: the thermostat holds Var v = kT where no force acts,
-      `grokjax.wanglandau.thermostat`), an effective temperature from the velocities;
-    - noise_in_force: the plain noise's sigma on its clock.
-    NaN where the state holds no such part (an optimizer built outside `cfg`).
-    """
-    nan = jnp.float32(jnp.nan)
-    out = {name: nan for name in readout_names(cfg)}
-    wand_states = _states_of(opt_state, WandState)
+    state by the schedule and estimate the update uses (`grokjax.problem.metrics.METRICS`
+    says what each is); NaN where the state holds no such part (an optimizer built
+    outside `cfg`)."""
+    out = dict.fromkeys(readout_names(cfg), jnp.float32(jnp.nan))
+    entry = OPTIMIZERS[cfg.name]
+    if entry.read is not None:
+        out.update(entry.read(cfg, hparams, opt_state, ln_train_loss))
     noise_states = _states_of(opt_state, AddedNoiseState)
-    kT = _temperature(cfg.anneal, hparams)
-    if "wand_entropy" in out and wand_states:
-        state = wand_states[0]
-        out["kT_in_force"] = schedules.read(kT, state.clock)
-        grid = wand_grid(cfg.wand)
-        x = jnp.maximum(ln_train_loss, grid.x_min)
-        out["wand_entropy"] = entropy_at(
-            state.deposits,
-            grid,
-            x,
-            bias_strength=cfg.wand.bias_strength,
-            bias_floor=cfg.wand.loss_floor,
-        )
-        squares = [
-            jnp.sum(jnp.square(v.astype(jnp.float32))) for v in jax.tree.leaves(state.velocity)
-        ]
-        sizes = sum(v.size for v in jax.tree.leaves(state.velocity))
-        out["kinetic_kT"] = sum(squares) / sizes
-    if cfg.name == "sgld" and noise_states:  # the Langevin noise comes before plain noise
-        out["kT_in_force"] = schedules.read(kT, noise_states[0].clock)
     if "noise_in_force" in out and noise_states:
-        sigma = annealed(cfg.anneal.noise, hparams.noise_scale, hparams.noise_final, hparams)
-        out["noise_in_force"] = schedules.read(sigma, noise_states[-1].clock)
+        out["noise_in_force"] = schedules.read(_sigma(cfg, hparams), noise_states[-1].clock)
     return {k: jnp.asarray(v, jnp.float32) for k, v in out.items()}

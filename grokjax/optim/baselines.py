@@ -46,7 +46,8 @@ leaf's dtype.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,6 +56,7 @@ import optax
 from grokjax.optim import schedules
 from grokjax.optim.schedules import Trigger
 from grokjax.problem.metrics import stablemax_cross_entropy  # noqa: F401 (re-export)
+from grokjax.section import Section
 from grokjax.wanglandau.thermostat import normal_like
 
 
@@ -281,3 +283,30 @@ def _unzip(like, pairs):
     pairs = treedef.flatten_up_to(pairs)
     firsts = jax.tree.unflatten(treedef, [a for a, _ in pairs])
     return firsts, jax.tree.unflatten(treedef, [b for _, b in pairs])
+
+
+GRADIENT_FILTERS = ("none", "grokfast-ema", "grokfast-ma", "orthogonal")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FilterConfig(Section):
+    """A gradient filter before the optimizer (`grokjax.optim.baselines`): `name` 'none',
+    'grokfast-ema' (decay `alpha`, amplification `lamb`), 'grokfast-ma' (`window`,
+    `lamb`) or 'orthogonal' (the gradient without its component along the weights);
+    `equal_lr` divides a Grokfast output by 1 + lamb (equal effective learning rate)."""
+
+    PATH: ClassVar[str] = "optim.filter"
+
+    name: str = "none"
+    alpha: float = 0.98
+    lamb: float = 2.0
+    window: int = 100
+    equal_lr: bool = False
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        self.one_of("name", GRADIENT_FILTERS)
+        self.in_range("alpha", 0.0, 1.0, "a decay in [0, 1)")
+        if self.lamb < 0:
+            self.fail("lamb", "a number >= 0")
+        self.positive_int("window")

@@ -18,12 +18,15 @@ is read, because WanD's training loss fluctuates from step to step.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from grokjax.section import Section
 
 
 class BlendState(NamedTuple):
@@ -115,3 +118,28 @@ def blend(
         return mixed, BlendState(s1, s2, smoothed, alpha)
 
     return optax.GradientTransformationExtraArgs(init, update)
+
+
+BLEND_SIGNALS = ("train_loss", "train_accuracy")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BlendConfig(Section):
+    """The blend alpha WanD + (1 - alpha) AdamW (`grokjax.optim.blend`): alpha read from a
+    training-side `signal` ('train_loss': ln L of the batch; 'train_accuracy'), smoothed
+    by an EMA of decay `smoothing`, and ramped linearly from 0 at `low` to 1 at `high`
+    (for accuracy, low > high hands over to AdamW as accuracy rises)."""
+
+    PATH: ClassVar[str] = "optim.blend"
+
+    signal: str = "train_loss"
+    low: float = -3.0
+    high: float = 0.0
+    smoothing: float = 0.9
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        self.one_of("signal", BLEND_SIGNALS)
+        if self.low == self.high:
+            self.fail("high", f"a number other than optim.blend.low={self.low}")
+        self.in_range("smoothing", 0.0, 1.0, "a decay in [0, 1)")

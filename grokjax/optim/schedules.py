@@ -34,11 +34,14 @@ has nothing to start: give a triggered schedule to the transform itself.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from grokjax.section import Section
 
 SHAPES = ("constant", "exponential", "cosine", "linear")
 SIGNALS = {"train_accuracy": "train_accuracy", "train_loss": "value"}  # name -> update's arg
@@ -148,3 +151,29 @@ def tick(clock: Clock, trigger: Trigger | None, extra_args: dict) -> Clock:
     streak = jnp.where(past, clock.streak + 1, 0)
     fires = (clock.fired < 0) & (streak >= trigger.steps)
     return Clock(count, streak, jnp.where(fires, count, clock.fired))
+
+
+ANNEAL_TRIGGERS = ("step", "train_accuracy", "train_loss")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AnnealConfig(Section):
+    """Schedules of the noise and friction knobs (`grokjax.optim.schedules`): the shape
+    ('constant', 'exponential', 'cosine', 'linear') of `temperature` (WanD's and SGLD's
+    kT), `friction` (WanD's c_f) and `noise` (the plain noise's sigma), and what starts
+    their clock: `trigger` 'step' (step 0), 'train_accuracy' (the batch accuracy has
+    stayed >= `Hparams.trigger_level` for `Hparams.trigger_steps` updates) or
+    'train_loss' (ln L_batch <= the level for as long). The numbers are `Hparams`
+    (`temperature_final`, `anneal_steps`, ...); no test-side signal can be chosen."""
+
+    PATH: ClassVar[str] = "optim.anneal"
+
+    temperature: str = "constant"
+    friction: str = "constant"
+    noise: str = "constant"
+    trigger: str = "step"
+
+    def __post_init__(self) -> None:
+        for field in ("temperature", "friction", "noise"):
+            self.one_of(field, SHAPES)
+        self.one_of("trigger", ANNEAL_TRIGGERS)

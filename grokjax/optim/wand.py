@@ -32,18 +32,78 @@ only the slope back onto it counts plus a soft wall), and the velocity step is
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import dataclasses
+import math
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from grokjax.config import WandConfig
 from grokjax.optim import schedules
+from grokjax.section import Section
 from grokjax.wanglandau.entropy import Grid, deposited, slopes_at
 from grokjax.wanglandau.thermostat import langevin_step, thermal_velocity
 
-PAPER = WandConfig()  # the defaults, stated once, in grokjax.config
+WAND_FORCES = ("entropy", "loss")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WandConfig(Section):
+    """WanD's settings besides dt, kT and c_f (those are `Hparams`); defaults are the paper's.
+
+    `bias_strength` (beta) and `loss_floor` (L0) of the initial bias
+    S_bias = beta (x - L0)^2 above L0, `deposit` (F) and `t_wl` (t_WL) of the Wang-Landau
+    rate, `sigma_bins` (kernel width in bins), the grid over x = ln L (`bin_width`,
+    `x_min`, `x_max`), `edge_strength` (the soft wall beyond the grid's edges, per unit
+    of x; `grokjax.wanglandau.entropy`), stabilisers `slope_cap` (bound on |dS/dx|) and `force_cap`
+    (bound on the entropy force's global norm), inf = the paper's; `force` ('entropy',
+    the paper's -dS/dx grad(ln L); 'loss', the ablation -`loss_force_scale` grad(L)).
+    """
+
+    PATH: ClassVar[str] = "optim.wand"
+    UNBOUNDED: ClassVar[tuple[str, ...]] = ("slope_cap", "force_cap")
+
+    bias_strength: float = 3000.0
+    loss_floor: float = -8.0
+    deposit: float = 3.0
+    t_wl: float = 1000.0
+    sigma_bins: float = 10.0
+    bin_width: float = 0.02
+    x_min: float = -20.0
+    x_max: float = 10.0
+    edge_strength: float = 100.0
+    slope_cap: float = math.inf
+    force_cap: float = math.inf
+    force: str = "entropy"
+    loss_force_scale: float = 13_500.0
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        for field in ("bias_strength", "deposit"):
+            if getattr(self, field) < 0:
+                self.fail(field, "a number >= 0")
+        for field, what in (
+            ("t_wl", "a positive number of steps"),
+            ("sigma_bins", "a positive number of bins"),
+            ("bin_width", "a positive width"),
+            ("edge_strength", "a positive number"),
+            ("slope_cap", "a positive number or inf"),
+            ("force_cap", "a positive number or inf"),
+            ("loss_force_scale", "a positive number"),
+        ):
+            if not getattr(self, field) > 0:
+                self.fail(field, what)
+        if not self.x_max - self.x_min >= 4 * self.bin_width:
+            self.fail("x_max", "at least 4 bins above optim.wand.x_min")
+        self.one_of("force", WAND_FORCES)
+
+    @property
+    def n_bins(self) -> int:
+        return int(round((self.x_max - self.x_min) / self.bin_width))
+
+
+PAPER = WandConfig()  # the defaults, stated once, above
 DEFAULT_GRID = Grid(PAPER.x_min, PAPER.bin_width, PAPER.n_bins)
 
 

@@ -32,9 +32,11 @@ Integer labels make a classification task (classes 0..max); float labels a regre
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,11 +46,8 @@ from grokjax.errors import ConfigError
 from grokjax.problem import tasks as modular
 from grokjax.problem.models import dense_mlp
 from grokjax.problem.references import load_attribute, user_code
-
-if TYPE_CHECKING:
-    from grokjax.config import DataConfig
-
-CLASSIFICATION, REGRESSION = "classification", "regression"
+from grokjax.problem.spec import CLASSIFICATION, REGRESSION, Source, Spec
+from grokjax.section import Section
 
 
 class Dataset(NamedTuple):
@@ -60,44 +59,6 @@ class Dataset(NamedTuple):
     test_inputs: jax.Array
     test_labels: jax.Array
     clean_train_labels: jax.Array  # the true labels of the training set, before label noise
-
-
-class Spec(NamedTuple):
-    """What a task's examples look like.
-
-    `kind` 'classification' or 'regression'; `input_shape` one example's shape;
-    `n_outputs` the classes (or the target's size); `n_examples` the pool to split
-    (None: drawn fresh, `default_sizes` train and test examples unless the config
-    says); `vocab_size` the token count for token inputs (None: float features);
-    `presplit` the pool's first `default_sizes[0]` examples are the training set (a
-    user's own split; no permutation); `n_labels` the classes labels take, when fewer
-    than the outputs (modular: p labels, p + 1 logits with '='); `query_last` the last
-    position is a query token that carries nothing (modular '='), so the token MLP
-    leaves it out.
-    """
-
-    kind: str
-    input_shape: tuple[int, ...]
-    n_outputs: int
-    n_examples: int | None
-    vocab_size: int | None = None
-    default_sizes: tuple[int, int] | None = None
-    presplit: bool = False
-    n_labels: int | None = None
-    query_last: bool = False
-
-    @property
-    def tokens(self) -> bool:
-        return self.vocab_size is not None
-
-
-class Source(NamedTuple):
-    """A task: `spec(cfg) -> Spec` and `examples(key, cfg) -> (inputs, labels)`, the whole
-    pool (a pool's examples do not depend on `key`; a drawn task's do)."""
-
-    spec: Callable[[Any], Spec]
-    examples: Callable[[jax.Array, Any], tuple[jax.Array, jax.Array]]
-    description: str = ""
 
 
 # --- built-in tasks -------------------------------------------------------------------
@@ -341,7 +302,6 @@ def make(key: jax.Array, cfg: DataConfig) -> Dataset:
         A `Dataset`; shapes depend only on `cfg`, so `make` traces under jit and vmap.
 
     Example:
-        >>> from grokjax.config import DataConfig
         >>> ds = make(jax.random.key(0), DataConfig(task="x+y", modulus=7, train_fraction=0.5))
         >>> ds.train_inputs.shape
         (24, 3)
@@ -373,3 +333,120 @@ def _corrupt(key: jax.Array, labels: jax.Array, n_classes: int, fraction: float)
     # A shift in 1..C-1 guarantees the new label differs from the true one.
     shift = jax.random.randint(shift_key, (n_noisy,), 1, n_classes)
     return labels.at[which].set((labels[which] + shift) % n_classes)
+
+
+def _is_prime(n: int) -> bool:
+    return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataConfig(Section):
+    """The task and its split (`grokjax.problem.data`).
+
+    `task`: a modular operation (`grokjax.problem.tasks.TASKS`; aliases like 'add'),
+    'mnist', 'digits', 'parity', 'teacher-student', a task registered with
+    `grokjax.register_task`, or 'path/to/file.py:attr' / 'package.module:attr'.
+    `modulus` p (modular tasks); `train_fraction` in (0, 1) of a task's pool, or
+    `train_size` examples (and `test_size`; default the rest of the pool, or a drawn
+    task's own defaults); `split_seed` (the data split, independent of the
+    initialisation seed; None draws a split per member from its own key);
+    `label_noise` (fraction of training labels replaced by a wrong label);
+    `parity_bits` n and `parity_k` k (parity); `teacher_dims` (input, hidden..., output
+    widths) and `teacher_scale` (its parameters' alpha) (teacher-student).
+    """
+
+    PATH: ClassVar[str] = "data"
+
+    task: str = "x+y"
+    modulus: int = 67
+    train_fraction: float = 0.5
+    train_size: int | None = None
+    test_size: int | None = None
+    split_seed: int | None = 0
+    label_noise: float = 0.0
+    parity_bits: int = 40
+    parity_k: int = 3
+    teacher_dims: tuple[int, ...] = (5, 100, 100, 5)
+    teacher_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        object.__setattr__(self, "task", canonical(self.task))
+        if self.task in modular.TASKS:
+            p = self.modulus
+            if isinstance(p, bool) or not isinstance(p, int) or p < 2:
+                self.fail("modulus", "an integer >= 2")
+            if modular.needs_prime(self.task) and not _is_prime(p):
+                self.fail("modulus", f"a prime, because task {self.task!r} divides modulo p")
+        self.in_range("train_fraction", 0.0, 1.0, "a fraction strictly between 0 and 1")
+        if self.train_fraction == 0.0:
+            self.fail("train_fraction", "a fraction strictly between 0 and 1")
+        for field in ("train_size", "test_size"):
+            if getattr(self, field) is not None:
+                self.positive_int(field)
+        self.positive_int("parity_bits", "parity_k")
+        if self.parity_k > self.parity_bits:
+            self.fail("parity_k", f"at most data.parity_bits={self.parity_bits}")
+        dims = self.teacher_dims
+        if len(dims) < 2 or not all(isinstance(d, int) and d >= 1 for d in dims):
+            self.fail("teacher_dims", "two or more positive widths (input, hidden..., output)")
+        object.__setattr__(self, "teacher_dims", tuple(dims))
+        if not self.teacher_scale > 0:
+            self.fail("teacher_scale", "a positive number")
+        if self.split_seed is not None:
+            self.positive_int("split_seed", minimum=0)
+        self.in_range("label_noise", 0.0, 1.0, "a fraction in [0, 1)")
+        spec = self.spec
+        if spec.presplit and (self.train_size, self.test_size) != (None, None):
+            self.fail("train_size", f"None: task {self.task!r} brings its own split")
+        n_train, n_test = self.n_train, self.n_test
+        pool = spec.n_examples
+        if n_train < 1 or n_test < 1 or (pool is not None and n_train + n_test > pool):
+            field = "train_fraction" if self.train_size is None else "train_size"
+            self.fail(
+                field,
+                f"a split leaving at least one training and one test example of the "
+                f"{pool} examples (train {n_train}, test {n_test})",
+            )
+        if self.label_noise and spec.kind == REGRESSION:
+            self.fail("label_noise", f"0, because task {self.task!r} is a regression")
+
+    @property
+    def spec(self) -> Spec:
+        """What the task's examples look like (`grokjax.problem.data.Spec`)."""
+        return spec_of(self.task, self)
+
+    @property
+    def n_examples(self) -> int | None:
+        """Examples in the task's pool (None for a drawn task)."""
+        return self.spec.n_examples
+
+    @property
+    def n_train(self) -> int:
+        return self._sizes()[0]
+
+    @property
+    def n_test(self) -> int:
+        return self._sizes()[1]
+
+    def _sizes(self) -> tuple[int, int]:
+        spec = self.spec
+        if spec.presplit:
+            return spec.default_sizes
+        if spec.n_examples is None:  # a drawn task: train_fraction does not apply
+            default_train, default_test = spec.default_sizes
+            return self.train_size or default_train, self.test_size or default_test
+        n_train = self.train_size
+        if n_train is None:
+            n_train = int(round(self.train_fraction * spec.n_examples))
+        n_test = self.test_size if self.test_size is not None else spec.n_examples - n_train
+        return n_train, n_test
+
+    def describe(self) -> str:
+        """The task in a few words: 'x+y mod 67', 'mnist'."""
+        return f"{self.task} mod {self.modulus}" if self.task in modular.TASKS else self.task
+
+    @property
+    def vocab_size(self) -> int | None:
+        """Tokens of a token task (modular: 0..p-1 and '=' with id p); None for float inputs."""
+        return self.spec.vocab_size

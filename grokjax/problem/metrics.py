@@ -28,12 +28,16 @@ falls below tau as the classification one does as the margin grows.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+
+from grokjax.section import Section
 
 
 def cross_entropy(logits_BxC: jax.Array, labels_B: jax.Array) -> jax.Array:
@@ -417,3 +421,66 @@ def saturated_fraction(logits_BxC: jax.Array, threshold: float = 0.0) -> jax.Arr
     thr = jnp.float32(threshold)
     saturated = (p_BxC <= thr) | (p_BxC >= jnp.float32(1.0) - thr)
     return jnp.mean(saturated.astype(jnp.float32))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvalConfig(Section):
+    """Evaluation (`grokjax.train`, `grokjax.stats.summary`): `every` (steps between
+    evaluations, 0 = none), `log_points` (extra log-spaced evaluation steps),
+    `chunk_evals` (evaluations per compiled chunk; checkpoints happen between chunks),
+    `memorise_threshold` / `generalise_threshold` (accuracy that marks memorisation and
+    generalisation), `smooth_slope` (sigmoid slope of the smoothed accuracy),
+    `divergence_loss` (a member whose train loss exceeds it, or whose loss or weight
+    norm is not finite, is marked diverged from then on), `waiting_times` (evaluation
+    steps t_w whose parameters are kept for the ageing observables, `grokjax.problem.ageing`),
+    `regression_threshold` (a regression's example counts as right when its squared
+    error is below it; Omnigrok's 1e-3, `grokjax.problem.metrics`), `area_gap` (the
+    grokking area is censored while train minus test accuracy at the last evaluation
+    exceeds it, `grokjax.stats.logtime`), `progress_frequencies` (0: none; n > 0: record
+    the Fourier progress measures of a modular task with n key frequencies at every
+    evaluation, `grokjax.problem.progress`)."""
+
+    PATH: ClassVar[str] = "eval"
+
+    every: int = 10
+    log_points: int = 0
+    chunk_evals: int = 100
+    memorise_threshold: float = 0.99
+    generalise_threshold: float = 0.99
+    smooth_slope: float = 7.0
+    divergence_loss: float = 100.0
+    waiting_times: tuple[int, ...] = ()
+    regression_threshold: float = 1e-3
+    area_gap: float = 0.05
+    progress_frequencies: int = 0
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        self.positive_int("every", "log_points", "progress_frequencies", minimum=0)
+        if self.every == 0 and self.log_points == 0:
+            self.fail("every", "a positive cadence, unless eval.log_points > 0")
+        self.positive_int("chunk_evals")
+        for field in ("memorise_threshold", "generalise_threshold"):
+            self.in_range(field, 0.0, 1.0, "an accuracy in (0, 1]", hi_open=False)
+        if not self.smooth_slope > 0:
+            self.fail("smooth_slope", "a positive number")
+        if not self.divergence_loss > 0:
+            self.fail("divergence_loss", "a positive train loss")
+        if not self.regression_threshold > 0:
+            self.fail("regression_threshold", "a positive squared error")
+        self.in_range("area_gap", 0.0, 1.0, "an accuracy gap in [0, 1)")
+        try:
+            waiting = tuple(int(t) for t in self.waiting_times)
+        except (TypeError, ValueError):
+            self.fail("waiting_times", "evaluation steps (integers)")
+        object.__setattr__(self, "waiting_times", waiting)
+
+    def steps(self, budget: int) -> np.ndarray:
+        """Sorted steps (counted after the update) at which metrics are recorded in a run
+        of `budget` updates; step 0 (the initial parameters) and the last are included."""
+        steps = {0, budget}
+        if self.every:
+            steps.update(range(self.every, budget + 1, self.every))
+        if self.log_points:
+            steps.update(np.unique(np.geomspace(1, budget, self.log_points).round().astype(int)))
+        return np.array(sorted(steps), dtype=np.int64)

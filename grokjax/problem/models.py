@@ -39,9 +39,10 @@ every position. The result equals the full causal computation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -50,10 +51,10 @@ import jax.numpy as jnp
 from grokjax.errors import ConfigError
 from grokjax.problem.network import Model, Network, as_network, from_pair, plain_linen
 from grokjax.problem.references import load_attribute, user_code
+from grokjax.section import Section
 
 if TYPE_CHECKING:
-    from grokjax.config import ModelConfig
-    from grokjax.problem.data import Spec
+    from grokjax.problem.spec import Spec
 
 N_CTX = 3
 ACTIVATIONS: dict[str, Callable] = {"relu": jax.nn.relu, "tanh": jnp.tanh, "gelu": jax.nn.gelu}
@@ -294,7 +295,7 @@ def make_network(cfg: ModelConfig, spec: Spec) -> Network:
     is one line naming model.name, the user's file and line.
 
     Example:
-        >>> from grokjax.config import DataConfig, ModelConfig
+        >>> from grokjax.problem.data import DataConfig
         >>> net = make_network(ModelConfig(), DataConfig(modulus=67).spec)
         >>> params, state = net.init(jax.random.key(0))
         >>> sum(x.size for x in jax.tree.leaves(params)), state
@@ -321,3 +322,33 @@ def make_model(cfg: ModelConfig, spec: Spec) -> Model:
 
 def count_params(params: dict) -> int:
     return sum(x.size for x in jax.tree.leaves(params))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig(Section):
+    """The network (`grokjax.problem.models`): `name` ('transformer', 'mlp', 'cnn', a model
+    registered with `grokjax.register_model`, or 'path/to/file.py:attr'), `n_layers`,
+    `d_model` (the CNN's channels), `n_heads`, `d_mlp`, `layer_norm` (transformer), and
+    `activation` of the float-input MLP and the CNN ('relu', 'tanh', 'gelu')."""
+
+    PATH: ClassVar[str] = "model"
+
+    name: str = "transformer"
+    n_layers: int = 1
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    layer_norm: bool = False
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        if not known_model(self.name):
+            self.fail(
+                "name",
+                f"one of {', '.join(BUILTIN_MODELS)}, a registered model or "
+                "path/to/file.py:attribute",
+            )
+        self.one_of("activation", tuple(ACTIVATIONS))
+        self.positive_int("n_layers", "d_model", "n_heads", "d_mlp")
+        if self.d_model % self.n_heads:
+            self.fail("n_heads", f"a divisor of model.d_model={self.d_model}")

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 from grokjax.errors import ConfigError
 
 if TYPE_CHECKING:
-    from grokjax.problem.data import Spec
+    from grokjax.problem.spec import Spec
 
 
 class Model(NamedTuple):

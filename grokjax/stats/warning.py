@@ -74,6 +74,7 @@ import numpy as np
 import pandas as pd
 
 from grokjax.errors import ConfigError
+from grokjax.optim import NOISY_OPTIMIZERS
 from grokjax.stats.phases import delay_tolerance
 
 WINDOW = 10
@@ -81,7 +82,6 @@ MIN_LEAD = 100
 LEAD_FRACTION = 0.25
 MAX_FALSE_ALARMS = 0.10
 EARLY_STEP = 200
-NOISY_OPTIMIZERS = ("wand", "wand-adamw", "sgld")
 CHANGE_OF = (
     "restricted_loss",
     "excluded_loss",
