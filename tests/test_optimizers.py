@@ -21,6 +21,7 @@ SETTINGS = {
     "sgld": Hparams(learning_rate=1e-1, weight_decay=1e-3, temperature=1e-6),
     "wand": Hparams(learning_rate=3e-3, temperature=0.05, friction=0.5),
     "wand-adamw": Hparams(learning_rate=3e-3, weight_decay=0.1, temperature=0.05),
+    "muon": Hparams(learning_rate=1e-2, weight_decay=0.1),
 }
 
 

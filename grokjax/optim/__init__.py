@@ -224,6 +224,38 @@ def _read_wand(cfg, hparams, opt_state, ln_train_loss) -> dict:
     }
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MuonConfig(Section):
+    """Muon (`optax.contrib.muon`): momentum `beta`, `ns_steps` Newton-Schulz
+    iterations orthogonalising each matrix's update, `nesterov` momentum. Parameters
+    that are not matrices take AdamW's step with `optim.beta1`, `optim.beta2`; both
+    decay weights by `Hparams.weight_decay` times the learning rate."""
+
+    PATH: ClassVar[str] = "optim.muon"
+
+    beta: float = 0.95
+    ns_steps: int = 5
+    nesterov: bool = True
+
+    def __post_init__(self) -> None:
+        self.check_finite()
+        self.in_range("beta", 0.0, 1.0, "a number in [0, 1)")
+        self.positive_int("ns_steps")
+
+
+def _muon(cfg, hparams, schedule, key):
+    return optax.contrib.muon(
+        schedule,
+        ns_steps=cfg.muon.ns_steps,
+        beta=cfg.muon.beta,
+        weight_decay=hparams.weight_decay,
+        nesterov=cfg.muon.nesterov,
+        adam_b1=cfg.beta1,
+        adam_b2=cfg.beta2,
+        adam_weight_decay=hparams.weight_decay,
+    )
+
+
 _WAND_READOUTS = ("kT_in_force", "wand_entropy", "kinetic_kT")
 
 OPTIMIZERS: dict[str, Optimizer] = {
@@ -251,6 +283,7 @@ OPTIMIZERS: dict[str, Optimizer] = {
         _read_wand,
         noisy=True,
     ),
+    "muon": Optimizer("Muon: orthogonalised momentum for matrices, AdamW for the rest", _muon),
 }
 NOISY_OPTIMIZERS = tuple(name for name, o in OPTIMIZERS.items() if o.noisy)
 PARAMETER_NOISES = ("none", "gaussian")
@@ -277,6 +310,7 @@ class OptimConfig(Section):
     blend: BlendConfig = BlendConfig()
     filter: FilterConfig = FilterConfig()
     anneal: AnnealConfig = AnnealConfig()
+    muon: MuonConfig = MuonConfig()
 
     def __post_init__(self) -> None:
         self.check_finite()
