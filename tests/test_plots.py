@@ -95,10 +95,10 @@ def test_coinciding_survival_curves_are_all_visible():
     [
         (
             "default",
-            {"modulus": 59, "learning_rate": 1e-3},
-            "default (modulus=59, learning_rate=0.001)",
+            {"data.modulus": 59, "learning_rate": 1e-3},
+            "default (data.modulus=59, learning_rate=0.001)",
         ),
-        (None, {"modulus": 59, "learning_rate": 1e-3}, "data.modulus=59, learning_rate=0.001"),
+        (None, {"data.modulus": 59, "learning_rate": 1e-3}, "data.modulus=59, learning_rate=0.001"),
         ("default", {}, "default"),
         (None, {}, ""),
     ],
