@@ -286,6 +286,20 @@ def test_waiting_times_record_displacement_and_overlap(tiny_cfg):
         cfg.replace(**{"eval.waiting_times": (5,)})
 
 
+def test_logit_norm_is_the_mean_output_norm_on_the_training_set(tiny_cfg):
+    from grokjax.problem.data import make
+    from grokjax.problem.models import make_network
+
+    cfg = tiny_cfg.replace(steps=20)
+    state, m = jax.jit(make_train(cfg).train)(jax.random.key(0), HP)
+    ds = make(jax.random.key(cfg.data.split_seed), cfg.data)
+    net = make_network(cfg.model, cfg.data.spec)
+    logits = net.apply(state.params, state.model_state, ds.train_inputs)
+    expected = np.linalg.norm(np.asarray(logits, np.float64), axis=-1).mean()
+    assert float(m["logit_norm"][-1]) == pytest.approx(expected, rel=1e-5)
+    assert m["logit_norm"][-1] > m["logit_norm"][0] > 0  # the scale grows as it fits
+
+
 def test_grokfast_equal_lr_divides_the_filtered_gradient(tiny_cfg):
     from grokjax.optim import gradient_filter
 

@@ -273,6 +273,12 @@ METRICS: dict[str, Metric] = {
         "saturated",
         lambda e: e.objective.saturated(e.train_out),
     ),
+    "logit_norm": Metric(
+        "mean L2 norm of an example's outputs on the training set (the effective logit scale)",
+        "norms",
+        "mean logit norm",
+        lambda e: jnp.mean(jnp.linalg.norm(e.train_out.astype(jnp.float32), axis=-1)),
+    ),
     "msd@<t_w>": Metric(
         "mean-squared displacement of the parameters since waiting time t_w",
         "ageing",
