@@ -180,7 +180,7 @@ def test_names_from_run_directories_are_escaped(runs, tmp_path):
 
 
 def test_progress_measures_are_drawn_when_recorded(runs):
-    from grokjax.report.rundata import load_run
+    from grokjax.host.rundata import load_run
     from grokjax.report.views import run_figures
 
     with_them = run_figures(load_run(runs / "done"))

@@ -299,8 +299,8 @@ def test_bands_have_legend_entries_in_both_renderers():
 
 def test_a_metric_with_a_panel_is_drawn_by_both_renderers(monkeypatch, tmp_path):
     pytest.importorskip("plotly")
+    from grokjax.host.rundata import RunData
     from grokjax.problem.metrics import METRICS, Metric
-    from grokjax.report.rundata import RunData
     from grokjax.report.views import run_figures
 
     monkeypatch.setitem(METRICS, "head_norm", Metric("a new norm", "norms", "head norm"))

@@ -28,8 +28,8 @@ import pandas as pd
 
 from grokjax.config import EvalConfig
 from grokjax.errors import ConfigError
+from grokjax.host.rundata import load_run
 from grokjax.io import atomic_write_with
-from grokjax.report.rundata import load_run
 from grokjax.stats import warning as W
 from grokjax.stats.summary import events
 

@@ -227,20 +227,37 @@ def _read_wand(cfg, hparams, opt_state, ln_train_loss) -> dict:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MuonConfig(Section):
     """Muon (`optax.contrib.muon`): momentum `beta`, `ns_steps` Newton-Schulz
-    iterations orthogonalising each matrix's update, `nesterov` momentum. Parameters
-    that are not matrices take AdamW's step with `optim.beta1`, `optim.beta2`; both
-    decay weights by `Hparams.weight_decay` times the learning rate."""
+    iterations orthogonalising each matrix's update, `nesterov` momentum. With
+    `hidden_only` (the usual practice) the embeddings and the read-out (leaves named
+    `embed`, `pos_embed`, `unembed`) are not Muon's; every parameter that is not
+    Muon's, and every non-matrix, takes AdamW's step with `optim.beta1`, `optim.beta2`.
+    Both decay weights by `Hparams.weight_decay` times the learning rate."""
 
     PATH: ClassVar[str] = "optim.muon"
 
     beta: float = 0.95
     ns_steps: int = 5
     nesterov: bool = True
+    hidden_only: bool = True
 
     def __post_init__(self) -> None:
         self.check_finite()
         self.in_range("beta", 0.0, 1.0, "a number in [0, 1)")
         self.positive_int("ns_steps")
+
+
+_NOT_HIDDEN = {"embed", "pos_embed", "unembed"}
+
+
+def _muon_leaves(params, hidden_only: bool):
+    """Muon's leaves (its dimension numbers) and AdamW's (None), by shape and name."""
+
+    def spec(path, leaf):
+        names = {str(getattr(k, "key", getattr(k, "name", k))) for k in path}
+        muon = leaf.ndim == 2 and not (hidden_only and names & _NOT_HIDDEN)
+        return optax.contrib.MuonDimensionNumbers() if muon else None
+
+    return jax.tree_util.tree_map_with_path(spec, params)
 
 
 def _muon(cfg, hparams, schedule, key):
@@ -253,6 +270,7 @@ def _muon(cfg, hparams, schedule, key):
         adam_b1=cfg.beta1,
         adam_b2=cfg.beta2,
         adam_weight_decay=hparams.weight_decay,
+        muon_weight_dimension_numbers=lambda p: _muon_leaves(p, cfg.muon.hidden_only),
     )
 
 

@@ -31,7 +31,7 @@ from grokjax.problem.references import user_code
 from grokjax.problem.tasks import TASKS
 
 if TYPE_CHECKING:
-    from grokjax.config import Config, DataConfig
+    from grokjax.problem.data import DataConfig
 
 _CHECKED: dict[tuple, Any] = {}  # keys hold the objects checked, so their ids stay theirs
 
@@ -40,14 +40,14 @@ def is_builtin_task(name: str) -> bool:
     return name in TASKS or name in data_lib.BUILTIN
 
 
-def check_config(cfg: Config) -> None:
+def check_config(cfg) -> None:
     """Build `cfg`'s network and check the user's data and model (`check_inputs`)."""
     from grokjax.problem.models import make_network
 
     check_inputs(cfg, make_network(cfg.model, cfg.data.spec))
 
 
-def check_inputs(cfg: Config, net: Network) -> None:
+def check_inputs(cfg, net: Network) -> None:
     """`check_task` and `check_network` for `cfg`, once per (config, user object)."""
     if not is_builtin_task(cfg.data.task):
         source = data_lib.source(cfg.data.task)
@@ -128,7 +128,7 @@ def _structure(tree: Any) -> tuple:
     return treedef, [(x.shape, x.dtype) for x in leaves]
 
 
-def check_network(cfg: Config, net: Network) -> None:
+def check_network(cfg, net: Network) -> None:
     """Evaluate the network abstractly on two examples of the task and check what it
     gives; raise a one-line `ConfigError` naming model.name otherwise."""
     spec = cfg.data.spec

@@ -16,9 +16,9 @@ from plotly.offline import get_plotlyjs
 
 from grokjax.host.live import run_error
 from grokjax.host.lock import DirLock
+from grokjax.host.rundata import RunData, RunDataError, kind_of, load_run
 from grokjax.io import atomic_write_bytes
 from grokjax.report.items import VIEWS
-from grokjax.report.rundata import RunData, RunDataError, kind_of, load_run
 from grokjax.report.views import run_figures, summary_table
 
 REPORT_FILE = "report.html"

@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from grokjax.figures import PHASE_COLOURS, colour, comparison_spec, quantiles, rgba
-from grokjax.report.rundata import RunDataError, _read_json, is_run_dir, load_run
+from grokjax.host.rundata import RunDataError, _read_json, is_run_dir, load_run
 from grokjax.report.views import LAYOUT, to_plotly
 from grokjax.stats.phases import PHASES, vote
 from grokjax.stats.survival import kaplan_meier

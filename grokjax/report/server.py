@@ -37,9 +37,9 @@ from urllib.parse import unquote, urlsplit
 
 from grokjax.errors import ConfigError
 from grokjax.host.live import run_state
+from grokjax.host.rundata import RunDataError, is_run_dir, kind_of, load_run
 from grokjax.report.html import STYLE, figure_divs, run_facts
 from grokjax.report.items import VIEWS
-from grokjax.report.rundata import RunDataError, is_run_dir, kind_of, load_run
 from grokjax.report.views import run_figures, summary_table
 
 HOST = "127.0.0.1"
@@ -49,7 +49,7 @@ SKIP = {"checkpoints", "__pycache__", ".git"}
 
 
 class Item(NamedTuple):
-    kind: str  # a key of grokjax.report.rundata.KINDS
+    kind: str  # a key of grokjax.host.rundata.KINDS
     path: str  # relative to the runs directory, '/'-separated
     state: str  # a run's state, or "-"
     error: str | None  # why it cannot be read, or None

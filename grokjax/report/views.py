@@ -38,8 +38,8 @@ from grokjax.figures import (
     rgba,
     y_extent,
 )
+from grokjax.host.rundata import RunData
 from grokjax.problem.metrics import PANELS
-from grokjax.report.rundata import RunData
 
 AGEING = re.compile(r"^(msd|overlap)@(\d+)$")
 LAYOUT = dict(template="plotly_white", height=420, margin=dict(l=60, r=20, t=60, b=50))
