@@ -39,10 +39,17 @@ PHASE_COLOURS = {
     "memorisation": "#d62728",
     "confusion": "#7f7f7f",
 }
-# The shaded bands around a median, with their legend entries.
-BAND_ALPHA = {"range": 0.12, "quartiles": 0.3}
-LINE_DASHES = {"solid": "-", "dash": "--", "dot": ":"}  # matplotlib's; plotly's are the keys
-BAND_NAMES = {"quartiles": "quartiles (q25-q75)", "range": "range (min-max)"}
+# Shaded bands (around a median; a Kaplan-Meier curve's S -+ 1.96 SE), with legend entries.
+BAND_ALPHA = {"range": 0.12, "quartiles": 0.3, "ci": 0.1}
+BAND_NAMES = {
+    "quartiles": "quartiles (q25-q75)",
+    "range": "range (min-max)",
+    "ci": "95% band (S -+ 1.96 SE)",
+}
+# plotly's dash names -> matplotlib's; matplotlib's markers -> plotly's symbols.
+LINE_DASHES = {"solid": "-", "dash": "--", "dashdot": "-.", "dot": ":"}
+MARKERS = {"o": "circle", "s": "square", "^": "triangle-up", "D": "diamond"}
+MARKERS |= {"v": "triangle-down", "P": "cross", "X": "x", "*": "star", "|": "line-ns-open"}
 # Curves a panel draws besides its own metrics (median only, dashed): metric -> label.
 REFERENCES = {
     "accuracy": {"smoothed_test_acc": "smoothed test (median)"},
@@ -140,12 +147,14 @@ def log_floor(*values) -> float:
 class Line(NamedTuple):
     x: np.ndarray
     y: np.ndarray
-    label: str
+    label: str  # "": no legend entry
     colour: str
-    dash: str = "solid"  # "solid", "dash" or "dot"
-    marker: str = ""  # a marker ("v", "x", ...) draws markers only, no line
+    dash: str = "solid"  # a key of LINE_DASHES, or "" for markers only
+    marker: str = ""  # a key of MARKERS
     hidden: bool = False  # interactive only, shown from its legend entry (a seed)
     group: str = ""  # lines that share one legend entry (default: the label)
+    step: bool = False  # constant until the next x (a Kaplan-Meier curve)
+    outline: str = ""  # a wider line of this colour beneath, visible on any background
 
 
 class Band(NamedTuple):
@@ -153,7 +162,24 @@ class Band(NamedTuple):
     low: np.ndarray
     high: np.ndarray
     colour: str
-    kind: str  # "quartiles" or "range" (BAND_NAMES)
+    kind: str  # a key of BAND_NAMES
+    step: bool = False
+
+
+class Grid(NamedTuple):
+    """Heat-map cells: z[j, i] centred on (x[i], y[j]), NaN blank. Categorical when
+    `names` is given (z indexes `names` and the colours `colours`), else a colour map
+    named `colours` over `z_range`."""
+
+    x: np.ndarray
+    y: np.ndarray
+    z: np.ndarray
+    colours: tuple[str, ...] | str
+    names: tuple[str, ...] = ()
+    z_range: tuple[float, float] | None = None
+    z_title: str = ""
+    text: list | None = None  # [y][x] written in each cell
+    hover: list | None = None  # [y][x] interactive only
 
 
 class Panel(NamedTuple):
@@ -169,6 +195,11 @@ class Panel(NamedTuple):
     marks: tuple[float, ...] = ()  # dotted vertical lines (members that diverged)
     mark_label: str = ""
     note: str = ""
+    hlines: tuple[float, ...] = ()  # dotted horizontal lines
+    grid: Grid | None = None
+    x_labels: tuple[str, ...] = ()  # categorical axis: these at 0, 1, ...
+    y_labels: tuple[str, ...] = ()
+    legend: str = ""  # where: "" (best), "below", "right" or "none"
 
 
 class FigureSpec(NamedTuple):
@@ -244,7 +275,8 @@ def ensemble_panel(
             hit = at_zero.any(axis=0)
             if hit.any():
                 text = f"{label}: 0 drawn at floor {floor:.3g}"
-                markers.append(Line(x[hit], np.full(hit.sum(), floor), text, colour(i), marker="v"))
+                floors = np.full(hit.sum(), floor)
+                markers.append(Line(x[hit], floors, text, colour(i), "", marker="v"))
         median, band = banded(x, values, label, colour(i))
         lines, bands = lines + median, bands + band
         for m, seed in enumerate(list(seeds)[: values.shape[0]]):
@@ -339,3 +371,139 @@ def comparison_spec(arms: Mapping[str, Mapping], title: str) -> FigureSpec:
         )
     )
     return FigureSpec(title, panels)
+
+
+# Kaplan-Meier curves: one dash and marker per curve; curves that coincide are drawn
+# this far apart (in S) so that none hides another.
+KM_DASHES = ("solid", "dash", "dashdot", "dot")
+KM_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+COINCIDENT_OFFSET = 0.015
+
+
+def _coincident_groups(curves: list[tuple[np.ndarray, np.ndarray]]) -> list[int]:
+    """For each curve, the index of the first curve it coincides with (itself if none)."""
+    first = []
+    for i, (x, s) in enumerate(curves):
+        same = (
+            j
+            for j in range(i)
+            if first[j] == j
+            and curves[j][0].shape == x.shape
+            and np.array_equal(curves[j][0], x)
+            and np.allclose(curves[j][1], s, rtol=0, atol=1e-12)
+        )
+        first.append(next(same, i))
+    return first
+
+
+def survival_spec(
+    curves: Mapping[str, Mapping],
+    title: str,
+    x_title: str = "step",
+    y_title: str = "fraction not yet reached",
+) -> FigureSpec:
+    """Kaplan-Meier step curves, one per group, from S = 1 at time 0, with a tick where
+    subjects were censored and the band S -+ 1.96 SE (Greenwood). `curves` maps a label
+    to `grokjax.stats.survival.survival_curve`'s dict; the legend gives each group's
+    size and median (">" the last time when censored). Curves that coincide exactly
+    are drawn `COINCIDENT_OFFSET` apart, the first at its true S, and say which they
+    repeat."""
+    steps = [
+        (np.r_[0.0, np.asarray(c["time"], float)], np.r_[1.0, np.asarray(c["survival"], float)])
+        for c in curves.values()
+    ]
+    first, labels = _coincident_groups(steps), list(curves)
+    depth = [first[:i].count(first[i]) for i in range(len(first))]  # 0: a group's first
+    lines, ticks, bands = [], [], []
+    for i, c in enumerate(curves.values()):
+        (x, s), offset = steps[i], -COINCIDENT_OFFSET * depth[i]
+        med = f"{c['median']:g}" if c["median"] is not None else f">{x[-1]:g}"
+        text = f"{labels[i]} (n={c['n']}, median {med})"
+        if depth[i]:
+            text += f"; same curve as {labels[first[i]]}, drawn {-offset:g} lower"
+        dash, marker = KM_DASHES[i % len(KM_DASHES)], KM_MARKERS[i % len(KM_MARKERS)]
+        lines.append(Line(x, s + offset, text, colour(i), dash, marker, step=True))
+        se = np.r_[0.0, np.nan_to_num(np.asarray(c["std_err"], float), nan=0.0)]
+        low, high = (np.clip(s + k * 1.96 * se, 0, 1) + offset for k in (-1, 1))
+        bands.append(Band(x, low, high, colour(i), "ci", step=True))
+        cut = np.r_[False, np.asarray(c["censored"]) > 0]
+        ticks.append(Line(x[cut], s[cut] + offset, "", colour(i), "", "|"))
+    low = -0.02 - COINCIDENT_OFFSET * max(depth, default=0)
+    panel = Panel(title, y_title, tuple(lines + ticks), tuple(bands), x_title, log_x=False)
+    return FigureSpec("", (panel._replace(y_range=(low, 1.02), hlines=(0.5,), legend="below"),))
+
+
+def _levels(values: Sequence) -> tuple[list, list]:
+    """(values, levels) of a heat map's axis: numbers sorted, anything else (optimizer
+    names, 'full' batches) as text in order of first appearance."""
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        texts = [str(v) for v in values]
+        return texts, list(dict.fromkeys(texts))
+    return numbers, sorted(set(numbers))
+
+
+def phase_spec(
+    x_values: Sequence,
+    y_values: Sequence,
+    phases: Sequence[str],
+    fractions: Sequence[float],
+    title: str,
+    *,
+    categories: Sequence[str],
+    x_title: str,
+    y_title: str,
+    colours: Sequence[str] = (),
+    hover: Sequence[str] = (),
+) -> FigureSpec:
+    """A categorical heat map, one cell per (x, y) (one entry each in `x_values`,
+    `y_values`, `phases`, `fractions` and `hover`), coloured by its phase and labelled
+    with its fraction (of seeds in that phase); cells not given stay blank. A category
+    of PHASE_COLOURS takes its colour there, others `colours` or the palette's."""
+    (xv, xs), (yv, ys) = _levels(x_values), _levels(y_values)
+    z = np.full((len(ys), len(xs)), np.nan)
+    text = [["" for _ in xs] for _ in ys]
+    tips = [["" for _ in xs] for _ in ys]
+    for k, (x, y, phase, fraction) in enumerate(zip(xv, yv, phases, fractions, strict=True)):
+        i, j = xs.index(x), ys.index(y)
+        z[j, i] = list(categories).index(phase)
+        text[j][i] = f"{fraction:.2f}"
+        tips[j][i] = hover[k] if hover else ""
+    given = list(colours) or [colour(k) for k in range(len(categories))]
+    fills = tuple(PHASE_COLOURS.get(c, g) for c, g in zip(categories, given, strict=True))
+    grid = Grid(np.arange(len(xs)), np.arange(len(ys)), z, fills, tuple(categories))
+    grid = grid._replace(z_title="phase", text=text, hover=tips if hover else None)
+    label = lambda v: f"{v:g}" if isinstance(v, float) else v  # noqa: E731
+    panel = Panel(title, y_title, (), x_title=x_title, log_x=False, grid=grid, legend="right")
+    labels = dict(x_labels=tuple(map(label, xs)), y_labels=tuple(map(label, ys)))
+    return FigureSpec("", (panel._replace(**labels),))
+
+
+def landscape_spec(
+    x: np.ndarray,
+    y: np.ndarray,
+    relative_entropy: np.ndarray,
+    equilibrium: tuple[Sequence[float], Sequence[float]] | None,
+    trajectories: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    title: str = "",
+    cmap: str = "viridis",
+    z_title: str = "S / kT minus its maximum at that ln L",
+) -> FigureSpec:
+    """The entropy map over (ln L_train, test accuracy): `relative_entropy` [n_x, n_y] on
+    the bin centres (NaN where unknown) coloured from its 5th percentile to 0, the
+    equilibrium curve (x, y) as a dark line in a light outline (it reads on every colour
+    of the map), and `trajectories` (name -> (x(t), y(t))) on top."""
+    shown = np.asarray(relative_entropy, float)
+    low = float(np.nanpercentile(shown, 5)) if np.isfinite(shown).any() else -1.0
+    lines = [
+        Line(np.asarray(tx), np.asarray(ty), name, colour(i + 1))
+        for i, (name, (tx, ty)) in enumerate((trajectories or {}).items())
+    ]
+    if equilibrium is not None:
+        eq = Line(*map(np.asarray, equilibrium), "equilibrium (max S at each loss)", "black")
+        lines.insert(0, eq._replace(outline="white"))
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    grid = Grid(x, y, shown.T, cmap, z_range=(low, 0.0), z_title=z_title)
+    panel = Panel(title, "smoothed test accuracy", tuple(lines), (), "ln L_train", log_x=False)
+    return FigureSpec("", (panel._replace(x_range=(x[0], x[-1]), y_range=(0, 1), grid=grid),))
