@@ -231,7 +231,8 @@ class MuonConfig(Section):
     `hidden_only` (the usual practice) the embeddings and the read-out (leaves named
     `embed`, `pos_embed`, `unembed`) are not Muon's; every parameter that is not
     Muon's, and every non-matrix, takes AdamW's step with `optim.beta1`, `optim.beta2`.
-    Both decay weights by `Hparams.weight_decay` times the learning rate."""
+    `Hparams.learning_rate` is AdamW's; Muon's matrices step `lr_ratio` times it. Both
+    decay weights by `Hparams.weight_decay` times their learning rate."""
 
     PATH: ClassVar[str] = "optim.muon"
 
@@ -239,10 +240,13 @@ class MuonConfig(Section):
     ns_steps: int = 5
     nesterov: bool = True
     hidden_only: bool = True
+    lr_ratio: float = 10.0
 
     def __post_init__(self) -> None:
         self.check_finite()
         self.in_range("beta", 0.0, 1.0, "a number in [0, 1)")
+        if not self.lr_ratio > 0:
+            self.fail("lr_ratio", "a positive number")
         self.positive_int("ns_steps")
 
 
@@ -262,7 +266,7 @@ def _muon_leaves(params, hidden_only: bool):
 
 def _muon(cfg, hparams, schedule, key):
     return optax.contrib.muon(
-        schedule,
+        lambda count: cfg.muon.lr_ratio * schedule(count),
         ns_steps=cfg.muon.ns_steps,
         beta=cfg.muon.beta,
         weight_decay=hparams.weight_decay,
@@ -270,6 +274,7 @@ def _muon(cfg, hparams, schedule, key):
         adam_b1=cfg.beta1,
         adam_b2=cfg.beta2,
         adam_weight_decay=hparams.weight_decay,
+        adam_learning_rate=schedule,
         muon_weight_dimension_numbers=lambda p: _muon_leaves(p, cfg.muon.hidden_only),
     )
 
