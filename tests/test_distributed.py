@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grokjax.host.experiment import OUTPUT_FILES
 from grokjax.host.lock import LOCK_FILE
 
 COMMON = textwrap.dedent(
@@ -124,6 +123,16 @@ REFERENCE = COMMON + textwrap.dedent(
     """
 )
 
+RUN_FILES = (  # what a run writes in its directory, besides checkpoints/
+    "config.json",
+    "metrics.parquet",
+    "summary.json",
+    "accuracy.png",
+    "loss.png",
+    "weight_norm.png",
+    "live.jsonl",
+    "status.json",
+)
 TIMEOUT_S = 240  # a safety net: the test takes about a minute on two cores
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -213,7 +222,7 @@ def _assert_json_close(got, want, where="summary"):
 def _assert_same_run_dir(got: Path, want: Path, cli: bool) -> None:
     names = {p.name for p in got.iterdir()}
     report = {"report.html"} if cli else set()  # the command writes it, the library not
-    assert names == set(OUTPUT_FILES) | {"checkpoints", LOCK_FILE} | report, names  # no temps
+    assert names == set(RUN_FILES) | {"checkpoints", LOCK_FILE} | report, names  # no temps
     assert sorted(p.name for p in (got / "checkpoints").iterdir()) == sorted(
         p.name for p in (want / "checkpoints").iterdir()
     )

@@ -9,10 +9,20 @@ import pytest
 from grokjax.cli import main
 from grokjax.config import Hparams
 from grokjax.errors import ConfigError
-from grokjax.host.experiment import OUTPUT_FILES, run_ensemble
+from grokjax.host.experiment import run_ensemble
 from grokjax.host.live import read_live, run_error, run_state
 
 HP = Hparams(learning_rate=3e-3, weight_decay=1.0)
+RUN_FILES = (  # what a run writes in its directory, besides checkpoints/
+    "config.json",
+    "metrics.parquet",
+    "summary.json",
+    "accuracy.png",
+    "loss.png",
+    "weight_norm.png",
+    "live.jsonl",
+    "status.json",
+)
 SMALL = ["--set", "data.modulus=11", "--set", "model.d_model=32", "--set", "model.d_mlp=64"]
 
 
@@ -131,7 +141,7 @@ def test_cli_writes_every_output_file(tmp_path, capsys):
     argv += ["--set", "eval.waiting_times=0,10", "--profile", str(tmp_path / "trace")]
     assert main(argv) == 0
     assert any(p.is_file() for p in (tmp_path / "trace").rglob("*"))  # a profiler trace
-    for name in (*OUTPUT_FILES, "report.html"):
+    for name in (*RUN_FILES, "report.html"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert any((out / "checkpoints").iterdir())
     config = json.loads((out / "config.json").read_text())

@@ -54,13 +54,7 @@ from grokjax.host.devices import (
 )
 from grokjax.host.live import LiveStream
 from grokjax.host.loop import Progress, check_profile_dir, run_chunks
-from grokjax.host.rundir import (
-    check_out_dir,
-    first_difference,
-    holding,
-    on_all_processes,
-    prepare_out_dir,
-)
+from grokjax.host.rundir import first_difference, on_all_processes, open_run_dir
 from grokjax.host.tensorboard import TensorBoardStream
 from grokjax.io import atomic_write_json, atomic_write_with, json_safe, read_json
 from grokjax.optim.wand import legacy_wand_leaf
@@ -69,17 +63,6 @@ from grokjax.presets import preset_changes
 from grokjax.stats.summary import Summary, diverged_mask, ensemble_summary, format_table
 from grokjax.train import chunk_schedule, make_train, metric_names
 from grokjax.xla_flags import jit
-
-OUTPUT_FILES = (
-    "config.json",
-    "metrics.parquet",
-    "summary.json",
-    "accuracy.png",
-    "loss.png",
-    "weight_norm.png",
-    "live.jsonl",
-    "status.json",
-)
 
 
 class RunResult(NamedTuple):
@@ -192,13 +175,6 @@ def topology(mesh, member_batch, n_members: int, n_run: int) -> dict:
     }
 
 
-def _saved_steps(out_dir: Path) -> int | None:
-    """The budget the run in `out_dir` was started (or last extended) with."""
-    saved = read_json(out_dir / "config.json", "the run's settings")
-    config = _with_config_defaults(saved).get("config", {}) if isinstance(saved, dict) else {}
-    return config.get("steps")
-
-
 def _record(cfg: Config, hparams: Hparams, seeds: Sequence[int], preset: str | None) -> dict:
     return {
         "preset": preset,
@@ -227,32 +203,16 @@ def run_ensemble(
 ) -> RunResult:
     """Train one member per seed (vmapped, jitted) and write the run directory.
 
-    Args:
-        cfg: static configuration (already validated on construction).
-        hparams: swept numbers, scalars or one value per member.
-        seeds: member seeds; member i starts from `jax.random.key(seeds[i])`.
-        out_dir: the run directory.
-        preset: name recorded in config.json.
-        resume: continue the run in `out_dir` from its last checkpoint.
-        overwrite: delete whatever `out_dir` holds first.
-        progress: show a progress bar.
-        on_chunk: called after each chunk is checkpointed with that chunk's evaluations,
-            a `ChunkEvals` (its index, steps, per-member metrics, seeds and
-            hyperparameters; `.records()` gives one flat dict per member and step), so a
-            tracker (W&B, MLflow, Aim) logs in a few lines.
-        member_batch: members vmapped together ("auto": `default_member_batch()`;
-            None: all). Groups run in sequence; it changes speed, not the maths.
-        devices: shard the members over this many devices (`member_mesh`; "auto": all
-            of them when there are several). Members are padded to a multiple of the
-            device count by repeating the last one, whose copies are dropped.
-        profile_dir: write a JAX profiler trace of the first two chunks (the first
-            includes compilation) there, for TensorBoard or Perfetto.
-        live: append each chunk's evaluations to live.jsonl and keep status.json, for
-            the dashboard (`grokjax.host.live`).
-        tensorboard: also write TensorBoard event files, one stream per member, under
-            out_dir/tensorboard (`grokjax.host.tensorboard`; needs tensorboardX).
-    Returns:
-        A `RunResult`; the same numbers are in the files.
+    `hparams` are scalars or one value per member; member i starts from
+    `jax.random.key(seeds[i])`; `preset` is the name recorded in config.json. `on_chunk`
+    gets each checkpointed chunk's `ChunkEvals`, so a tracker (W&B, MLflow, Aim) logs in a
+    few lines. `member_batch`: members vmapped together ("auto": `default_member_batch()`;
+    None: all), groups in sequence: it changes speed, not the maths. `devices`: shard the
+    members over this many devices (`member_mesh`), padded by repeating the last member.
+    `profile_dir`: a profiler trace of the first two chunks (`run_chunks`). `live`:
+    live.jsonl and status.json for the dashboard (`grokjax.host.live`); `tensorboard`:
+    event files under out_dir/tensorboard (`grokjax.host.tensorboard`). The returned
+    `RunResult` holds the numbers of the files.
     """
     seeds = [int(s) for s in seeds]
     if len(seeds) < 1:
@@ -282,24 +242,14 @@ def run_ensemble(
     )
     # The user's data and model are checked here, before the directory is touched.
     trainer = make_train(cfg, report=bar.report if bar.enabled else None)
-    out_dir = Path(out_dir)
-    on_all_processes(check_out_dir, out_dir, resume, overwrite)
-    with holding(out_dir):  # one writer: a second process is refused, naming this one
-        record = _record(cfg, hp, seeds, preset)
-        saved_steps = _saved_steps(out_dir) if resume else cfg.steps
-        on_all_processes(
-            prepare_out_dir,
-            out_dir,
-            record,
-            resume,
-            overwrite,
-            "config.json",
-            _with_config_defaults,
-            topology(mesh, member_batch, n_members, len(run_seeds)),
-            "config.steps",
-            writer_only=True,
-        )
-
+    out_dir, record = Path(out_dir), _record(cfg, hp, seeds, preset)
+    where = topology(mesh, member_batch, n_members, len(run_seeds))
+    prepare = (_with_config_defaults, where, "config.steps")
+    with open_run_dir(out_dir, record, resume, overwrite, "config.json", *prepare) as saved:
+        # The budget the run was started (or last extended) with.
+        saved_steps = cfg.steps
+        if saved is not None:
+            saved_steps = _with_config_defaults(saved).get("config", {}).get("steps")
         run_hp = shard_members(run_hp, mesh)
         names = metric_names(cfg)
         init_fn = jit(over_devices(jax.vmap(trainer.init), mesh))
@@ -437,34 +387,18 @@ def run_ensemble(
             shown = {k: np.where(diverged_ME, np.nan, v) for k, v in histories.items()}
             area = summary.ensemble["grokking_area"]
             note = f"grokking area {area.text(2)} decades ({area.n_censored}/{area.n} censored)"
-            figures.extend(
-                ensemble_figures(
-                    shown,
-                    steps_E,
-                    out_dir,
-                    title,
-                    diverged_steps=_diverged(summary),
-                    accuracy_note=note,
-                )
-            )
+            gone = [m.diverged_step for m in summary.members if m.diverged_step is not None]
+            figures.extend(ensemble_figures(shown, steps_E, out_dir, title, gone, note))
 
         on_all_processes(write_outputs, writer_only=True)
         for sink in sinks:
-            sink.finish(_diverged_members(summary))
+            sink.finish([i for i, m in enumerate(summary.members) if m.diverged_step is not None])
         if mesh is not None:
             state = drop_padding(state, n_members)
         files = ("config.json", "metrics.parquet", "summary.json")
         files += tuple(p.name for p in figures) or ("accuracy.png", "loss.png", "weight_norm.png")
         files += ("live.jsonl", "status.json") if live else ()
         return RunResult(out_dir, summary, histories, steps_E, state, files)
-
-
-def _diverged(summary: Summary) -> list[int]:
-    return [m.diverged_step for m in summary.members if m.diverged_step is not None]
-
-
-def _diverged_members(summary: Summary) -> list[int]:
-    return [i for i, m in enumerate(summary.members) if m.diverged_step is not None]
 
 
 def _write_metrics(path: Path, histories, diverged_ME, steps_E, seeds, hp: Hparams) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 from grokjax.config import override, parse_value, split_assignment
 from grokjax.errors import ConfigError
 from grokjax.host.loop import Progress, check_profile_dir, run_chunks
-from grokjax.host.rundir import check_out_dir, holding, prepare_out_dir
+from grokjax.host.rundir import open_run_dir
 from grokjax.io import atomic_write_json, atomic_write_with, json_safe, read_json, read_metrics
 from grokjax.landscape import (
     LandscapeConfig,
@@ -85,16 +85,8 @@ def run_landscape(
     check_profile_dir(profile_dir)
     # The samplers first: the user's data and model are checked before the directory.
     built = [make_landscape_sampler(lcfg, g) for g in lcfg.window_grids()]
-    check_out_dir(out_dir, resume, overwrite, settings="landscape.json")
-    with holding(out_dir):  # one writer of the landscape directory
-        prepare_out_dir(
-            out_dir,
-            lcfg.to_dict(),
-            resume,
-            overwrite,
-            settings="landscape.json",
-            normalise=_with_model_defaults,
-        )
+    record, settings = lcfg.to_dict(), "landscape.json"
+    with open_run_dir(out_dir, record, resume, overwrite, settings, _with_model_defaults):
         bar = Progress(lcfg.steps, lcfg.walkers, desc=f"{lcfg.walkers} walkers", enabled=progress)
         samplers = [sm for sm, _ in built]
         init_params = built[0][1]

@@ -155,14 +155,12 @@ def prepare_out_dir(
     extendable: str | None = None,
 ) -> int | None:
     """Resume: check the saved settings equal `record` (after `normalise`), naming the
-    first field that differs; otherwise start the directory afresh and write `record`
-    with the jax version, the backend and `topology` (devices, processes, member
-    padding and batch). Temporaries an interrupted write left are removed.
-
-    On a resume the integer field at the dotted path `extendable` (a run's
-    'config.steps') may grow: the settings are rewritten with the new value and the old
-    one is returned (None when it did not change); it may not shrink. A resume on
-    another topology says so on stderr (its numbers may differ by float round-off).
+    first field that differs, and remove the temporaries an interrupted write left;
+    otherwise start the directory afresh. The settings are written with the jax version,
+    the backend and `topology`; a resume on another topology says so on stderr (its
+    numbers may differ by float round-off). The integer at the dotted path `extendable`
+    (a run's 'config.steps') may grow on a resume, not shrink; the old value is returned
+    (None when it did not change).
     """
     record = json_safe(record)  # compared with what was saved: JSON against JSON
     topology = json_safe(topology or {})
@@ -215,6 +213,21 @@ def prepare_out_dir(
             f"out={str(out_dir)!r} is not allowed: {err.strerror or err} ({err.filename})"
         ) from None
     return None
+
+
+@contextlib.contextmanager
+def open_run_dir(
+    out_dir: Path, record: dict, resume: bool, overwrite: bool, settings: str, *prepare: Any
+) -> Iterator[dict | None]:
+    """How every job opens its directory: `check_out_dir` on every process, then, holding
+    the lock, `prepare_out_dir` (with `prepare`: normalise, topology, extendable) on the
+    writing process. Yields the settings as saved before (None unless resuming)."""
+    on_all_processes(check_out_dir, out_dir, resume, overwrite, settings)
+    with holding(out_dir):  # one writer: a second process is refused, naming this one
+        saved = read_json(out_dir / settings, "the run's settings") if resume else None
+        args = (out_dir, record, resume, overwrite, settings, *prepare)
+        on_all_processes(prepare_out_dir, *args, writer_only=True)
+        yield saved
 
 
 def _write_settings(path: Path, record: dict, topology: dict) -> None:

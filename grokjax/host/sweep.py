@@ -52,7 +52,7 @@ from grokjax.config import (
 )
 from grokjax.errors import ConfigError
 from grokjax.host.experiment import run_ensemble
-from grokjax.host.rundir import check_out_dir, holding, on_all_processes, prepare_out_dir
+from grokjax.host.rundir import open_run_dir
 from grokjax.io import atomic_write_with, read_metrics
 from grokjax.plots import describe_run, kaplan_meier_figure, phase_figure
 from grokjax.presets import get_preset, preset_changes
@@ -186,10 +186,9 @@ def run_sweep(
         )
     numeric, shape = split_axes(axes)
     names = list(axes)
-    for pair in [diagram_axes] if diagram_axes else []:
-        for name in pair:
-            if name not in names:
-                raise ConfigError(f"diagram axis {name!r} is not a grid axis: {names}")
+    for name in diagram_axes or ():
+        if name not in names:
+            raise ConfigError(f"diagram axis {name!r} is not a grid axis: {names}")
     if group is not None and group not in names:
         raise ConfigError(f"group={group!r} is not a grid axis: {names}")
     outer = [dict(zip(shape, v, strict=True)) for v in itertools.product(*shape.values())]
@@ -200,38 +199,24 @@ def run_sweep(
     validate_hparams(members_hp)
 
     out_dir = Path(out_dir)
-    # Across processes: all check before process 0 writes, and all hear of a refusal.
-    on_all_processes(check_out_dir, out_dir, resume, overwrite, "sweep.json")
-    with holding(out_dir):  # one writer of the sweep directory
-        record = {
-            "preset": preset,
-            "config": cfg.to_dict(),
-            "hparams": {k: np.asarray(v).tolist() for k, v in hparams._asdict().items()},
-            "axes": {k: list(v) for k, v in axes.items()},
-            "seeds": n_seeds,
-            **({"seed_start": seed_start} if seed_start else {}),
-        }
-        on_all_processes(
-            prepare_out_dir, out_dir, record, resume, overwrite, "sweep.json", writer_only=True
-        )
-
+    record = {
+        "preset": preset,
+        "config": cfg.to_dict(),
+        "hparams": {k: np.asarray(v).tolist() for k, v in hparams._asdict().items()},
+        "axes": {k: list(v) for k, v in axes.items()},
+        "seeds": n_seeds,
+        **({"seed_start": seed_start} if seed_start else {}),
+    }
+    options = dict(preset=preset, progress=progress, member_batch=member_batch, devices=devices)
+    with open_run_dir(out_dir, record, resume, overwrite, "sweep.json"):
         frames = []
         for k, (cell, cell_cfg) in enumerate(zip(outer, configs, strict=True)):
             run_dir = out_dir / cell_name(cell)
             if progress:
                 print(f"cell {k + 1}/{len(outer)}: {cell_name(cell)}")
             if not (run_dir / "summary.json").exists():
-                run_ensemble(
-                    cell_cfg,
-                    members_hp,
-                    member_seeds,
-                    run_dir,
-                    preset=preset,
-                    resume=(run_dir / "config.json").exists(),
-                    progress=progress,
-                    member_batch=member_batch,
-                    devices=devices,
-                )
+                started = (run_dir / "config.json").exists()
+                run_ensemble(cell_cfg, members_hp, member_seeds, run_dir, resume=started, **options)
             steps = seed_steps(read_metrics(run_dir / "metrics.parquet"), cell_cfg.eval)
             for name, value in cell.items():  # text, so mixed values ('full', 512) fit a column
                 steps[name] = _label(name, value)
@@ -240,15 +225,8 @@ def run_sweep(
             frames.append(steps)
         seeds = pd.concat(frames, ignore_index=True)
         seeds = seeds[[*names, *(c for c in seeds.columns if c not in names)]]
-        seeds["phase"] = [
-            classify_seed(m, g, rule=phase_rule, area=a)
-            for m, g, a in zip(
-                seeds["memorisation_step"],
-                seeds["generalisation_step"],
-                seeds["grokking_area"],
-                strict=True,
-            )
-        ]
+        triples = zip(*(seeds[c] for c in STEPS[:2]), seeds["grokking_area"], strict=True)
+        seeds["phase"] = [classify_seed(m, g, rule=phase_rule, area=a) for m, g, a in triples]
         # Every process writes the same tables and figures; each write is atomic.
         atomic_write_with(out_dir / "seeds.parquet", lambda tmp: seeds.to_parquet(tmp, index=False))
         cells = cell_table(seeds, names, phase_rule)
@@ -261,29 +239,14 @@ def run_sweep(
             others = [n for n in names if n not in (x, y)]
             pooled = f" (pooled over {', '.join(others)})" if others else ""
             rule = "" if phase_rule == "liu" else f", {phase_rule} rule"
-            phase_diagram(
-                seeds,
-                x,
-                y,
-                out_dir / "phases.png",
-                f"{title}: phases{pooled}{rule}",
-                rule=phase_rule,
-            )
-            files.append("phases.png")
+            diagrams = [("phases.png", seeds, f"{title}: phases{pooled}{rule}")]
             for values, part in seeds.groupby(others, sort=False) if others else []:
-                cell = dict(
-                    zip(others, values if isinstance(values, tuple) else (values,), strict=True)
-                )
-                name = cell_name(cell)
-                phase_diagram(
-                    part,
-                    x,
-                    y,
-                    out_dir / f"phases-{name}.png",
-                    f"{title}: phases, {name}{rule}",
-                    rule=phase_rule,
-                )
-                files.append(f"phases-{name}.png")
+                values = values if isinstance(values, tuple) else (values,)
+                name = cell_name(dict(zip(others, values, strict=True)))
+                diagrams.append((f"phases-{name}.png", part, f"{title}: phases, {name}{rule}"))
+            for file, frame, text in diagrams:
+                phase_diagram(frame, x, y, out_dir / file, text, rule=phase_rule)
+                files.append(file)
         group = group or names[0]
         curves = {
             f"{group}={value}": from_censored_steps(
