@@ -301,7 +301,7 @@ def test_browser_draws_the_sweep_comparison_and_landscape(server, browser):
         )
     )
     hover = browser.execute_script(
-        "return document.getElementById('fig-phases')._fullData[0].text.flat().join(' ');"
+        "return document.getElementById('fig-phases')._fullData[0].hovertext.flat().join(' ');"
     )
     assert "seed 0: memorised" in hover and "generalised" in hover
     assert wait_for(lambda: drawn_traces(browser, "survival")) > 0

@@ -24,11 +24,20 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from grokjax.figures import PHASE_COLOURS, colour, comparison_spec, quantiles, rgba
+from grokjax.figures import (
+    FigureSpec,
+    Line,
+    colour,
+    comparison_spec,
+    landscape_spec,
+    phase_spec,
+    quantiles,
+    survival_spec,
+)
 from grokjax.host.rundata import RunDataError, _read_json, is_run_dir, load_run
-from grokjax.report.views import LAYOUT, to_plotly
+from grokjax.report.views import to_plotly
 from grokjax.stats.phases import PHASES, vote
-from grokjax.stats.survival import kaplan_meier
+from grokjax.stats.survival import survival_curve
 
 
 def _censored(value: Any, digits: int = 0) -> str:
@@ -101,92 +110,42 @@ def sweep_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
 
 def phase_diagram(seeds: pd.DataFrame, axes: list[str]) -> go.Figure:
     """Phase of each cell over the first two axes (the most common phase over its seeds
-    and the pooled other axes); hover: every seed with its steps."""
-    x_axis = axes[0]
-    y_axis = axes[1] if len(axes) > 1 else None
-    xs = sorted(seeds[x_axis].unique())
-    ys = sorted(seeds[y_axis].unique()) if y_axis else [None]
-    z = np.full((len(ys), len(xs)), np.nan)
-    text = [["" for _ in xs] for _ in ys]
-    for j, y in enumerate(ys):
-        for i, x in enumerate(xs):
-            rows = seeds[(seeds[x_axis] == x) & ((seeds[y_axis] == y) if y_axis else True)]
-            if rows.empty:
-                continue
-            cell = vote(rows["phase"].tolist())
-            phase = cell[0]
-            z[j, i] = PHASES.index(phase)
-            lines = [
-                f"{x_axis}={_axis_text(x)}" + (f", {y_axis}={_axis_text(y)}" if y_axis else "")
-            ]
-            share = round(cell[1][phase] * len(rows))
-            lines.append(f"phase: {phase} ({share}/{len(rows)} seeds)")
-            for _, r in rows.iterrows():
-                lines.append(
-                    f"seed {int(r['seed'])}: memorised {_censored(r['memorisation_step'])}, "
-                    f"generalised {_censored(r['generalisation_step'])} ({r['phase']})"
-                )
-            text[j][i] = "<br>".join(html.escape(line) for line in lines)
-    n = len(PHASES)
-    scale = []
-    for k, p in enumerate(PHASES):
-        scale += [[k / n, PHASE_COLOURS[p]], [(k + 1) / n, PHASE_COLOURS[p]]]
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=[_axis_text(v) for v in xs],
-            y=[_axis_text(v) for v in ys] if y_axis else [""],
-            text=text,
-            hoverinfo="text",
-            colorscale=scale,
-            zmin=-0.5,
-            zmax=n - 0.5,
-            colorbar=dict(tickvals=list(range(n)), ticktext=list(PHASES), title="phase"),
-            xgap=2,
-            ygap=2,
-        )
-    )
-    fig.update_layout(title="phases", xaxis_title=x_axis, yaxis_title=y_axis or "", **LAYOUT)
-    fig.update_xaxes(type="category")
-    fig.update_yaxes(type="category")
-    return fig
+    and the pooled other axes; `grokjax.figures.phase_spec`); hover: its seeds' steps."""
+    x_axis, y_axis = axes[0], (axes[1] if len(axes) > 1 else None)
+    cells = []
+    for key, rows in seeds.groupby([x_axis, y_axis] if y_axis else [x_axis], sort=True):
+        x, y = (key if isinstance(key, tuple) else (key,)) + (("",) if not y_axis else ())
+        phase, fractions, _ = vote(rows["phase"].tolist())
+        where = f"{x_axis}={_axis_text(x)}" + (f", {y_axis}={_axis_text(y)}" if y_axis else "")
+        lines = [where, f"phase: {phase} ({round(fractions[phase] * len(rows))}/{len(rows)} seeds)"]
+        lines += [
+            f"seed {int(r['seed'])}: memorised {_censored(r['memorisation_step'])}, "
+            f"generalised {_censored(r['generalisation_step'])} ({r['phase']})"
+            for _, r in rows.iterrows()
+        ]
+        hover = "<br>".join(html.escape(line) for line in lines)
+        cells.append((x, y, phase, fractions[phase], hover))
+    x, y, phases, share, hover = zip(*cells, strict=True)
+    spec = phase_spec(
+        x, y, phases, share, "phases",
+        categories=PHASES, x_title=x_axis, y_title=y_axis or "", hover=hover,
+    )  # fmt: skip
+    return to_plotly(spec)
 
 
 def survival_curves(seeds: pd.DataFrame, axes: list[str]) -> go.Figure:
-    """Kaplan-Meier P(not yet generalised) against step, one curve per cell; runs that
-    never generalise are censored at the budget (marked x)."""
-    fig = go.Figure()
-    for i, (cell, rows) in enumerate(seeds.groupby(axes, sort=True)):
+    """Kaplan-Meier P(not yet generalised) against step, one curve per cell
+    (`grokjax.figures.survival_spec`); runs that never generalise are censored at the
+    budget."""
+    curves = {}
+    for cell, rows in seeds.groupby(axes, sort=True):
         cell = cell if isinstance(cell, tuple) else (cell,)
         label = ", ".join(f"{a}={_axis_text(v)}" for a, v in zip(axes, cell, strict=True))
         steps = rows["generalisation_step"].to_numpy(float)
-        budget = rows["budget_steps"].to_numpy(float)
         observed = ~np.isnan(steps)
-        table = kaplan_meier(np.where(observed, steps, budget), observed)
-        t = np.r_[0.0, table["time"].to_numpy(float)]
-        s = np.r_[1.0, table["survival"].to_numpy(float)]
-        line = dict(shape="hv", color=colour(i))
-        fig.add_trace(go.Scatter(x=t, y=s, mode="lines", line=line, name=label))
-        cut = table["censored"].to_numpy() > 0
-        if cut.any():
-            fig.add_trace(
-                go.Scatter(
-                    x=table["time"][cut],
-                    y=table["survival"][cut],
-                    mode="markers",
-                    marker=dict(symbol="x", color=colour(i)),
-                    name=f"{label} censored",
-                    showlegend=False,
-                )
-            )
-    fig.update_layout(
-        title="time to generalise (Kaplan-Meier)",
-        xaxis_title="step",
-        yaxis_title="P(not yet generalised)",
-        **LAYOUT,
-    )
-    fig.update_yaxes(range=[0, 1.05])
-    return fig
+        curves[label] = survival_curve(np.where(observed, steps, rows["budget_steps"]), observed)
+    title = "time to generalise (Kaplan-Meier)"
+    return to_plotly(survival_spec(curves, title, "step", "P(not yet generalised)"))
 
 
 # Landscapes.
@@ -201,67 +160,30 @@ def landscape_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
     except (OSError, ValueError, KeyError) as error:
         raise RunDataError(f"{directory / 'landscape.npz'}: not readable ({error})") from None
     shown = np.where(np.isfinite(entropy), entropy - np.nanmax(entropy), np.nan)
-    fig = go.Figure(
-        go.Heatmap(
-            x=x,
-            y=y,
-            z=shown.T,
-            colorscale="Viridis",
-            colorbar=dict(title="S/kT - max"),
-            hovertemplate="ln L %{x:.2f}, test acc %{y:.2f}: S/kT %{z:.1f}<extra></extra>",
-        )
-    )
     analysis = {}
     if (directory / "analysis.json").is_file():
         analysis = _read_json(directory / "analysis.json")
     curve = analysis.get("equilibrium_curve") if isinstance(analysis, dict) else None
-    if curve:
-        fig.add_trace(
-            go.Scatter(
-                x=curve["x"],
-                y=curve["y"],
-                mode="lines+markers",
-                name="equilibrium",
-                line=dict(color="white", width=3),
-            )
-        )
+    runs = {}
+    for name, run_dir in _trajectory_runs(directory, analysis).items():
+        h = load_run(run_dir).histories
+        if {"ln_train_loss", "smoothed_test_acc"} <= set(h):
+            xy = (np.nanmedian(h[k], axis=0) for k in ("ln_train_loss", "smoothed_test_acc"))
+            runs[f"{name} (seed median)"] = tuple(xy)
+    equilibrium = (curve["x"], curve["y"]) if curve else None
+    spec = landscape_spec(x, y, shown, equilibrium, runs, "entropy landscape", z_title="S/kT - max")
+    (panel,) = spec.panels
     try:
         positions = np.load(directory / "trajectories.npz")["positions"]  # [T, walkers, 2]
     except (OSError, ValueError, KeyError):
         positions = None
     if positions is not None and positions.ndim == 3:
-        every = max(1, positions.shape[0] // 300)
-        for w in range(min(positions.shape[1], 4)):
-            path = positions[::every, w]
-            fig.add_trace(
-                go.Scatter(
-                    x=path[:, 0],
-                    y=path[:, 1],
-                    mode="lines",
-                    name=f"walker {w}",
-                    line=dict(width=1, color=rgba(colour(w), 0.7)),
-                    visible="legendonly",
-                )
-            )
-    for i, (name, run_dir) in enumerate(_trajectory_runs(directory, analysis).items()):
-        data = load_run(run_dir)
-        if {"ln_train_loss", "smoothed_test_acc"} <= set(data.histories):
-            fig.add_trace(
-                go.Scatter(
-                    x=np.nanmedian(data.histories["ln_train_loss"], axis=0),
-                    y=np.nanmedian(data.histories["smoothed_test_acc"], axis=0),
-                    mode="lines",
-                    name=f"{name} (seed median)",
-                    line=dict(color=colour(i + 1), width=2, dash="dash"),
-                )
-            )
-    fig.update_layout(
-        title="entropy landscape",
-        xaxis_title="ln L_train",
-        yaxis_title="test accuracy (smoothed for runs)",
-        legend=dict(orientation="h", y=-0.2),
-        **{**LAYOUT, "height": 560},
-    )
+        path = positions[:: max(1, positions.shape[0] // 300)]
+        walkers = range(min(positions.shape[1], 4))
+        hidden = [Line(*path[:, w].T, f"walker {w}", colour(w), hidden=True) for w in walkers]
+        panel = panel._replace(lines=panel.lines + tuple(hidden))
+    fig = to_plotly(FigureSpec("", (panel,)))
+    fig.update_layout(legend=dict(orientation="h", y=-0.2), height=560)
     figures = {"landscape": fig}
     rows = []
     if (directory / "convergence.json").is_file():

@@ -28,7 +28,11 @@ from plotly.subplots import make_subplots
 from grokjax.figures import (
     BAND_ALPHA,
     BAND_NAMES,
+    MARKERS,
     FigureSpec,
+    Grid,
+    Line,
+    Panel,
     ageing_spec,
     ensemble_panel,
     finite_range,
@@ -45,11 +49,13 @@ AGEING = re.compile(r"^(msd|overlap)@(\d+)$")
 LAYOUT = dict(template="plotly_white", height=420, margin=dict(l=60, r=20, t=60, b=50))
 
 
-def _axis(low_high, log: bool, title: str) -> dict:
+def _axis(low_high, log: bool, title: str, labels: tuple[str, ...] = ()) -> dict:
     """A plotly axis: on a log axis 1-2-5 ticks written as numbers and the range given;
-    never SI prefixes ("100u"): small numbers read 1e-4."""
+    never SI prefixes ("100u"): small numbers read 1e-4. `labels`: at 0, 1, ..."""
     axis = dict(title_text=title, exponentformat="e", showexponent="all")
-    if log:
+    if labels:
+        axis.update(tickvals=list(range(len(labels))), ticktext=list(labels))
+    elif log:
         axis["type"] = "log"
         if low_high:
             ticks = log_ticks(*low_high)
@@ -59,6 +65,48 @@ def _axis(low_high, log: bool, title: str) -> dict:
     elif low_high and low_high[0] < low_high[1]:
         axis["range"] = list(low_high)
     return axis
+
+
+def _heatmap(g: Grid, p: Panel) -> go.Heatmap:
+    style = dict(colorscale=g.colours, colorbar=dict(title=g.z_title))
+    if g.names:
+        k = len(g.names)
+        scale = [[(i + e) / k, c] for i, c in enumerate(g.colours) for e in (0, 1)]
+        ticks = dict(tickvals=list(range(k)), ticktext=list(g.names))
+        style = dict(
+            colorscale=scale, zmin=-0.5, zmax=k - 0.5, colorbar=dict(**ticks, title=g.z_title)
+        )
+        style.update(xgap=2, ygap=2)
+    else:
+        style.update(zmin=g.z_range[0], zmax=g.z_range[1])
+        tip = f"{p.x_title} %{{x:.3g}}, {p.y_title} %{{y:.3g}}: %{{z:.3g}}<extra></extra>"
+        style.update(hovertemplate=tip)
+    if g.text:
+        style.update(text=g.text, texttemplate="%{text}")
+    if g.hover:
+        style.update(hovertext=g.hover, hoverinfo="text")
+    return go.Heatmap(x=g.x, y=g.y, z=g.z, **style)
+
+
+def _lines(ln: Line, legend: set[str]) -> list[go.Scatter]:
+    """A line's traces (its outline first); lines that share a group share one entry."""
+    group = ln.group or ln.label
+    first = bool(ln.label) and group not in legend
+    legend.add(group)
+    line = dict(color=ln.colour, width=0.8 if ln.hidden else 2, shape="hv" if ln.step else "linear")
+    if not ln.hidden:
+        line["dash"] = ln.dash or "solid"
+    mode = "+".join(m for m, on in (("lines", ln.dash), ("markers", ln.marker)) if on)
+    marker = dict(color=ln.colour, symbol=MARKERS.get(ln.marker, ln.marker)) if ln.marker else None
+    trace = go.Scatter(x=ln.x, y=ln.y, name=ln.label, legendgroup=group, showlegend=first)
+    trace.update(mode=mode, line=line, marker=marker)
+    if ln.hidden:
+        trace.update(visible="legendonly", opacity=0.6)
+    if not ln.outline:
+        return [trace]
+    halo = dict(color=ln.outline, width=5, shape=line["shape"])
+    under = go.Scatter(x=ln.x, y=ln.y, mode="lines", line=halo, showlegend=False, hoverinfo="skip")
+    return [under, trace]
 
 
 def to_plotly(spec: FigureSpec) -> go.Figure:
@@ -71,34 +119,28 @@ def to_plotly(spec: FigureSpec) -> go.Figure:
     legend: set[str] = set()
     for col, p in enumerate(spec.panels, 1):
         where = dict(row=1, col=col)
+        if p.grid is not None:
+            fig.add_trace(_heatmap(p.grid, p), **where)
         for b in p.bands:
             first = b.kind not in legend
             legend.add(b.kind)
-            common = dict(x=b.x, mode="lines", line=dict(width=0), hoverinfo="skip")
+            shape = "hv" if b.step else "linear"
+            common = dict(x=b.x, mode="lines", line=dict(width=0, shape=shape), hoverinfo="skip")
             common.update(legendgroup=b.kind, name=BAND_NAMES[b.kind])
             fig.add_trace(go.Scatter(y=b.high, showlegend=False, **common), **where)
             fill = dict(fill="tonexty", fillcolor=rgba(b.colour, BAND_ALPHA[b.kind]))
             fig.add_trace(go.Scatter(y=b.low, showlegend=first, **fill, **common), **where)
         for ln in p.lines:
-            group = ln.group or ln.label
-            first = group not in legend
-            legend.add(group)
-            style = dict(mode="lines", line=dict(color=ln.colour, width=0.8 if ln.hidden else 2))
-            if ln.marker:
-                style = dict(mode="markers", marker=dict(color=ln.colour, symbol="triangle-down"))
-            elif not ln.hidden:
-                style["line"]["dash"] = ln.dash
-            trace = go.Scatter(
-                x=ln.x, y=ln.y, name=ln.label, legendgroup=group, showlegend=first, **style
-            )
-            if ln.hidden:
-                trace.update(visible="legendonly", opacity=0.6)
-            fig.add_trace(trace, **where)
+            for trace in _lines(ln, legend):
+                fig.add_trace(trace, **where)
         x_range = p.x_range or finite_range(*[ln.x for ln in p.lines], positive=p.log_x)
         for step in p.marks:
             fig.add_vline(x=np.log10(step) if p.log_x else step, line_dash="dot", **where)
-        fig.update_xaxes(**_axis(x_range, p.log_x, p.x_title), **where)
-        fig.update_yaxes(**_axis(p.y_range or y_extent(p, p.log_y), p.log_y, p.y_title), **where)
+        for y in p.hlines:
+            fig.add_hline(y=y, line_dash="dot", line_width=1, **where)
+        y_range = p.y_range or y_extent(p, p.log_y)
+        fig.update_xaxes(**_axis(x_range, p.log_x, p.x_title, p.x_labels), **where)
+        fig.update_yaxes(**_axis(y_range, p.log_y, p.y_title, p.y_labels), **where)
         if p.note:
             fig.add_annotation(
                 text=p.note.replace("\n", "<br>"),
@@ -114,7 +156,10 @@ def to_plotly(spec: FigureSpec) -> go.Figure:
     if n > 1 and all(p.log_x for p in spec.panels):
         fig.update_xaxes(matches="x")
     title = spec.title or (spec.panels[0].title if n == 1 and spec.panels else "")
-    fig.update_layout(title=title, hovermode="x unified", **LAYOUT)
+    hover = "closest" if any(p.grid for p in spec.panels) else "x unified"
+    fig.update_layout(title=title, hovermode=hover, **LAYOUT)
+    if any(p.legend == "below" for p in spec.panels):
+        fig.update_layout(legend=dict(orientation="h", y=-0.2))
     return fig
 
 
