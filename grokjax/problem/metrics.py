@@ -224,137 +224,64 @@ def _train_loss(e: Evaluation) -> jax.Array:
     return e.objective.loss(e.train_out, e.train_labels)
 
 
+def _on_train(score: str) -> Callable[[Evaluation], jax.Array]:
+    return lambda e: getattr(e.objective, score)(e.train_out, e.train_labels)
+
+
+def _on_test(score: str) -> Callable[[Evaluation], jax.Array]:
+    return lambda e: getattr(e.objective, score)(e.test_out, e.test_labels)
+
+
 # Every metric a run can record, in column order. A new metric computed at evaluation is
 # one entry here; its name, parquet column, curve and README line follow from it.
 METRICS: dict[str, Metric] = {
     "train_loss": Metric("loss on the full training set", "loss", "train", _train_loss),
-    "test_loss": Metric(
-        "loss on the test set",
-        "loss",
-        "test",
-        lambda e: e.objective.loss(e.test_out, e.test_labels),
-    ),
-    "ln_train_loss": Metric(
-        "ln of the training loss (the landscape's and WanD's x)",
-        None,
-        "ln L_train",
-        lambda e: jnp.log(_train_loss(e)),
-    ),
-    "train_acc": Metric(
-        "accuracy on the training set",
-        "accuracy",
-        "train",
-        lambda e: e.objective.accuracy(e.train_out, e.train_labels),
-    ),
-    "test_acc": Metric(
-        "accuracy on the test set",
-        "accuracy",
-        "test",
-        lambda e: e.objective.accuracy(e.test_out, e.test_labels),
-    ),
-    "smoothed_test_acc": Metric(
-        "the paper's smoothed test accuracy, mean sigmoid(s * margin)",
-        None,
-        "smoothed test",
-        lambda e: e.objective.smoothed_accuracy(e.test_out, e.test_labels),
-    ),
-    "weight_norm": Metric(
-        "global L2 norm of every parameter", "norms", "weight norm", lambda e: weight_norm(e.params)
-    ),
-    "last_layer_norm": Metric(
-        "L2 norm of the read-out layer (`unembed`)",
-        "norms",
-        "last-layer norm",
-        lambda e: last_layer_norm(e.params),
-    ),
+    "test_loss": Metric("loss on the test set", "loss", "test", _on_test("loss")),
+    "ln_train_loss": Metric("ln of the training loss (the landscape's and WanD's x)", None,
+                            "ln L_train", lambda e: jnp.log(_train_loss(e))),
+    "train_acc": Metric("accuracy on the training set", "accuracy", "train", _on_train("accuracy")),
+    "test_acc": Metric("accuracy on the test set", "accuracy", "test", _on_test("accuracy")),
+    "smoothed_test_acc": Metric("the paper's smoothed test accuracy, mean sigmoid(s * margin)",
+                                None, "smoothed test", _on_test("smoothed_accuracy")),
+    "weight_norm": Metric("global L2 norm of every parameter", "norms", "weight norm",
+                          lambda e: weight_norm(e.params)),
+    "last_layer_norm": Metric("L2 norm of the read-out layer (`unembed`)", "norms",
+                              "last-layer norm", lambda e: last_layer_norm(e.params)),
     "saturated_fraction": Metric(
         "share of float32-saturated softmax outputs on the training set (NaN: regression)",
-        None,
-        "saturated",
-        lambda e: e.objective.saturated(e.train_out),
-    ),
+        None, "saturated", lambda e: e.objective.saturated(e.train_out)),
     "logit_norm": Metric(
         "mean L2 norm of an example's outputs on the training set (the effective logit scale)",
-        "norms",
-        "mean logit norm",
-        lambda e: jnp.mean(jnp.linalg.norm(e.train_out.astype(jnp.float32), axis=-1)),
-    ),
-    "msd@<t_w>": Metric(
-        "mean-squared displacement of the parameters since waiting time t_w",
-        "ageing",
-        "MSD",
-        source="ageing",
-    ),
-    "overlap@<t_w>": Metric(
-        "cosine overlap of the parameters with those at waiting time t_w",
-        "ageing",
-        "overlap",
-        source="ageing",
-    ),
-    "key_frequency_share": Metric(
-        "share of the embedding's Fourier norm in its key frequencies",
-        "fourier",
-        "key-frequency share",
-        source="progress",
-    ),
-    "restricted_loss": Metric(
-        "loss of the logits kept to the key frequencies (all data)",
-        "progress",
-        "restricted loss (all data)",
-        source="progress",
-    ),
-    "excluded_loss": Metric(
-        "training loss of the logits without the key frequencies",
-        "progress",
-        "excluded loss (train)",
-        source="progress",
-    ),
-    "gini_embed": Metric(
-        "Gini coefficient of the embedding's Fourier components",
-        "fourier",
-        "Gini, embedding",
-        source="progress",
-    ),
-    "gini_unembed": Metric(
-        "Gini coefficient of the unembedding's Fourier components",
-        "fourier",
-        "Gini, unembedding",
-        source="progress",
-    ),
-    "kT_in_force": Metric(
-        "the temperature the next update uses (WanD, the blend, SGLD)",
-        "temperature",
-        "kT in force",
-        source="optimizer",
-    ),
-    "kinetic_kT": Metric(
-        "WanD's kinetic temperature, the mean of v^2 over every coordinate",
-        "temperature",
-        "kinetic kT <v^2>",
-        source="optimizer",
-    ),
-    "noise_in_force": Metric(
-        "the plain parameter noise's sigma on its schedule",
-        "temperature",
-        "noise sigma",
-        source="optimizer",
-    ),
-    "wand_entropy": Metric(
-        "WanD's entropy estimate S at the evaluated ln L_train",
-        "entropy",
-        "S(ln L_train)",
-        source="optimizer",
-    ),
+        "norms", "mean logit norm",
+        lambda e: jnp.mean(jnp.linalg.norm(e.train_out.astype(jnp.float32), axis=-1))),
+    **{name: Metric(doc, panel, label, source=source) for name, doc, panel, label, source in (
+        ("msd@<t_w>", "mean-squared displacement of the parameters since waiting time t_w",
+         "ageing", "MSD", "ageing"),
+        ("overlap@<t_w>", "cosine overlap of the parameters with those at waiting time t_w",
+         "ageing", "overlap", "ageing"),
+        ("key_frequency_share", "share of the embedding's Fourier norm in its key frequencies",
+         "fourier", "key-frequency share", "progress"),
+        ("restricted_loss", "loss of the logits kept to the key frequencies (all data)",
+         "progress", "restricted loss (all data)", "progress"),
+        ("excluded_loss", "training loss of the logits without the key frequencies",
+         "progress", "excluded loss (train)", "progress"),
+        ("gini_embed", "Gini coefficient of the embedding's Fourier components",
+         "fourier", "Gini, embedding", "progress"),
+        ("gini_unembed", "Gini coefficient of the unembedding's Fourier components",
+         "fourier", "Gini, unembedding", "progress"),
+        ("kT_in_force", "the temperature the next update uses (WanD, the blend, SGLD)",
+         "temperature", "kT in force", "optimizer"),
+        ("kinetic_kT", "WanD's kinetic temperature, the mean of v^2 over every coordinate",
+         "temperature", "kinetic kT <v^2>", "optimizer"),
+        ("noise_in_force", "the plain parameter noise's sigma on its schedule",
+         "temperature", "noise sigma", "optimizer"),
+        ("wand_entropy", "WanD's entropy estimate S at the evaluated ln L_train",
+         "entropy", "S(ln L_train)", "optimizer"),
+    )},
 }
 
 # The metrics `evaluate` computes for every run, in column order.
 METRIC_NAMES = tuple(name for name, m in METRICS.items() if m.compute is not None)
-
-
-def metric_of(column: str) -> Metric | None:
-    """The table entry of a recorded column (`msd@500` is `msd@<t_w>`'s), or None."""
-    head, at, _ = column.partition("@")
-    return METRICS.get(f"{head}@<t_w>" if at else column)
 
 
 def evaluate(
@@ -367,14 +294,8 @@ def evaluate(
     objective: Objective,
 ) -> dict[str, jax.Array]:
     """Every metric of `METRIC_NAMES` on the full train and test sets, as scalars."""
-    e = Evaluation(
-        params,
-        apply(params, train_inputs),
-        apply(params, test_inputs),
-        train_labels,
-        test_labels,
-        objective,
-    )
+    e = Evaluation(params, apply(params, train_inputs), apply(params, test_inputs),
+                   train_labels, test_labels, objective)
     return {name: METRICS[name].compute(e) for name in METRIC_NAMES}
 
 
