@@ -157,10 +157,8 @@ class Config(Section):
                 f"distinct evaluation steps (not evaluated: {missing}; see eval.every)",
             )
         if self.eval.progress_frequencies:
-            if not (spec.query_last and spec.n_labels) or self.model.name not in (
-                "transformer",
-                "mlp",
-            ):
+            modular = spec.query_last and spec.n_labels
+            if not modular or self.model.name not in ("transformer", "mlp"):
                 self.eval.fail(
                     "progress_frequencies",
                     f"0: the Fourier progress measures need a modular task and the "
@@ -298,16 +296,7 @@ LEGACY_FLAT_NAMES: dict[str, str] = {
     **{f"grokfast_{k}": f"optim.filter.{k}" for k in ("alpha", "lamb", "window", "equal_lr")},
     "eval_every": "eval.every",
     "eval_log_points": "eval.log_points",
-    **{
-        k: f"eval.{k}"
-        for k in (
-            "chunk_evals",
-            "memorise_threshold",
-            "generalise_threshold",
-            "smooth_slope",
-            "divergence_loss",
-            "waiting_times",
-            "progress_frequencies",
-        )
-    },
+    **{k: f"eval.{k}" for k in ("chunk_evals", "memorise_threshold", "generalise_threshold",
+                                 "smooth_slope", "divergence_loss", "waiting_times",
+                                 "progress_frequencies")},
 }

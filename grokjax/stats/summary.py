@@ -218,7 +218,8 @@ def events(
         div, reason = (int(hit[0]) if hit.size else None), ""
     sane = slice(None) if div is None else slice(0, div)
     train_E, test_E, sane_E = history["train_acc"][sane], history["test_acc"][sane], steps_E[sane]
-    mem = first_crossing(train_E, sane_E, cfg.memorise_threshold)
+    mem_at = cfg.memorise_threshold
+    mem = first_crossing(train_E, sane_E, mem_at)
     gen = first_crossing(test_E, sane_E, cfg.generalise_threshold)
     plateau = onset = None
     if mem is not None:
@@ -232,11 +233,7 @@ def events(
         plateau=plateau,
         onset=onset,
         area=logtime.grokking_area(
-            train_E,
-            test_E,
-            sane_E,
-            memorise_threshold=cfg.memorise_threshold,
-            area_gap=cfg.area_gap,
+            train_E, test_E, sane_E, memorise_threshold=mem_at, area_gap=cfg.area_gap
         ),
         ratios={
             t: logtime.generalisation_ratio(mem, first_crossing(test_E, sane_E, t))
@@ -294,24 +291,16 @@ def censored_stats(values: list[int | float | None]) -> Censored:
         return float(lo + (h - np.floor(h)) * (hi - lo))
 
     return Censored(
-        n=n,
-        n_censored=n - int(observed.size),
-        median=quantile(0.5),
-        q25=quantile(0.25),
-        q75=quantile(0.75),
+        n=n, n_censored=n - int(observed.size),
+        median=quantile(0.5), q25=quantile(0.25), q75=quantile(0.75),
         min=float(observed.min()) if observed.size else None,
         max=float(observed.max()) if observed.size == n and n else None,
     )
 
 
-STEP_STATISTICS = (
-    "memorisation_step",
-    "generalisation_step",
-    "grokking_delay",
-    "weight_norm_at_generalisation",
-    "grokking_area",
-    *(logtime.ratio_name(t) for t in logtime.RATIO_THRESHOLDS),
-)
+STEP_STATISTICS = ("memorisation_step", "generalisation_step", "grokking_delay",
+                   "weight_norm_at_generalisation", "grokking_area",
+                   *(logtime.ratio_name(t) for t in logtime.RATIO_THRESHOLDS))
 OBSERVED_STATISTICS = ("test_acc_at_memorisation",)  # over the members that memorised
 FINAL_STATISTICS = ("train_acc", "test_acc", "weight_norm")
 
@@ -333,12 +322,9 @@ def ensemble_summary(
         finals = [row.finals.get(k) for row in members]
         ensemble[f"final_{k}"] = censored_stats([v for v in finals if v is not None])
     diverged = [row for row in members if row.diverged_step is not None]
-    ensemble["diverged"] = Diverged(
-        n=len(members),
-        n_diverged=len(diverged),
-        seeds=[row.seed for row in diverged],
-        steps=[row.diverged_step for row in diverged],
-    )
+    ensemble["diverged"] = Diverged(n=len(members), n_diverged=len(diverged),
+                                    seeds=[row.seed for row in diverged],
+                                    steps=[row.diverged_step for row in diverged])
     return Summary(
         budget_steps=int(steps_E[-1]),
         thresholds={
