@@ -1,11 +1,8 @@
-"""What a figure shows, apart from how it is drawn: one palette, 1-2-5 log ticks, and
-`FigureSpec`, a backend-neutral description (panels of lines and bands on log or linear
-axes) built by pure functions from data. `grokjax.plots.to_matplotlib` draws one as PNG,
-`grokjax.report.views.to_plotly` as interactive HTML, so both show the same thing.
-
-The per-step curve panels come from the metric table (`grokjax.problem.metrics`): a
-metric with a `panel` is drawn in that panel, by its `label`, in the palette's colour of
-its position there; nothing else needs an edit. Numpy only: no matplotlib or plotly here.
+"""What a figure shows, apart from how it is drawn: `FigureSpec` (panels of lines, bands
+and heat-map cells), built by pure functions from data, drawn as PNG by
+`grokjax.plots.to_matplotlib` and as HTML by `grokjax.report.views.to_plotly`. A metric
+of `grokjax.problem.metrics` with a `panel` is drawn there, by its `label`, in the
+palette's colour of its position. Numpy only: no matplotlib or plotly here.
 """
 
 from __future__ import annotations
@@ -20,32 +17,15 @@ from grokjax.problem.metrics import METRICS, PANELS
 
 # The one palette (tab10's order): curves take it by position, train first (blue), test
 # second (red). Phases have their own, by name.
-PALETTE = (
-    "#1f77b4",
-    "#d62728",
-    "#2ca02c",
-    "#9467bd",
-    "#ff7f0e",
-    "#8c564b",
-    "#17becf",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-)
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+PALETTE += ("#8c564b", "#17becf", "#e377c2", "#7f7f7f", "#bcbd22")
 REFERENCE_COLOUR = "#222222"  # a dashed reference curve drawn with a panel's own
-PHASE_COLOURS = {
-    "comprehension": "#2ca02c",
-    "grokking": "#ff7f0e",
-    "memorisation": "#d62728",
-    "confusion": "#7f7f7f",
-}
+PHASE_COLOURS = dict(comprehension="#2ca02c", grokking="#ff7f0e", memorisation="#d62728")
+PHASE_COLOURS["confusion"] = "#7f7f7f"
 # Shaded bands (around a median; a Kaplan-Meier curve's S -+ 1.96 SE), with legend entries.
 BAND_ALPHA = {"range": 0.12, "quartiles": 0.3, "ci": 0.1}
-BAND_NAMES = {
-    "quartiles": "quartiles (q25-q75)",
-    "range": "range (min-max)",
-    "ci": "95% band (S -+ 1.96 SE)",
-}
+BAND_NAMES = dict(quartiles="quartiles (q25-q75)", range="range (min-max)")
+BAND_NAMES["ci"] = "95% band (S -+ 1.96 SE)"
 # plotly's dash names -> matplotlib's; matplotlib's markers -> plotly's symbols.
 LINE_DASHES = {"solid": "-", "dash": "--", "dashdot": "-.", "dot": ":"}
 MARKERS = {"o": "circle", "s": "square", "^": "triangle-up", "D": "diamond"}
@@ -67,12 +47,11 @@ def rgba(hex_colour: str, alpha: float) -> str:
 
 
 def number_text(value: float) -> str:
-    """A tick label: plain for 0.01 <= |v| < 1e5, else mantissa-e-exponent ("1e-4",
-    "2.5e6"), never an SI prefix ("100u").
+    """A tick label: plain for 0.01 <= |v| < 1e5, else mantissa-e-exponent, never an SI
+    prefix ("100u").
 
-    Example:
-        >>> [number_text(v) for v in (0.0001, 0.0002, 0.05, 1.0, 600, 20000, 1e6)]
-        ['1e-4', '2e-4', '0.05', '1', '600', '20000', '1e6']
+    >>> [number_text(v) for v in (0.0001, 0.0002, 0.05, 1.0, 600, 20000, 1e6)]
+    ['1e-4', '2e-4', '0.05', '1', '600', '20000', '1e6']
     """
     v = float(value)
     if v == 0 or 0.01 <= abs(v) < 1e5:
@@ -89,9 +68,8 @@ def log_ticks(low: float, high: float) -> list[float]:
     100, 200, 500, ...) up to three decades, one per decade beyond, one per few decades
     past ten; at least two ticks where the range allows.
 
-    Example:
-        >>> log_ticks(10, 600)
-        [10.0, 20.0, 50.0, 100.0, 200.0, 500.0]
+    >>> log_ticks(10, 600)
+    [10.0, 20.0, 50.0, 100.0, 200.0, 500.0]
     """
     if not (np.isfinite(low) and np.isfinite(high) and 0 < low <= high):
         return []
@@ -114,9 +92,8 @@ def log_ticks(low: float, high: float) -> list[float]:
 def nice_range(low: float, high: float) -> tuple[float, float]:
     """[low, high] widened to the 1-2-5 values around it, for a log value axis.
 
-    Example:
-        >>> nice_range(1.04e-4, 6.6)
-        (0.0001, 10.0)
+    >>> nice_range(1.04e-4, 6.6)
+    (0.0001, 10.0)
     """
     d_low, d_high = np.floor(np.log10(low)), np.floor(np.log10(high))
     below = [s * 10.0**d for d in (d_low - 1, d_low) for s in (1, 2, 5) if s * 10.0**d <= low]
@@ -252,12 +229,11 @@ def ensemble_panel(
 ) -> Panel | None:
     """PANELS[name] of a run: each metric of that panel (METRICS) as median with quartile
     and min-max bands over members against step (log axis, step 0 left out), plus the
-    panel's REFERENCES; None when the run recorded none of its metrics.
-
-    `histories` maps metric -> [members, evaluations], NaN where a member has no value.
-    On a log-y panel values <= 0 are drawn at `log_floor` with a marker where they fall;
-    `seeds` adds each member's curve, hidden (interactive figures only).
-    """
+    panel's REFERENCES; None when the run recorded none of its metrics. `histories` maps
+    metric -> [members, evaluations], NaN where a member has no value (from its
+    divergence on; `diverged_steps` are marked). On a log-y panel values <= 0 (float32
+    cross-entropy rounds to 0) are drawn at `log_floor` with a marker where they fall;
+    `seeds` adds each member's curve, hidden (interactive figures only)."""
     metrics = panel_metrics(name, histories)
     if not metrics:
         return None
@@ -288,11 +264,8 @@ def ensemble_panel(
     n = len(diverged_steps)
     if not any(np.isfinite(v).any() for v in raw.values()):
         note = "\n".join(filter(None, [note, "no finite values: every member diverged"]))
-    return Panel(
-        spec.title,
-        spec.y_title,
-        tuple(lines + markers + seed_lines),
-        tuple(bands),
+    panel = Panel(spec.title, spec.y_title, tuple(lines + markers + seed_lines), tuple(bands))
+    return panel._replace(
         log_y=spec.log_y,
         x_range=(float(x.min()), float(x.max())) if x.size > 1 else None,
         y_range=(-0.02, 1.02) if name == "accuracy" else None,
@@ -331,9 +304,11 @@ def ageing_spec(curves: Mapping[int, Mapping[str, np.ndarray]], title: str = "")
 
 
 def comparison_spec(arms: Mapping[str, Mapping], title: str) -> FigureSpec:
-    """Accuracies (train dotted, test solid) and weight norm against step, one colour per
-    arm, median and quartile band over seeds. `arms` as `grokjax.plots.comparison_figure`
-    takes them ([3, E] lower quartile, median, upper quartile)."""
+    """Accuracies (train dotted, test solid) and weight norm against step (step 0 left
+    out), one colour per arm, median and quartile band over seeds. `arms` maps a name to
+    {"steps": [E], "train_acc", "test_acc", "weight_norm": [3, E] (quartiles and median
+    over seeds, NaN where none has a value), "n_seeds", optionally "area": the grokking
+    area as legend text} (`grokjax.host.compare.comparison_curves`)."""
     acc, norm, xs = [], [], []
     for i, (name, arm) in enumerate(arms.items()):
         steps = np.asarray(arm["steps"])
@@ -355,20 +330,14 @@ def comparison_spec(arms: Mapping[str, Mapping], title: str) -> FigureSpec:
                 (Line(x, med, label, colour(i), dash), Band(x, lo, hi, colour(i), "quartiles"))
             )
     seeds = "/".join(str(n) for n in sorted({int(a["n_seeds"]) for a in arms.values()}))
+    accuracy = (f"accuracy (median and quartiles over {seeds} seeds)", "accuracy", acc)
+    drawn = ((*accuracy, (-0.02, 1.02)), ("weight norm", "global weight norm", norm, None))
     x_range = finite_range(*xs, positive=True)
     panels = tuple(
         Panel(
-            t,
-            y,
-            tuple(p[0] for p in parts),
-            tuple(p[1] for p in parts),
-            x_range=x_range,
-            y_range=yr,
-        )
-        for t, y, parts, yr in (
-            (f"accuracy (median and quartiles over {seeds} seeds)", "accuracy", acc, (-0.02, 1.02)),
-            ("weight norm", "global weight norm", norm, None),
-        )
+            t, y, tuple(p[0] for p in parts), tuple(p[1] for p in parts), x_range=x_range
+        )._replace(y_range=yr)
+        for t, y, parts, yr in drawn
     )
     return FigureSpec(title, panels)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib import patheffects
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.patheffects import withStroke
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from grokjax.figures import (
@@ -61,13 +61,8 @@ def _format_value(value: Any) -> str:
 def describe_run(preset: str | None, changes: Mapping[str, Any]) -> str:
     """A run's title: the preset and the fields changed from it, in the order given.
 
-    Example:
-      >>> describe_run("default", {"modulus": 59, "learning_rate": 1e-3})
-      'default (modulus=59, learning_rate=0.001)'
-      >>> describe_run(None, {"modulus": 59}), describe_run("default", {})
-      ('modulus=59', 'default')
-      >>> describe_run(None, {})
-      ''
+    >>> describe_run("default", {"modulus": 59, "learning_rate": 1e-3})
+    'default (modulus=59, learning_rate=0.001)'
     """
     fields = ", ".join(f"{k}={_format_value(v)}" for k, v in changes.items())
     if preset and fields:
@@ -115,8 +110,7 @@ def _line(ax, ln: Line) -> None:
     if ln.marker:
         style.update(marker=ln.marker, ms=4 if ln.dash else 7)
     if ln.outline:
-        style["path_effects"] = [patheffects.withStroke(linewidth=4.5, foreground=ln.outline)]
-        style["lw"] = 2
+        style.update(lw=2, path_effects=[withStroke(linewidth=4.5, foreground=ln.outline)])
     step = dict(drawstyle="steps-post") if ln.step else {}
     ax.plot(ln.x, ln.y, color=ln.colour, label=ln.label, **style, **step)
 
@@ -180,7 +174,8 @@ def to_matplotlib(
         if (handles or grey or patches) and p.legend != "none":
             ax.legend(handles=handles + grey + patches, fontsize=8, **LEGENDS[p.legend])
         ax.set(xlabel=p.x_title, ylabel=p.y_title, title=p.title)
-        ax.grid(alpha=0.3)
+        if p.grid is None:
+            ax.grid(alpha=0.3)
     if spec.title:
         fig.suptitle(textwrap.fill(spec.title, 120), fontsize=10)
     fig.tight_layout()
@@ -189,8 +184,6 @@ def to_matplotlib(
         atomic_write_with(Path(path), save)
     return fig
 
-
-# Ensemble figures: median over members with quartile and min-max bands.
 
 # The PNGs a run writes: file -> panel of `grokjax.problem.metrics.PANELS`.
 ENSEMBLE_PNGS = {"accuracy.png": "accuracy", "loss.png": "loss", "weight_norm.png": "norms"}
@@ -205,13 +198,8 @@ def panel_figure(
     path: Path | str | None = None,
     note: str = "",
 ) -> Figure:
-    """PANELS[panel] of an ensemble (`grokjax.figures.ensemble_panel`): every metric of
-    that panel as median, quartiles and range over members against step, on a log axis
-    (step 0 left out); `title` is the caller's (see `describe_run`), the seed count is
-    added to it, `note` (the grokking area, say) goes in the lower right corner. On a
-    log-y panel (loss) a value <= 0 (float32 cross-entropy rounds to 0 once every
-    example is certain) is drawn at `log_floor`, the smallest positive value, with a
-    triangle where a member has one and a legend note."""
+    """PANELS[panel] of an ensemble (`grokjax.figures.ensemble_panel`); the seed count is
+    added to `title` (see `describe_run`), `note` goes in the lower right corner."""
     drawn = ensemble_panel(panel, steps_E, histories, diverged_steps, note=note)
     panels = (drawn,) if drawn is not None else ()
     return to_matplotlib(FigureSpec(ensemble_title(histories, title), panels), path)
@@ -225,33 +213,20 @@ def ensemble_figures(
     diverged_steps: Sequence[int] = (),
     accuracy_note: str = "",
 ) -> list[Path]:
-    """Write the `ENSEMBLE_PNGS` (accuracy.png with `accuracy_note`, loss.png,
-    weight_norm.png); return their paths.
-
-    `histories` maps metric -> [members, evaluations], NaN where a member has no value
-    (the run directory gives NaN from a member's divergence on, so each member is drawn
-    up to the step it diverged; `diverged_steps` are marked by dotted lines). Every
-    panel has the same step range.
-    """
-    paths = []
-    for name, panel in ENSEMBLE_PNGS.items():
-        paths.append(Path(out_dir) / name)
+    """Write the `ENSEMBLE_PNGS` (`panel_figure`, accuracy.png with `accuracy_note`);
+    return their paths."""
+    paths = [Path(out_dir) / name for name in ENSEMBLE_PNGS]
+    for path, panel in zip(paths, ENSEMBLE_PNGS.values(), strict=True):
         note = accuracy_note if panel == "accuracy" else ""
-        panel_figure(panel, histories, steps_E, title, diverged_steps, paths[-1], note)
+        panel_figure(panel, histories, steps_E, title, diverged_steps, path, note)
     return paths
 
 
 def comparison_figure(
     arms: Mapping[str, Mapping[str, Any]], path: Path | str | None, title: str
 ) -> Figure:
-    """Accuracies and weight norm against step (log axis), one colour per arm.
-
-    `arms` maps an arm's name to {"steps": [E], "train_acc", "test_acc", "weight_norm":
-    [3, E] (lower quartile, median, upper quartile over seeds, NaN where no seed has a
-    value), "n_seeds": int, and optionally "area": the grokking area as text, shown in
-    the legend}; `grokjax.host.compare.comparison_curves` makes it from runs.
-    Step 0 is left out of the log axis. `title` is the caller's (see `describe_run`).
-    """
+    """Accuracies and weight norm against step, one colour per arm
+    (`grokjax.figures.comparison_spec`, where `arms` is described)."""
     return to_matplotlib(comparison_spec(arms, title), path)
 
 

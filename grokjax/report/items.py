@@ -1,16 +1,9 @@
-"""The views of comparisons, sweeps and landscapes, as plotly figures and HTML tables, from
-their directories (`grokjax.host.compare`, `.sweep`, `.measure` write them).
-
-- comparison: every arm's train and test accuracy (seed median and quartiles) and weight
-  norm, one colour per arm, in two panels on one step axis, and a table of each arm's
-  censored medians;
-- sweep: the phase diagram over the first two axes, pooling the seeds of the others (a
-  cell's colour is its phase; hovering shows its seeds with their memorisation and
-  generalisation steps, censored written as censored), and the Kaplan-Meier curves of
-  the generalisation step, one per cell, runs that never generalise censored;
-- landscape: the entropy S/kT over (ln L_train, test accuracy) with the equilibrium curve
-  and the walkers' trajectories, and each convergence row against step.
-Every reader raises `RunDataError` naming the file it could not read.
+"""The views of comparisons, sweeps and landscapes (from the directories that
+`grokjax.host.compare`, `.sweep` and `.measure` write), as plotly figures of the
+`grokjax.figures` specs the PNGs draw, and HTML tables; censored values read "censored".
+The sweep's phase diagram pools the seeds of axes past the first two; hovering a cell
+shows its seeds' steps. Every reader raises `RunDataError` naming the file it could not
+read.
 """
 
 from __future__ import annotations
@@ -35,16 +28,9 @@ from grokjax.figures import (
     survival_spec,
 )
 from grokjax.host.rundata import RunDataError, _read_json, is_run_dir, load_run
-from grokjax.report.views import to_plotly
+from grokjax.report.views import html_table, stat_text, to_plotly
 from grokjax.stats.phases import PHASES, vote
 from grokjax.stats.survival import survival_curve
-
-
-def _censored(value: Any, digits: int = 0) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "censored"
-    return f"{value:,.{digits}f}"
-
 
 # Comparisons.
 
@@ -64,18 +50,16 @@ def comparison_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
     accuracy = to_plotly(comparison_spec(arms_curves, "")).update_layout(height=440)
     columns = ("generalisation_step", "grokking_delay", "grokking_area", "final_test_acc")
     rows = []
-    for name in table:
-        ens = table[name].get("ensemble", {}) if isinstance(table[name], dict) else {}
-        cells = []
-        for column in columns:
-            stat = ens.get(column, {})
-            digits = 3 if column in ("grokking_area", "final_test_acc") else 0
-            text = _censored(stat.get("median"), digits)
-            cells.append(f"<td>{text} ({stat.get('n_censored', 0)}/{stat.get('n', 0)})</td>")
-        rows.append(f"<tr><td>{html.escape(name)}</td>{''.join(cells)}</tr>")
-    head = "".join(f"<th>{c} (censored/n)</th>" for c in columns)
-    html_table = f"<table><tr><th>arm</th>{head}</tr>{''.join(rows)}</table>"
-    return {"accuracy": accuracy}, html_table
+    for name, entry in table.items():
+        ens = entry.get("ensemble", {}) if isinstance(entry, dict) else {}
+        stats = [ens.get(c, {}) for c in columns]
+        cells = [
+            f"{stat_text(s.get('median'))} ({s.get('n_censored', 0)}/{s.get('n', 0)})"
+            for s in stats
+        ]
+        rows.append([html.escape(name), *cells])
+    head = ["arm", *(f"{c} (censored/n)" for c in columns)]
+    return {"accuracy": accuracy}, html_table(head, rows)
 
 
 # Sweeps.
@@ -119,8 +103,8 @@ def phase_diagram(seeds: pd.DataFrame, axes: list[str]) -> go.Figure:
         where = f"{x_axis}={_axis_text(x)}" + (f", {y_axis}={_axis_text(y)}" if y_axis else "")
         lines = [where, f"phase: {phase} ({round(fractions[phase] * len(rows))}/{len(rows)} seeds)"]
         lines += [
-            f"seed {int(r['seed'])}: memorised {_censored(r['memorisation_step'])}, "
-            f"generalised {_censored(r['generalisation_step'])} ({r['phase']})"
+            f"seed {int(r['seed'])}: memorised {stat_text(r['memorisation_step'])}, "
+            f"generalised {stat_text(r['generalisation_step'])} ({r['phase']})"
             for _, r in rows.iterrows()
         ]
         hover = "<br>".join(html.escape(line) for line in lines)
@@ -160,9 +144,7 @@ def landscape_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
     except (OSError, ValueError, KeyError) as error:
         raise RunDataError(f"{directory / 'landscape.npz'}: not readable ({error})") from None
     shown = np.where(np.isfinite(entropy), entropy - np.nanmax(entropy), np.nan)
-    analysis = {}
-    if (directory / "analysis.json").is_file():
-        analysis = _read_json(directory / "analysis.json")
+    analysis = _optional_json(directory / "analysis.json", {})
     curve = analysis.get("equilibrium_curve") if isinstance(analysis, dict) else None
     runs = {}
     for name, run_dir in _trajectory_runs(directory, analysis).items():
@@ -182,47 +164,29 @@ def landscape_views(directory: Path) -> tuple[dict[str, go.Figure], str]:
         walkers = range(min(positions.shape[1], 4))
         hidden = [Line(*path[:, w].T, f"walker {w}", colour(w), hidden=True) for w in walkers]
         panel = panel._replace(lines=panel.lines + tuple(hidden))
-    fig = to_plotly(FigureSpec("", (panel,)))
-    fig.update_layout(legend=dict(orientation="h", y=-0.2), height=560)
-    figures = {"landscape": fig}
-    rows = []
-    if (directory / "convergence.json").is_file():
-        rows = _read_json(directory / "convergence.json")
+    figures = {"landscape": to_plotly(FigureSpec("", (panel._replace(legend="below"),)))}
+    figures["landscape"].update_layout(height=560)
+    rows = _optional_json(directory / "convergence.json", [])
     if isinstance(rows, list) and rows:
         frame = pd.DataFrame(rows)
-        numeric = [
-            c
-            for c in frame.columns
-            if c not in ("chunk", "step") and pd.api.types.is_numeric_dtype(frame[c])
-        ]
-        conv = make_subplots(rows=(len(numeric) + 2) // 3, cols=3, subplot_titles=numeric)
+        numeric = [c for c in frame.columns if c not in ("chunk", "step")]
+        numeric = [c for c in numeric if pd.api.types.is_numeric_dtype(frame[c])]
+        n_rows = (len(numeric) + 2) // 3
+        conv = make_subplots(rows=n_rows, cols=3, subplot_titles=numeric)
         for k, column in enumerate(numeric):
-            conv.add_trace(
-                go.Scatter(
-                    x=frame["step"],
-                    y=frame[column],
-                    mode="lines+markers",
-                    name=column,
-                    showlegend=False,
-                ),
-                row=k // 3 + 1,
-                col=k % 3 + 1,
-            )
-        conv.update_layout(
-            title="convergence, per chunk",
-            template="plotly_white",
-            height=260 * ((len(numeric) + 2) // 3),
-            margin=dict(t=80),
-        )
-        figures["convergence"] = conv
+            trace = go.Scatter(x=frame["step"], y=frame[column], mode="lines+markers")
+            conv.add_trace(trace.update(name=column, showlegend=False), k // 3 + 1, k % 3 + 1)
+        layout = dict(template="plotly_white", height=260 * n_rows, margin=dict(t=80))
+        figures["convergence"] = conv.update_layout(title="convergence, per chunk", **layout)
     verdict = analysis.get("convergence", {}) if isinstance(analysis, dict) else {}
-    text = ""
-    if verdict:
-        text = (
-            f"<p>converged: <b>{html.escape(str(verdict.get('converged')))}</b> "
-            f"({html.escape(str(verdict.get('reason', '')))})</p>"
-        )
-    return figures, text
+    if not verdict:
+        return figures, ""
+    said = [html.escape(str(verdict.get(k, ""))) for k in ("converged", "reason")]
+    return figures, f"<p>converged: <b>{said[0]}</b> ({said[1]})</p>"
+
+
+def _optional_json(path: Path, default: Any) -> Any:
+    return _read_json(path) if path.is_file() else default
 
 
 def _trajectory_runs(directory: Path, analysis: Any) -> dict[str, Path]:

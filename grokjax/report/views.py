@@ -1,18 +1,7 @@
-"""The interactive views of one run, as plotly figures and an HTML table, from a `RunData`.
-
-`to_plotly` draws a `grokjax.figures.FigureSpec`, the description `grokjax.plots`
-draws as PNG, so both show the same curves in the same colours:
-
-- one figure per panel of `grokjax.problem.metrics.PANELS` whose metrics the run recorded
-  (accuracy, loss, norms, progress, fourier, temperature, entropy): each metric against
-  step on a log axis, the seed median with quartile and min-max bands; each seed is a
-  trace hidden until its legend entry is clicked; every panel has the run's step range;
-- ageing: MSD and overlap against the lag tau = t - t_w for each waiting time t_w
-  (the seed median), when the run records them (`eval.waiting_times`);
-- summary: every ensemble statistic of summary.json, median (quartiles) and range, a
-  censored value written "censored", never as a number.
-
-Step 0 has no place on a log axis and is left out of the step plots.
+"""The interactive views of one run (`run_figures`: one plotly figure per panel of
+`grokjax.problem.metrics.PANELS` the run recorded, ageing included; `summary_table`), and
+`to_plotly`, which draws a `grokjax.figures.FigureSpec` as `grokjax.plots` draws it as PNG.
+Each seed is a trace hidden until its legend entry is clicked.
 """
 
 from __future__ import annotations
@@ -194,37 +183,39 @@ def run_figures(data: RunData) -> dict[str, go.Figure]:
     return figures
 
 
-def _stat(value) -> str:
-    if value is None:
+def stat_text(value) -> str:
+    """A statistic in a table: "censored" for None or NaN (never a number)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
         return "censored"
     if isinstance(value, float) and abs(value) < 10:
         return f"{value:.3g}"
     return f"{value:,.0f}" if isinstance(value, (int, float)) else html.escape(str(value))
 
 
+def html_table(head, rows, caption: str = "", cls: str = "") -> str:
+    """An HTML table of text cells (escaped by the caller) under a header row."""
+    cells = lambda tag, row: "".join(f"<{tag}>{c}</{tag}>" for c in row)  # noqa: E731
+    body = "".join(f"<tr>{cells('td', r)}</tr>" for r in rows)
+    caption = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f'<table class="{cls}">{caption}<tr>{cells("th", head)}</tr>{body}</table>'
+
+
 def summary_table(summary: Mapping | None) -> str:
-    """summary.json's ensemble statistics as an HTML table; censored values read
-    'censored'. An empty string when there is no summary (a run in progress)."""
+    """summary.json's ensemble statistics as an HTML table; an empty string when there
+    is no summary (a run in progress)."""
     if not summary or not isinstance(summary.get("ensemble"), Mapping):
         return ""
-    rows = []
-    for name, s in summary["ensemble"].items():
-        if not isinstance(s, Mapping) or "median" not in s:
-            continue
-        quartiles = f"{_stat(s.get('q25'))} - {_stat(s.get('q75'))}"
-        spread = f"{_stat(s.get('min'))} - {_stat(s.get('max'))}"
-        rows.append(
-            f"<tr><td>{html.escape(name)}</td><td>{_stat(s.get('median'))}</td>"
-            f"<td>{quartiles}</td><td>{spread}</td>"
-            f"<td>{s.get('n_censored', 0)} / {s.get('n', '?')}</td></tr>"
-        )
-    head = (
-        "<tr><th>statistic</th><th>median</th><th>quartiles</th><th>range</th>"
-        "<th>censored</th></tr>"
-    )
+    rows = [
+        [html.escape(name), stat_text(s.get("median"))]
+        + [
+            f"{stat_text(s.get(a))} - {stat_text(s.get(b))}"
+            for a, b in (("q25", "q75"), ("min", "max"))
+        ]
+        + [f"{s.get('n_censored', 0)} / {s.get('n', '?')}"]
+        for name, s in summary["ensemble"].items()
+        if isinstance(s, Mapping) and "median" in s
+    ]
+    head = ("statistic", "median", "quartiles", "range", "censored")
     budget = summary.get("budget_steps")
     caption = f"over seeds; censored = not reached within the budget of {budget} steps"
-    return (
-        f'<table class="summary"><caption>{html.escape(caption)}</caption>'
-        f"{head}{''.join(rows)}</table>"
-    )
+    return html_table(head, rows, caption, "summary")
