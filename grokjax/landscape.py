@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -101,70 +102,45 @@ class LandscapeConfig(Section):
     descent_rate: float = 3e-3
 
     def __post_init__(self) -> None:
-        def fail(field: str, value: Any, allowed: str) -> None:
-            self.fail(field, allowed, value)
+        def check(names: str, ok: Callable[[Any], bool], allowed: str) -> None:
+            for name in names.split():
+                if not ok(getattr(self, name)):
+                    self.fail(name, allowed)
 
-        if not isinstance(self.model, Config):
-            fail("model", self.model, "a grokjax Config")
+        def positive(value) -> bool:
+            return value > 0
+
+        check("model", lambda v: isinstance(v, Config), "a grokjax Config")
         self.check_finite()
-        if not self.x_max - self.x_min >= 4 * self.x_bin > 0:
-            fail("x_max", self.x_max, "at least 4 bins of x_bin > 0 above x_min")
-        if not isinstance(self.y_bins, int) or self.y_bins < 4:
-            fail("y_bins", self.y_bins, "an integer >= 4")
-        if not self.bias_power > 0:
-            fail("bias_power", self.bias_power, "a positive number")
-        for name in ("timestep", "temperature", "t_wl", "sigma_bins"):
-            if not getattr(self, name) > 0:
-                fail(name, getattr(self, name), "a positive number")
-        if not 0 < self.friction <= 1:
-            fail("friction", self.friction, "a number in (0, 1]")
-        for name in ("deposit", "bias_strength", "wall_scale"):
-            if getattr(self, name) < 0:
-                fail(name, getattr(self, name), "a number >= 0")
-        if self.fixed_norm is not None and not self.fixed_norm > 0:
-            fail("fixed_norm", self.fixed_norm, "a positive number or None")
-        if self.start not in STARTS:
-            fail("start", self.start, f"one of {', '.join(STARTS)}")
-        if not 0 <= self.window_overlap < 1:
-            fail("window_overlap", self.window_overlap, "a fraction in [0, 1)")
-        for name in ("edge_strength", "descent_rate"):
-            if not getattr(self, name) > 0:
-                fail(name, getattr(self, name), "a positive number")
-        if self.protocol not in PROTOCOLS:
-            fail("protocol", self.protocol, f"one of {', '.join(PROTOCOLS)}")
-        for name in (
-            "walkers",
-            "steps",
-            "chunk_steps",
-            "record_every",
-            "average_every",
-            "windows",
-            "descent_steps",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                fail(name, value, "a positive integer")
-        if self.walkers % self.windows:
-            fail("windows", self.windows, f"a divisor of walkers={self.walkers}")
+        bins = "at least 4 bins of x_bin > 0 above x_min"
+        check("x_max", lambda v: v - self.x_min >= 4 * self.x_bin > 0, bins)
+        check("y_bins", lambda v: isinstance(v, int) and v >= 4, "an integer >= 4")
+        check("bias_power timestep temperature t_wl sigma_bins", positive, "a positive number")
+        check("friction", lambda v: 0 < v <= 1, "a number in (0, 1]")
+        check("deposit bias_strength wall_scale", lambda v: not v < 0, "a number >= 0")
+        check("fixed_norm", lambda v: v is None or v > 0, "a positive number or None")
+        check("start", lambda v: v in STARTS, f"one of {', '.join(STARTS)}")
+        check("window_overlap", lambda v: 0 <= v < 1, "a fraction in [0, 1)")
+        check("edge_strength descent_rate", positive, "a positive number")
+        check("protocol", lambda v: v in PROTOCOLS, f"one of {', '.join(PROTOCOLS)}")
+        counts = "walkers steps chunk_steps record_every average_every windows descent_steps"
+        check(counts, lambda v: isinstance(v, int) and v >= 1, "a positive integer")
+        check("windows", lambda v: not self.walkers % v, f"a divisor of walkers={self.walkers}")
         if self.windows > 1:
             starts, m = self.window_starts, self.window_bins
             shared = min(m - (b - a) for a, b in zip(starts, starts[1:], strict=False))
             if m < 4 or shared < 3:
-                fail(
+                self.fail(
                     "windows",
-                    self.windows,
                     f"few enough (or window_overlap={self.window_overlap} large enough) "
                     f"that windows have 4 x bins and share 3 with each neighbour "
                     f"(now {m} and {shared})",
                 )
-        if self.steps % self.chunk_steps:
-            fail("chunk_steps", self.chunk_steps, f"a divisor of steps={self.steps}")
-        if self.chunk_steps % self.record_every:
-            fail("record_every", self.record_every, f"a divisor of chunk_steps={self.chunk_steps}")
-        if self.protocol == "average" and self.chunk_steps % self.average_every:
-            fail(
-                "average_every", self.average_every, f"a divisor of chunk_steps={self.chunk_steps}"
-            )
+        check("chunk_steps", lambda v: not self.steps % v, f"a divisor of steps={self.steps}")
+        per_chunk = f"a divisor of chunk_steps={self.chunk_steps}"
+        check("record_every", lambda v: not self.chunk_steps % v, per_chunk)
+        averaged = self.protocol == "average"
+        check("average_every", lambda v: not (averaged and self.chunk_steps % v), per_chunk)
 
     @property
     def grids(self) -> tuple[Grid, Grid]:
@@ -227,23 +203,18 @@ def make_landscape_sampler(
     walls = None
     if lcfg.fixed_norm is None:
         walls = fan_in_walls(jax.eval_shape(init_params, jax.random.key(0)), lcfg.wall_scale)
-    sampler = make_sampler(
-        cv_fn,
-        grids or lcfg.grids,
-        timestep=lcfg.timestep,
-        friction=lcfg.friction,
-        temperature=lcfg.temperature,
-        deposit=lcfg.deposit,
-        t_wl=lcfg.t_wl,
-        sigma_bins=lcfg.sigma_bins,
-        bias_strength=lcfg.bias_strength,
-        bias_floor=lcfg.bias_floor,
-        bias_power=lcfg.bias_power,
-        walls=walls,
-        fixed_norm=lcfg.fixed_norm,
-        edge_strength=lcfg.edge_strength,
-    )
-    return sampler, init_params
+    names = "timestep friction temperature deposit t_wl sigma_bins bias_strength bias_floor"
+    names += " bias_power fixed_norm edge_strength"
+    settings = {k: getattr(lcfg, k) for k in names.split()}
+    return make_sampler(cv_fn, grids or lcfg.grids, walls=walls, **settings), init_params
+
+
+def confine(lcfg: LandscapeConfig, params):
+    """`params` inside the finite volume: held at `fixed_norm`, or clipped into the walls."""
+    if lcfg.fixed_norm is not None:
+        return rescale_to_norm(params, lcfg.fixed_norm)
+    bounds = fan_in_walls(params, lcfg.wall_scale)
+    return jax.tree.map(lambda x, b: jnp.clip(x, -b, b), params, bounds)
 
 
 def descend(lcfg: LandscapeConfig, params, target: jax.Array):
@@ -251,12 +222,6 @@ def descend(lcfg: LandscapeConfig, params, target: jax.Array):
     <= target or `lcfg.descent_steps` steps: a start for walkers far below chance loss."""
     cv_fn, _ = collective_variables(lcfg)
     optimizer = optax.adam(lcfg.descent_rate)
-
-    def confine(p):
-        if lcfg.fixed_norm is not None:
-            return rescale_to_norm(p, lcfg.fixed_norm)
-        bounds = fan_in_walls(p, lcfg.wall_scale)
-        return jax.tree.map(lambda x, b: jnp.clip(x, -b, b), p, bounds)
 
     def above(carry):
         p, _, n = carry
@@ -266,9 +231,9 @@ def descend(lcfg: LandscapeConfig, params, target: jax.Array):
         p, state, n = carry
         grad = jax.grad(lambda q: cv_fn(q)[0])(p)
         updates, state = optimizer.update(grad, state, p)
-        return confine(optax.apply_updates(p, updates)), state, n + 1
+        return confine(lcfg, optax.apply_updates(p, updates)), state, n + 1
 
-    params = confine(params)
+    params = confine(lcfg, params)
     params, _, _ = jax.lax.while_loop(above, body, (params, optimizer.init(params), 0))
     return params
 
@@ -289,13 +254,7 @@ def init_walkers(
     def one(key, target):
         param_key, walker_key = jax.random.split(key)
         params = init_params(param_key)
-        if lcfg.start == "descent":
-            params = descend(lcfg, params, target)
-        elif lcfg.fixed_norm is not None:
-            params = rescale_to_norm(params, lcfg.fixed_norm)
-        else:
-            bounds = fan_in_walls(params, lcfg.wall_scale)
-            params = jax.tree.map(lambda p, b: jnp.clip(p, -b, b), params, bounds)
+        params = descend(lcfg, params, target) if lcfg.start == "descent" else confine(lcfg, params)
         return sampler.init(params, walker_key)
 
     walkers, estimates = jax.vmap(one)(keys, targets)
@@ -312,11 +271,7 @@ def make_chunk(lcfg: LandscapeConfig, sampler: Sampler, report=None):
     per_window = lcfg.walkers // lcfg.windows
 
     if lcfg.protocol == "shared":
-
-        def advance(walkers, estimate):
-            walkers, estimate, c = sampler.step_shared(walkers, estimate)
-            return walkers, estimate, c
-
+        advance = sampler.step_shared
     else:
         vstep = jax.vmap(sampler.step)
 

@@ -1,8 +1,11 @@
-"""Verified chunk checkpoints (orbax) for resumable runs (atomic writes: `grokjax.io`).
+"""Verified chunk checkpoints (orbax) for resumable runs.
 
-Each checkpoint carries a manifest of SHA-256 checksums written after orbax finished it;
-`ChunkCheckpointer.restore_latest` restores the newest checkpoint whose files match their
-checksums and says which ones it skipped.
+orbax writes each checkpoint to a temporary directory and renames it when complete, so an
+interrupted save never replaces a good checkpoint. After orbax has finished, a manifest of
+the checkpoint's SHA-256 checksums is written into it (`grokjax.io`, atomically);
+`ChunkCheckpointer.restore_latest` restores the newest checkpoint that matches its
+manifest (one without was interrupted before it was verified), says which ones it
+skipped, and falls back to the older one orbax keeps.
 """
 
 from __future__ import annotations
@@ -53,13 +56,11 @@ OPTIONAL = ("histories",)  # checkpointed dicts whose keys may be fewer than tod
 
 def _checksums(directory: Path) -> dict[str, str]:
     """SHA-256 of every file under `directory` but the manifest, by relative path."""
-    sums = {}
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and path.name != MANIFEST:
-            sums[path.relative_to(directory).as_posix()] = hashlib.sha256(
-                path.read_bytes()
-            ).hexdigest()
-    return sums
+    files = [p for p in sorted(directory.rglob("*")) if p.is_file() and p.name != MANIFEST]
+    return {
+        p.relative_to(directory).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in files
+    }
 
 
 Path_ = tuple[str, ...]
@@ -93,8 +94,7 @@ def restore_by_paths(saved: Any, template: Any, upgrade: Upgrade | None = None) 
 
 
 class DiskFull(ConfigError):
-    """No room on the disk for a checkpoint: the message says which is the last intact one
-    and how to continue."""
+    """No room for a checkpoint: the message names the last intact one and how to go on."""
 
 
 class _FailedSaveFilter(logging.Filter):
@@ -150,15 +150,7 @@ class CheckpointCorrupt(Exception):
 
 
 class ChunkCheckpointer:
-    """Saves `{state, history, ...}` after each finished chunk; restores the newest good one.
-
-    orbax writes each checkpoint to a temporary directory and renames it when
-    complete, so an interrupted save never replaces a good checkpoint. After orbax has
-    finished, a manifest of the checkpoint's SHA-256 checksums is written into it;
-    `restore_latest` restores the newest checkpoint that matches its manifest (a
-    checkpoint without one was interrupted before it was verified) and falls back to
-    the older one orbax keeps.
-    """
+    """Saves `{state, history, ...}` after each finished chunk; restores the newest good one."""
 
     def __init__(self, directory: Path, max_to_keep: int = 2):
         self.directory = Path(directory).absolute()
@@ -174,12 +166,9 @@ class ChunkCheckpointer:
 
     def save(self, chunk: int, item: dict, meta: dict | None = None) -> None:
         """Save `item` as checkpoint `chunk`, then its manifest: the files' checksums and
-        `meta` (what the checkpoint belongs to and covers, for `restore_latest`).
-
-        A disk without room for it raises `DiskFull` before orbax writes (or when orbax
-        fails for lack of space), naming the last intact checkpoint; orbax's threads
-        report nothing of it on stderr.
-        """
+        `meta` (what it belongs to and covers). No room on the disk raises `DiskFull`,
+        before orbax writes or when it fails for lack of space; orbax's threads say
+        nothing of it on stderr."""
         saveable = to_saveable(item)
         held = sum(
             x.nbytes if hasattr(x, "nbytes") else np.asarray(x).nbytes
@@ -271,13 +260,9 @@ class ChunkCheckpointer:
         `upgrade` supplying what it named otherwise or lacked (`restore_by_paths`)."""
         self.verify(chunk)
         template = self._saved_part(chunk, template)
+        dtype = lambda x: x.dtype if isinstance(x, jax.Array) else np.asarray(x).dtype  # noqa: E731
         abstract = jax.tree.map(
-            lambda x: (
-                jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype)
-                if not isinstance(x, jax.Array)
-                else jax.ShapeDtypeStruct(x.shape, x.dtype)
-            ),
-            to_saveable(template),
+            lambda x: jax.ShapeDtypeStruct(np.shape(x), dtype(x)), to_saveable(template)
         )
         try:
             restored = self._manager.restore(chunk, args=ocp.args.StandardRestore(abstract))
@@ -298,24 +283,15 @@ class ChunkCheckpointer:
         accept: Accept | None = None,
     ) -> tuple[int, dict | None, list[str], int | None]:
         """(first chunk to run, restored, notes, the checkpoint used) from the newest
-        checkpoint that belongs to this run, verifies and restores.
-
-        `accept(chunk, meta)` says whether checkpoint `chunk` (saved with `meta`) belongs
-        to this run and where it resumes: `Resumable(start, template)`, or None to pass
-        it by (another configuration, a schedule it does not fit). By default every
-        checkpoint is accepted and resumes at chunk + 1. Checkpoints passed by or
-        failing are described in `notes`, and every checkpoint from the first chunk to
-        run on is deleted (recomputed, with the same numbers). (0, None, notes, None) when
-        none is usable; raises CheckpointCorrupt when some are damaged and none is usable.
-        """
+        checkpoint that `accept(chunk, meta)` takes for this run (a `Resumable`; None passes
+        it by; default: each, at chunk + 1) and that verifies and restores. `notes` says
+        which were passed by or failed; the checkpoints from the first chunk to run on are
+        deleted (recomputed, with the same numbers). (0, None, notes, None) when none is
+        usable; CheckpointCorrupt when some are damaged and none is usable."""
         notes: list[str] = []
         damaged = False
         for chunk in reversed(self.steps()):
-            plan = (
-                Resumable(chunk + 1, template)
-                if accept is None
-                else accept(chunk, self.meta(chunk))
-            )
+            plan = accept(chunk, self.meta(chunk)) if accept else Resumable(chunk + 1, template)
             if plan is None:
                 notes.append(f"checkpoint {chunk} belongs to another run or schedule; not used")
                 continue
@@ -343,12 +319,8 @@ def resume_point(
     upgrade: Upgrade | None = None,
     accept: Accept | None = None,
 ):
-    """(first chunk to run, restored item or None) for resuming the run in `out_dir`.
-
-    A damaged or foreign newest checkpoint is passed by for an older one (said on
-    stderr); when some are damaged and none is usable the resume is refused with a
-    one-line ConfigError that deletes nothing.
-    """
+    """`restore_latest`'s (first chunk to run, restored item or None), its notes said on
+    stderr; a resume with only damaged checkpoints is refused in one line, deleting nothing."""
     try:
         start, restored, notes, used = checkpointer.restore_latest(template, upgrade, accept)
     except CheckpointCorrupt as err:

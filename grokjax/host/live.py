@@ -16,6 +16,7 @@ pays (`benchmarks/live_overhead.py` measures it); `run_ensemble(live=False)` tur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -91,10 +92,8 @@ class LiveStream:
         if failed:
             text = " ".join(str(error).split())[:500]
             self.status["error"] = f"{type(error).__name__}: {text}"
-        try:
+        with contextlib.suppress(OSError):
             self._write_status()
-        except OSError:
-            pass
 
     def finish(self, diverged_members: Sequence[int]) -> None:
         self.status["state"] = "finished"
@@ -139,7 +138,7 @@ def _process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: it exists
-        return True
+        pass
     return True
 
 
@@ -151,13 +150,7 @@ def run_state(run_dir: Path) -> str:
     process alive; failed: the run ended on an error (status.json's "error" says which);
     interrupted: otherwise (a checkpoint or a stream but no writer).
     """
-    run_dir = Path(run_dir)
-    try:
-        status = json.loads((run_dir / STATUS_FILE).read_text())
-    except (OSError, ValueError):
-        status = None
-    if not isinstance(status, dict):
-        status = {}
+    run_dir, status = Path(run_dir), _status(run_dir)
     if (run_dir / "summary.json").is_file() or status.get("state") == "finished":
         diverged = status.get("diverged_members")
         if diverged is None:
@@ -176,11 +169,16 @@ def run_state(run_dir: Path) -> str:
 
 def run_error(run_dir: Path) -> str:
     """The error a failed run ended on, as its status.json records it ('' if none)."""
+    return str(_status(run_dir).get("error", ""))
+
+
+def _status(run_dir: Path) -> dict:
+    """status.json ({} when missing or unreadable)."""
     try:
         status = json.loads((Path(run_dir) / STATUS_FILE).read_text())
     except (OSError, ValueError):
-        return ""
-    return str(status.get("error", "")) if isinstance(status, dict) else ""
+        return {}
+    return status if isinstance(status, dict) else {}
 
 
 def _summary_diverged(run_dir: Path) -> list[int]:

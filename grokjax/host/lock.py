@@ -13,6 +13,7 @@ filesystem may not see it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -90,25 +91,20 @@ class DirLock:
 
     def _unmake(self) -> None:
         if self.made:
-            try:
+            with contextlib.suppress(OSError):
                 (self.directory / LOCK_FILE).unlink(missing_ok=True)
                 self.directory.rmdir()
-            except OSError:
-                pass
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *_) -> None:
         key = self.directory.resolve()
         entry = _HELD.get(key)
         if entry is None:
             return
         entry[1] -= 1
         if entry[1] == 0:
-            handle = entry[0]
-            try:
-                self._write(handle, released=True)
-            except OSError:
-                pass  # a full disk: the kernel still drops the lock below
-            handle.close()
+            with contextlib.suppress(OSError):  # a full disk: the kernel still drops the lock
+                self._write(entry[0], released=True)
+            entry[0].close()
             del _HELD[key]
 
 
@@ -118,15 +114,12 @@ def busy(directory: str | os.PathLike) -> dict | None:
     path = Path(directory)
     if path.resolve() in _HELD or not (path / LOCK_FILE).is_file():
         return None
-    try:
-        with open(path / LOCK_FILE) as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return holder(path) or {"pid": "?", "host": "?"}
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    except OSError:
-        return None
+    with contextlib.suppress(OSError), open(path / LOCK_FILE) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return holder(path) or {"pid": "?", "host": "?"}
+        fcntl.flock(handle, fcntl.LOCK_UN)
     return None
 
 
@@ -136,8 +129,3 @@ def refusal(directory: str | os.PathLike, who: dict, what: str = "out") -> Confi
         f"{what}={str(directory)!r} is being written by process {who.get('pid', '?')} on "
         f"{who.get('host', '?')} ({who.get('command', 'grokjax')}); wait for it, or stop it"
     )
-
-
-def held_here(directory: str | os.PathLike) -> bool:
-    """Whether this process holds the lock of `directory`."""
-    return Path(directory).resolve() in _HELD

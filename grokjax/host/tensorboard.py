@@ -13,6 +13,7 @@ evaluation, so they hold each evaluation once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 from collections.abc import Mapping, Sequence
@@ -85,13 +86,9 @@ class TensorBoardStream:
             writer.flush()
 
     def finish(self, diverged_members: Sequence[int] = ()) -> None:
-        del diverged_members
         for writer in self.writers or []:
             writer.close()
 
     def interrupted(self, error: BaseException | None = None) -> None:
-        del error
-        try:
+        with contextlib.suppress(OSError):
             self.finish()
-        except OSError:
-            pass
