@@ -101,6 +101,10 @@ def _temperature(cfg: AnnealConfig, hparams: Hparams):
     return annealed(cfg.temperature, hparams.temperature, hparams.temperature_final, hparams)
 
 
+_WAND_KNOBS = ("bias_strength", "loss_floor", "deposit", "t_wl", "sigma_bins", "slope_cap",
+               "force_cap", "force", "loss_force_scale", "edge_strength")
+
+
 def _wand(
     cfg: WandConfig, anneal: AnnealConfig, hparams: Hparams, key: jax.Array
 ) -> optax.GradientTransformation:
@@ -110,17 +114,8 @@ def _wand(
         annealed(anneal.friction, hparams.friction, hparams.friction_final, hparams),
         key=key,
         per_member=False,  # the trainer's key is already the member's own
-        bias_strength=cfg.bias_strength,
-        loss_floor=cfg.loss_floor,
-        deposit=cfg.deposit,
-        t_wl=cfg.t_wl,
-        sigma_bins=cfg.sigma_bins,
         grid=wand_grid(cfg),
-        slope_cap=cfg.slope_cap,
-        force_cap=cfg.force_cap,
-        force=cfg.force,
-        loss_force_scale=cfg.loss_force_scale,
-        edge_strength=cfg.edge_strength,
+        **{f: getattr(cfg, f) for f in _WAND_KNOBS},
         trigger=trigger(anneal, hparams),
     )
 

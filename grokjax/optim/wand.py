@@ -261,14 +261,8 @@ def scale_by_wand(
         value = jnp.maximum(jnp.where(valid, value, 1.0), jnp.exp(jnp.float32(grid.x_min)))
         updates = jax.tree.map(lambda g: jnp.where(valid, g, 0), updates)
         x = jnp.maximum(jnp.log(value), jnp.float32(grid.x_min))[None]
-        (g,) = slopes_at(
-            state.deposits,
-            [grid],
-            x,
-            bias_strength=bias_strength,
-            bias_floor=loss_floor,
-            edge_strength=edge_strength,
-        )
+        (g,) = slopes_at(state.deposits, [grid], x, bias_strength=bias_strength,
+                         bias_floor=loss_floor, edge_strength=edge_strength)
         g = jnp.clip(g, -slope_cap, slope_cap)
         if force == "loss":  # -g grad(L) / L = -scale grad(L)
             g = loss_force_scale * value
@@ -338,26 +332,7 @@ def wand(
     Reference: Zhang, Shang, Yang, Zhang, "Is Grokking a Computational Glass
     Relaxation?", arXiv 2505.11411 (2025).
     """
+    args = dict(locals())  # every keyword above, passed on unchanged
     return optax.chain(
-        scale_by_wand(
-            learning_rate,
-            temperature,
-            friction,
-            key=key,
-            per_member=per_member,
-            bias_strength=bias_strength,
-            loss_floor=loss_floor,
-            deposit=deposit,
-            t_wl=t_wl,
-            sigma_bins=sigma_bins,
-            grid=grid,
-            edge_strength=edge_strength,
-            thermal_init=thermal_init,
-            slope_cap=slope_cap,
-            force_cap=force_cap,
-            force=force,
-            loss_force_scale=loss_force_scale,
-            trigger=trigger,
-        ),
-        optax.scale(learning_rate),
+        scale_by_wand(timestep=args.pop("learning_rate"), **args), optax.scale(learning_rate)
     )
