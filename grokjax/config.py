@@ -296,7 +296,16 @@ LEGACY_FLAT_NAMES: dict[str, str] = {
     **{f"grokfast_{k}": f"optim.filter.{k}" for k in ("alpha", "lamb", "window", "equal_lr")},
     "eval_every": "eval.every",
     "eval_log_points": "eval.log_points",
-    **{k: f"eval.{k}" for k in ("chunk_evals", "memorise_threshold", "generalise_threshold",
-                                 "smooth_slope", "divergence_loss", "waiting_times",
-                                 "progress_frequencies")},
+    **{
+        k: f"eval.{k}"
+        for k in (
+            "chunk_evals",
+            "memorise_threshold",
+            "generalise_threshold",
+            "smooth_slope",
+            "divergence_loss",
+            "waiting_times",
+            "progress_frequencies",
+        )
+    },
 }

@@ -35,6 +35,8 @@ def _preset(description: str, config: dict, **hparams) -> Preset:
     return Preset(description, Config(**config), Hparams(**hparams))
 
 
+# The presets are a table: one experiment per block, several keys a line.
+# fmt: off
 _PAPER = {"data.modulus": 67, "data.train_fraction": 0.5, "steps": 10_000, "eval.every": 10}
 _ADD, _SQUARE = {**_PAPER, "data.task": "x+y"}, {**_PAPER, "data.task": "x^2+y"}
 _CAPPED = {"optim.name": "wand", "optim.wand.force_cap": 1.2e5}  # WanD, force capped
@@ -362,6 +364,7 @@ SWEEPS: dict[str, SweepPreset] = {
         4, _LR_WD,
     ),
 }
+# fmt: on
 
 
 def _dotted_changes(base: dict, other: dict, prefix: str = "") -> dict:

@@ -101,8 +101,18 @@ def _temperature(cfg: AnnealConfig, hparams: Hparams):
     return annealed(cfg.temperature, hparams.temperature, hparams.temperature_final, hparams)
 
 
-_WAND_KNOBS = ("bias_strength", "loss_floor", "deposit", "t_wl", "sigma_bins", "slope_cap",
-               "force_cap", "force", "loss_force_scale", "edge_strength")
+_WAND_KNOBS = (
+    "bias_strength",
+    "loss_floor",
+    "deposit",
+    "t_wl",
+    "sigma_bins",
+    "slope_cap",
+    "force_cap",
+    "force",
+    "loss_force_scale",
+    "edge_strength",
+)
 
 
 def _wand(

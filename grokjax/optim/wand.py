@@ -261,8 +261,14 @@ def scale_by_wand(
         value = jnp.maximum(jnp.where(valid, value, 1.0), jnp.exp(jnp.float32(grid.x_min)))
         updates = jax.tree.map(lambda g: jnp.where(valid, g, 0), updates)
         x = jnp.maximum(jnp.log(value), jnp.float32(grid.x_min))[None]
-        (g,) = slopes_at(state.deposits, [grid], x, bias_strength=bias_strength,
-                         bias_floor=loss_floor, edge_strength=edge_strength)
+        (g,) = slopes_at(
+            state.deposits,
+            [grid],
+            x,
+            bias_strength=bias_strength,
+            bias_floor=loss_floor,
+            edge_strength=edge_strength,
+        )
         g = jnp.clip(g, -slope_cap, slope_cap)
         if force == "loss":  # -g grad(L) / L = -scale grad(L)
             g = loss_force_scale * value

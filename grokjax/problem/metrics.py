@@ -234,6 +234,7 @@ def _on_test(score: str) -> Callable[[Evaluation], jax.Array]:
 
 # Every metric a run can record, in column order. A new metric computed at evaluation is
 # one entry here; its name, parquet column, curve and README line follow from it.
+# fmt: off
 METRICS: dict[str, Metric] = {
     "train_loss": Metric("loss on the full training set", "loss", "train", _train_loss),
     "test_loss": Metric("loss on the test set", "loss", "test", _on_test("loss")),
@@ -279,6 +280,7 @@ METRICS: dict[str, Metric] = {
          "entropy", "S(ln L_train)", "optimizer"),
     )},
 }
+# fmt: on
 
 # The metrics `evaluate` computes for every run, in column order.
 METRIC_NAMES = tuple(name for name, m in METRICS.items() if m.compute is not None)
@@ -294,8 +296,14 @@ def evaluate(
     objective: Objective,
 ) -> dict[str, jax.Array]:
     """Every metric of `METRIC_NAMES` on the full train and test sets, as scalars."""
-    e = Evaluation(params, apply(params, train_inputs), apply(params, test_inputs),
-                   train_labels, test_labels, objective)
+    e = Evaluation(
+        params,
+        apply(params, train_inputs),
+        apply(params, test_inputs),
+        train_labels,
+        test_labels,
+        objective,
+    )
     return {name: METRICS[name].compute(e) for name in METRIC_NAMES}
 
 

@@ -291,16 +291,24 @@ def censored_stats(values: list[int | float | None]) -> Censored:
         return float(lo + (h - np.floor(h)) * (hi - lo))
 
     return Censored(
-        n=n, n_censored=n - int(observed.size),
-        median=quantile(0.5), q25=quantile(0.25), q75=quantile(0.75),
+        n=n,
+        n_censored=n - int(observed.size),
+        median=quantile(0.5),
+        q25=quantile(0.25),
+        q75=quantile(0.75),
         min=float(observed.min()) if observed.size else None,
         max=float(observed.max()) if observed.size == n and n else None,
     )
 
 
-STEP_STATISTICS = ("memorisation_step", "generalisation_step", "grokking_delay",
-                   "weight_norm_at_generalisation", "grokking_area",
-                   *(logtime.ratio_name(t) for t in logtime.RATIO_THRESHOLDS))
+STEP_STATISTICS = (
+    "memorisation_step",
+    "generalisation_step",
+    "grokking_delay",
+    "weight_norm_at_generalisation",
+    "grokking_area",
+    *(logtime.ratio_name(t) for t in logtime.RATIO_THRESHOLDS),
+)
 OBSERVED_STATISTICS = ("test_acc_at_memorisation",)  # over the members that memorised
 FINAL_STATISTICS = ("train_acc", "test_acc", "weight_norm")
 
@@ -322,9 +330,12 @@ def ensemble_summary(
         finals = [row.finals.get(k) for row in members]
         ensemble[f"final_{k}"] = censored_stats([v for v in finals if v is not None])
     diverged = [row for row in members if row.diverged_step is not None]
-    ensemble["diverged"] = Diverged(n=len(members), n_diverged=len(diverged),
-                                    seeds=[row.seed for row in diverged],
-                                    steps=[row.diverged_step for row in diverged])
+    ensemble["diverged"] = Diverged(
+        n=len(members),
+        n_diverged=len(diverged),
+        seeds=[row.seed for row in diverged],
+        steps=[row.diverged_step for row in diverged],
+    )
     return Summary(
         budget_steps=int(steps_E[-1]),
         thresholds={

@@ -82,8 +82,14 @@ MIN_LEAD = 100
 LEAD_FRACTION = 0.25
 MAX_FALSE_ALARMS = 0.10
 EARLY_STEP = 200
-CHANGE_OF = ("restricted_loss", "excluded_loss", "gini_embed", "gini_unembed",
-             "key_frequency_share", "weight_norm")
+CHANGE_OF = (
+    "restricted_loss",
+    "excluded_loss",
+    "gini_embed",
+    "gini_unembed",
+    "key_frequency_share",
+    "weight_norm",
+)
 BASELINES = ("time_since_memorisation", "test_accuracy_rise")
 
 
@@ -376,27 +382,42 @@ def evaluate(
             test_runs = [runs[i] for i in held]
             test_scores = [series[i][name] for i in held]
             warned, leads, false = _outcomes(test_runs, test_scores, sign, theta)
-            rows.append({
-                "indicator": name, "fold": k, "seed": runs[folds[k][0]].seed, "sign": sign,
-                "threshold": theta, "grokking": warned.size,
-                "warned": warned.mean() if warned.size else np.nan,
-                "median_lead": np.nanmedian(leads) if np.isfinite(leads).any() else np.nan,
-                "never": false.size, "false_alarms": false.mean() if false.size else np.nan,
-                "concordance_sign": c_sign,
-                "concordance": early_concordance(test_runs, test_scores, c_sign, early_step),
-            })
+            rows.append(
+                {
+                    "indicator": name,
+                    "fold": k,
+                    "seed": runs[folds[k][0]].seed,
+                    "sign": sign,
+                    "threshold": theta,
+                    "grokking": warned.size,
+                    "warned": warned.mean() if warned.size else np.nan,
+                    "median_lead": np.nanmedian(leads) if np.isfinite(leads).any() else np.nan,
+                    "never": false.size,
+                    "false_alarms": false.mean() if false.size else np.nan,
+                    "concordance_sign": c_sign,
+                    "concordance": early_concordance(test_runs, test_scores, c_sign, early_step),
+                }
+            )
             for run, score in zip(test_runs, test_scores, strict=True):
                 alarm = alarm_step(run, score, sign, theta)
-                alarm_rows.append({
-                    "indicator": name, "fold": k, "run": run.name, "seed": run.seed,
-                    "kind": run.kind, "memorisation": run.memorisation, "onset": run.onset,
-                    "generalisation": run.generalisation, "alarm": alarm,
-                    "lead": np.nan if alarm is None or run.onset is None else run.onset - alarm,
-                    "early_value": early_value(run, score, c_sign, early_step),
-                    **{k2: run.hparams.get(k2) for k2 in ("learning_rate", "weight_decay")},
-                    "train_fraction": run.hparams.get("train_fraction"),
-                    "train_size": run.hparams.get("train_size"),
-                })
+                alarm_rows.append(
+                    {
+                        "indicator": name,
+                        "fold": k,
+                        "run": run.name,
+                        "seed": run.seed,
+                        "kind": run.kind,
+                        "memorisation": run.memorisation,
+                        "onset": run.onset,
+                        "generalisation": run.generalisation,
+                        "alarm": alarm,
+                        "lead": np.nan if alarm is None or run.onset is None else run.onset - alarm,
+                        "early_value": early_value(run, score, c_sign, early_step),
+                        **{k2: run.hparams.get(k2) for k2 in ("learning_rate", "weight_decay")},
+                        "train_fraction": run.hparams.get("train_fraction"),
+                        "train_size": run.hparams.get("train_size"),
+                    }
+                )
     return pd.DataFrame(rows), pd.DataFrame(alarm_rows)
 
 
@@ -413,13 +434,19 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
         n_g, n_n = rows.grokking.sum(), rows.never.sum()
         pooled_w = (rows.warned * rows.grokking).sum() / n_g if n_g else np.nan
         pooled_f = (rows.false_alarms.fillna(0) * rows.never).sum() / n_n if n_n else np.nan
-        out.append({
-            "indicator": name, "grokking runs": int(n_g), "warned": pooled_w,
-            "warned sd": rows.warned.std(ddof=1), "median lead": rows.median_lead.median(),
-            "never runs": int(n_n), "false alarms": pooled_f,
-            "false alarms sd": rows.false_alarms.std(ddof=1),
-            "concordance": rows.concordance.mean(),
-            "concordance sd": rows.concordance.std(ddof=1),
-            "target met": bool(pooled_w >= 0.8 and (n_n == 0 or pooled_f <= 0.1)),
-        })
+        out.append(
+            {
+                "indicator": name,
+                "grokking runs": int(n_g),
+                "warned": pooled_w,
+                "warned sd": rows.warned.std(ddof=1),
+                "median lead": rows.median_lead.median(),
+                "never runs": int(n_n),
+                "false alarms": pooled_f,
+                "false alarms sd": rows.false_alarms.std(ddof=1),
+                "concordance": rows.concordance.mean(),
+                "concordance sd": rows.concordance.std(ddof=1),
+                "target met": bool(pooled_w >= 0.8 and (n_n == 0 or pooled_f <= 0.1)),
+            }
+        )
     return pd.DataFrame(out)
