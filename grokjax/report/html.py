@@ -32,7 +32,7 @@ table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 td:first-child, th:first-child { text-align: left; } caption { text-align: left; color: #555; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
-dt { color: #555; }
+dt { color: #555; } a { color: #1f5fa0; } li { margin: 0.2em 0; } .error { color: #d62728; }
 """
 
 
@@ -64,11 +64,12 @@ def figure_divs(figures: dict) -> str:
     )
 
 
-def _document(title: str, body: str) -> str:
+def document(title: str, body: str, plotly_src: str | None = None) -> str:
+    """A page of `body`: plotly.js inlined, or loaded from the URL `plotly_src`."""
+    plotly = f" src='{plotly_src}'>" if plotly_src else f">{get_plotlyjs()}"
     return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
-        f"<script>{get_plotlyjs()}</script></head><body>{body}</body></html>"
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style><script{plotly}</script></head><body>{body}</body></html>"
     )
 
 
@@ -84,14 +85,14 @@ def report_html(data: RunData) -> str:
         f"<script type='application/json' id='run-record'>"
         f"{html.escape(json.dumps(data.record.get('config', {})))}</script>"
     )
-    return _document(data.title, body)
+    return document(data.title, body)
 
 
 def item_report_html(kind: str, directory: Path) -> str:
     """A comparison's, sweep's or landscape's report (`grokjax.report.items`)."""
     figures, table = VIEWS[kind](directory)
     title = f"{directory.name} ({kind})"
-    return _document(title, f"<h1>{html.escape(title)}</h1>{figure_divs(figures)}{table}")
+    return document(title, f"<h1>{html.escape(title)}</h1>{figure_divs(figures)}{table}")
 
 
 def write_report(directory: Path, out: Path | None = None) -> Path:

@@ -2,16 +2,15 @@
 landscape under a directory, following runs in progress.
 
 The server is the standard library's threading HTTP server bound to 127.0.0.1 only. It
-answers a fixed set of routes and reads run directories as data: it never imports,
-executes or serves as a page anything a run directory contains. Files are served only
-from inside RUNS_DIR, only of the suffixes in `SERVED`, and a path with '..', an
-absolute path or a link out of RUNS_DIR is a 404.
+answers the routes below and reads run directories as data: it never imports, executes
+or serves as a page anything a run directory contains. Files are served only from inside
+RUNS_DIR, only of the suffixes in `SERVED`; '..', an absolute path or a link out of
+RUNS_DIR is a 404.
 
     /                     the index: every item under RUNS_DIR, a run's state beside it
     /api/index            the same as JSON (the index page refreshes from it)
-    /run/PATH             a run's page: the views of `grokjax.report.views`; while the
-                          run is running it asks /api/run/PATH every `POLL_MS` and
-                          redraws in place (no reload)
+    /run/PATH             a run's views (`grokjax.report.views`); while the run is running
+                          it redraws in place from /api/run/PATH every `POLL_MS`
     /api/run/PATH         the run's figures (plotly JSON), state, facts and summary
     /view/PATH            a comparison's, sweep's or landscape's page (`grokjax.report.items`)
     /file/PATH            a figure or table a job wrote (PNG, CSV, JSON)
@@ -38,7 +37,7 @@ from urllib.parse import unquote, urlsplit
 from grokjax.errors import ConfigError
 from grokjax.host.live import run_state
 from grokjax.host.rundata import RunDataError, is_run_dir, kind_of, load_run
-from grokjax.report.html import STYLE, figure_divs, run_facts
+from grokjax.report.html import document, figure_divs, run_facts
 from grokjax.report.items import VIEWS
 from grokjax.report.views import run_figures, summary_table
 
@@ -81,16 +80,11 @@ def discover(root: Path) -> list[Item]:
 def resolve(root: Path, rel: str) -> Path | None:
     """`root / rel` if it is inside `root` (after links), else None: no '..', no
     absolute paths, no way out."""
-    if not rel or rel.startswith("/") or "\\" in rel or "\0" in rel:
-        return None
-    parts = rel.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return None
+    if "\\" in rel or "\0" in rel or any(p in ("", ".", "..") for p in rel.split("/")):
+        return None  # also '' and an absolute path (an empty first part)
     base = root.resolve()
-    target = (base / Path(*parts)).resolve()
-    if target != base and base not in target.parents:
-        return None
-    return target
+    target = (base / rel).resolve()
+    return target if target == base or base in target.parents else None
 
 
 def run_payload(run_dir: Path) -> dict[str, Any]:
@@ -99,10 +93,10 @@ def run_payload(run_dir: Path) -> dict[str, Any]:
         data = load_run(run_dir)
     except RunDataError as err:
         return {"error": str(err), "state": run_state(run_dir)}
-    figures = {}
-    for name, fig in run_figures(data).items():
-        fig.update_layout(uirevision=name)  # redraws keep zoom and legend clicks
-        figures[name] = json.loads(fig.to_json())
+    figures = {  # uirevision: redraws keep zoom and legend clicks
+        name: json.loads(fig.update_layout(uirevision=name).to_json())
+        for name, fig in run_figures(data).items()
+    }
     return {
         "title": data.title,
         "state": data.state,
@@ -119,13 +113,7 @@ def _js(obj: Any) -> str:
 
 
 def _page(title: str, body: str, script: str = "") -> bytes:
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{STYLE}"
-        "a { color: #1f5fa0; } li { margin: 0.2em 0; } .error { color: #d62728; }</style>"
-        "<script src='/static/plotly.min.js'></script></head>"
-        f"<body>{body}<script>{script}</script></body></html>"
-    ).encode()
+    return document(title, f"{body}<script>{script}</script>", "/static/plotly.min.js").encode()
 
 
 INDEX_SCRIPT = """
@@ -141,36 +129,30 @@ setTimeout(watch, POLL_MS);
 """
 
 
+def _row(item: Item) -> str:
+    name = html.escape(item.path if item.path != "." else "(this directory)")
+    link = html.escape(f"/{'run' if item.kind == 'run' else 'view'}/{item.path}")
+    state = f" <span class='state {item.state}' data-state='{item.state}'>{item.state}</span>"
+    error = f" <span class='error'>unreadable: {html.escape(item.error or '')}</span>"
+    return (
+        f"<li data-kind='{item.kind}' data-path='{html.escape(item.path)}'>{item.kind}: "
+        f"<a href='{link}'>{name}</a>{state if item.kind == 'run' else ''}"
+        f"{error if item.error else ''}</li>"
+    )
+
+
 def index_page(root: Path, items: list[Item]) -> bytes:
     """Every item with its state; the page reloads itself when a run starts, finishes
     or changes state."""
+    where = html.escape(str(root))
+    body = (
+        f"<p>{where}</p><ul>{''.join(map(_row, items))}</ul>"
+        if items
+        else f"<p id='empty'>No runs under {where} yet: start one with "
+        "<code>grokjax run --out DIR</code> inside it.</p>"
+    )
     script = INDEX_SCRIPT % (_js([i._asdict() for i in items]), 2 * POLL_MS)
-    if not items:
-        body = (
-            f"<h1>grokjax dashboard</h1><p id='empty'>No runs under {html.escape(str(root))} "
-            "yet: start one with <code>grokjax run --out DIR</code> inside it.</p>"
-        )
-        return _page("grokjax dashboard", body, script)
-    rows = []
-    for item in items:
-        link = f"/{'run' if item.kind == 'run' else 'view'}/{item.path}"
-        name = html.escape(item.path if item.path != "." else "(this directory)")
-        state = (
-            f" <span class='state {item.state}' data-state='{item.state}'>{item.state}</span>"
-            if item.kind == "run"
-            else ""
-        )
-        error = (
-            f" <span class='error'>unreadable: {html.escape(item.error)}</span>"
-            if item.error
-            else ""
-        )
-        rows.append(
-            f"<li data-kind='{item.kind}' data-path='{html.escape(item.path)}'>{item.kind}: "
-            f"<a href='{html.escape(link)}'>{name}</a>{state}{error}</li>"
-        )
-    body = f"<h1>grokjax dashboard</h1><p>{html.escape(str(root))}</p><ul>{''.join(rows)}</ul>"
-    return _page("grokjax dashboard", body, script)
+    return _page("grokjax dashboard", f"<h1>grokjax dashboard</h1>{body}", script)
 
 
 RUN_SCRIPT = """
@@ -223,15 +205,12 @@ def run_page(rel: str) -> bytes:
 
 def item_page(kind: str, rel: str, target: Path) -> bytes:
     """The page of a comparison, sweep or landscape: its figures, drawn once."""
+    head = f"<p><a href='/'>all runs</a></p><h1>{html.escape(rel)}"
     try:
         figures, table = VIEWS[kind](target)
     except RunDataError as err:
-        body = f"<p><a href='/'>all runs</a></p><h1>{html.escape(rel)}</h1>"
-        return _page(rel, body + f"<p class='error' id='error'>{html.escape(str(err))}</p>")
-    body = (
-        f"<p><a href='/'>all runs</a></p><h1>{html.escape(rel)} <small>{kind}</small></h1>"
-        f"{figure_divs(figures)}<div id='table'>{table}</div>"
-    )
+        return _page(rel, f"{head}</h1><p class='error' id='error'>{html.escape(str(err))}</p>")
+    body = f"{head} <small>{kind}</small></h1>{figure_divs(figures)}<div id='table'>{table}</div>"
     return _page(rel, body)
 
 
@@ -275,10 +254,45 @@ class Dashboard:
         self.server.server_close()
 
 
+HTML, TEXT = "text/html; charset=utf-8", "text/plain; charset=utf-8"
+
+
+def _file(target: Path, rel: str) -> tuple[bytes, str] | None:
+    kind = SERVED.get(target.suffix.lower())
+    return (target.read_bytes(), kind) if kind is not None and target.is_file() else None
+
+
+# prefix -> the answer (body, content type) for the resolved path and the relative
+# path, or something false (a 404) when the route does not serve that path
+PREFIXED: dict[str, Callable[[Path, str], Any]] = {
+    "/run/": lambda p, rel: is_run_dir(p) and (run_page(rel), HTML),
+    "/api/run/": lambda p, rel: is_run_dir(p) and _json(run_payload(p)),
+    "/view/": lambda p, rel: kind_of(p) in VIEWS and (item_page(kind_of(p), rel, p), HTML),
+    "/file/": _file,
+}
+
+
+def _json(obj: Any) -> tuple[bytes, str]:
+    return json.dumps(obj).encode(), "application/json"
+
+
 def _handler(root: Path) -> type[BaseHTTPRequestHandler]:
     from plotly.offline import get_plotlyjs
 
     plotly_js = get_plotlyjs().encode()
+
+    def answer(route: str) -> Any:
+        if route == "/":
+            return index_page(root, discover(root)), HTML
+        if route == "/api/index":
+            return _json([item._asdict() for item in discover(root)])
+        if route == "/static/plotly.min.js":
+            return plotly_js, "application/javascript"
+        for prefix, page in PREFIXED.items():
+            if route.startswith(prefix):
+                rel = route[len(prefix) :]
+                return (target := resolve(root, rel)) is not None and page(target, rel)
+        return None
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "grokjax"
@@ -295,67 +309,20 @@ def _handler(root: Path) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def _not_found(self) -> None:
-            self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain; charset=utf-8")
-
-        def _json(self, obj: Any) -> None:
-            self._send(HTTPStatus.OK, json.dumps(obj).encode(), "application/json")
-
         def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
-            route = unquote(urlsplit(self.path).path)
             try:
-                self._route(route)
+                found = answer(unquote(urlsplit(self.path).path))
+                if found:
+                    self._send(HTTPStatus.OK, *found)
+                else:
+                    self._send(HTTPStatus.NOT_FOUND, b"not found", TEXT)
             except BrokenPipeError:
                 pass
             except Exception as err:  # one bad run directory must not stop the server
                 body = f"error: {type(err).__name__}: {err}".encode()
-                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, body, "text/plain; charset=utf-8")
-
-        def _route(self, route: str) -> None:
-            prefixed: dict[str, Callable[[Path, str], None]] = {
-                "/run/": lambda p, rel: self._send(
-                    HTTPStatus.OK, run_page(rel), "text/html; charset=utf-8"
-                ),
-                "/api/run/": lambda p, rel: self._json(run_payload(p)),
-                "/view/": lambda p, rel: self._send(
-                    HTTPStatus.OK, item_page(kind_of(p), rel, p), "text/html; charset=utf-8"
-                ),
-                "/file/": self._file,
-            }
-            if route == "/":
-                self._send(
-                    HTTPStatus.OK, index_page(root, discover(root)), "text/html; charset=utf-8"
-                )
-            elif route == "/api/index":
-                self._json([item._asdict() for item in discover(root)])
-            elif route == "/static/plotly.min.js":
-                self._send(HTTPStatus.OK, plotly_js, "application/javascript")
-            else:
-                for prefix, answer in prefixed.items():
-                    if route.startswith(prefix):
-                        rel = route[len(prefix) :]
-                        target = resolve(root, rel)
-                        if target is None or not _serves(prefix, target):
-                            return self._not_found()
-                        return answer(target, rel)
-                self._not_found()
-
-        def _file(self, target: Path, rel: str) -> None:
-            kind = SERVED.get(target.suffix.lower())
-            if kind is None or not target.is_file():
-                return self._not_found()
-            self._send(HTTPStatus.OK, target.read_bytes(), kind)
+                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, body, TEXT)
 
     return Handler
-
-
-def _serves(prefix: str, target: Path) -> bool:
-    """Whether the route `prefix` answers for `target` (a run, another item, a file)."""
-    if prefix == "/file/":
-        return True  # checked by suffix and kind in Handler._file
-    if prefix == "/view/":
-        return kind_of(target) in VIEWS
-    return is_run_dir(target)
 
 
 def serve_dashboard(root: Path, port: int) -> None:
