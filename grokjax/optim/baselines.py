@@ -1,47 +1,22 @@
 """Known ways to speed up or remove grokking: optax transformations and one loss.
 
-Each method, its rule, its source and its place in an optax chain (g: the gradient of
-one parameter tensor, w: that tensor, u: the update after the optimizer):
-
-- `grokfast_ema` (Lee, Kang, Kim, Lee 2024, "Grokfast: Accelerated Grokking by
-  Amplifying Slow Gradients", arXiv 2405.20233): amplify the slow part of the gradient,
-
-      mu <- alpha mu + (1 - alpha) g,    g <- g + lamb mu,
-
-  with mu starting at the first gradient, as in the authors' code (so step 1 returns
-  (1 + lamb) g). Goes first: `optax.chain(grokfast_ema(), optax.adamw(...))`.
-- `grokfast_ma` (same paper): the same with a moving average over the last `window`
-  gradients, g_t <- g_t + lamb mean(g_{t-window+1}, ..., g_t), applied only once
-  `window` gradients are held (before that g passes unchanged, as in the authors'
-  code). Goes first in the chain.
-- `orthogonal_gradient`, "perpendicular Grad" (Prieto, Barsbey, Mediano, Birdal 2025,
-  "Grokking at the Edge of Numerical Stability", arXiv 2501.04697): per tensor,
-
-      g_perp = g - (g.w / (w.w + eps)) w,    g <- g_perp ||g|| / ||g_perp||,
-
-  so the loss cannot be lowered by scaling the weights up. The rescaling to the norm
-  of the original gradient is the authors' public implementation. Goes first and
-  needs `params`: `optax.chain(orthogonal_gradient(), optax.adamw(...))`.
-- StableMax (same paper) is a loss, not a transformation: it lives with the other
-  losses, `grokjax.problem.metrics.stablemax_cross_entropy` (re-exported here).
+- `grokfast_ema`, `grokfast_ma` (Lee, Kang, Kim, Lee 2024, "Grokfast: Accelerated
+  Grokking by Amplifying Slow Gradients", arXiv 2405.20233) amplify the slow part of the
+  gradient; `orthogonal_gradient`, "perpendicular Grad" (Prieto, Barsbey, Mediano, Birdal
+  2025, "Grokking at the Edge of Numerical Stability", arXiv 2501.04697), drops its part
+  along the weights. These filters go first: `optax.chain(grokfast_ema(), optax.adamw(...))`.
+- StableMax (the same 2025 paper) is a loss: `grokjax.problem.metrics.stablemax_cross_entropy`
+  (re-exported here).
 - `langevin_noise` (SGLD, Welling and Teh 2011, "Bayesian Learning via Stochastic
-  Gradient Langevin Dynamics"): u <- u + sqrt(2 lr T) xi, xi ~ N(0, 1) per parameter.
-  Goes last, after the learning rate is applied:
-  `optax.chain(optax.sgd(lr), langevin_noise(lr, T, key))` is
-  theta <- theta - lr g + sqrt(2 lr T) xi. (`optax.add_noise` adds its noise to the
-  gradient before the learning-rate scaling, so its std scales with lr, not sqrt(lr).)
-- `parameter_noise`, the plain-noise baseline: u <- u + sigma xi after any optimizer,
-  isotropic and of a fixed (or scheduled) scale, without WanD's thermostat or force.
-  Goes last in the chain.
+  Gradient Langevin Dynamics") and `parameter_noise` (the plain-noise baseline: isotropic,
+  of a fixed or scheduled scale, without WanD's thermostat or force) go last, after the
+  learning rate is applied. Their knobs (T, sigma) take a number or a schedule
+  (`grokjax.optim.schedules`).
 
-The noise knobs (T, sigma) take a number or a schedule (`grokjax.optim.schedules`).
-
-Adam without weight decay is `optax.adam`; no wrapper here.
-
-Every transformation takes its numbers (alpha, lamb, eps, learning_rate, temperature)
-as possibly traced arrays, so a vmapped `train` can give each ensemble member its own;
-`grokfast_ma`'s `window` shapes the state and is static. Outputs keep each update
-leaf's dtype.
+Adam without weight decay is `optax.adam`; no wrapper here. Every number (alpha, lamb,
+eps, learning_rate, temperature) may be a traced array, so a vmapped `train` gives each
+ensemble member its own; `grokfast_ma`'s `window` shapes the state and is static.
+Outputs keep each update leaf's dtype.
 """
 
 from __future__ import annotations
@@ -82,93 +57,77 @@ class AddedNoiseState(NamedTuple):
 
 
 def grokfast_ema(alpha=0.98, lamb=2.0) -> optax.GradientTransformation:
-    """Grokfast-EMA: add back an amplified exponential moving average of the gradient.
+    """Grokfast-EMA: add back an amplified exponential moving average of the gradient,
 
         mu_1 = g_1,  mu_t = alpha mu_{t-1} + (1 - alpha) g_t (t > 1),  g_t <- g_t + lamb mu_t
 
-    Args:
-        alpha: the EMA's decay per step, in [0, 1).
-        lamb: the amplification of the slow component.
+    (mu seeded with the first gradient as in the authors' code, so step 1 returns
+    (1 + lamb) g); alpha in [0, 1) is the decay, lamb the amplification.
 
     Example:
         >>> tx = optax.chain(grokfast_ema(0.98, 2.0), optax.adamw(1e-3, weight_decay=0.005))
-
-    Reference: Lee, Kang, Kim, Lee, "Grokfast: Accelerated Grokking by Amplifying Slow
-    Gradients", arXiv 2405.20233 (2024).
     """
 
-    def init(params) -> GrokfastEmaState:
-        return GrokfastEmaState(jax.tree.map(jnp.zeros_like, params), jnp.zeros([], jnp.int32))
+    def leaf(g, mu, count):
+        mu = jnp.where(count == 0, g, mu)  # seeded with the first gradient
+        mu = (alpha * mu + (1.0 - alpha) * g).astype(mu.dtype)
+        return (g + lamb * mu).astype(g.dtype), mu
 
-    def update(updates, state: GrokfastEmaState, params=None):
-        del params
-        first = state.count == 0
-
-        def leaf(g, mu):
-            mu = jnp.where(first, g, mu)  # seeded with the first gradient
-            mu = (alpha * mu + (1.0 - alpha) * g).astype(mu.dtype)
-            return (g + lamb * mu).astype(g.dtype), mu
-
-        pairs = jax.tree.map(leaf, updates, state.mu)
-        out, mu = _unzip(updates, pairs)
-        return out, GrokfastEmaState(mu, state.count + 1)
-
-    return optax.GradientTransformation(init, update)
+    return _slow_filter(GrokfastEmaState, jnp.zeros_like, leaf)
 
 
 def grokfast_ma(window: int = 100, lamb=5.0) -> optax.GradientTransformation:
-    """Grokfast-MA: add back an amplified moving average of the last `window` gradients.
+    """Grokfast-MA: add back an amplified mean of the last `window` gradients,
 
         g_t <- g_t + lamb (1 / window) sum_{k=0}^{window-1} g_{t-k}   once t >= window,
-        g_t unchanged before.
 
-    The state holds `window` copies of the parameters (mind the memory for large
-    windows times ensemble members).
-
-    Args:
-        window: the number of gradients averaged (static: it shapes the state).
-        lamb: the amplification of the slow component.
+    g_t unchanged before (as in the authors' code). The state holds `window` copies of
+    the parameters (mind the memory for large windows times ensemble members).
 
     Example:
         >>> tx = optax.chain(grokfast_ma(100, 5.0), optax.adamw(1e-3, weight_decay=0.01))
-
-    Reference: Lee, Kang, Kim, Lee, "Grokfast: Accelerated Grokking by Amplifying Slow
-    Gradients", arXiv 2405.20233 (2024).
     """
     if not isinstance(window, int) or window < 1:
         raise ValueError(f"grokfast_ma: window={window!r} must be a positive int")
 
-    def init(params) -> GrokfastMaState:
-        buffer = jax.tree.map(lambda p: jnp.zeros((window, *p.shape), p.dtype), params)
-        return GrokfastMaState(buffer, jnp.zeros([], jnp.int32))
+    def leaf(g, buf, count):
+        buf = buf.at[count % window].set(g.astype(buf.dtype))
+        full = count + 1 >= window  # this gradient fills the last empty slot
+        return jnp.where(full, g + lamb * jnp.mean(buf, axis=0), g).astype(g.dtype), buf
 
-    def update(updates, state: GrokfastMaState, params=None):
+    return _slow_filter(GrokfastMaState, lambda p: jnp.zeros((window, *p.shape), p.dtype), leaf)
+
+
+def _slow_filter(state_type, init_memory, leaf) -> optax.GradientTransformation:
+    """Per tensor, (g, memory) <- leaf(g, memory, updates taken); the memory starts as
+    init_memory(param)."""
+
+    def init(params):
+        return state_type(jax.tree.map(init_memory, params), jnp.zeros([], jnp.int32))
+
+    def update(updates, state, params=None):
         del params
-        slot = state.count % window
-        full = state.count + 1 >= window  # this gradient fills the last empty slot
-
-        def leaf(g, buf):
-            buf = buf.at[slot].set(g.astype(buf.dtype))
-            filtered = g + lamb * jnp.mean(buf, axis=0)
-            return jnp.where(full, filtered, g).astype(g.dtype), buf
-
-        pairs = jax.tree.map(leaf, updates, state.buffer)
-        out, buffer = _unzip(updates, pairs)
-        return out, GrokfastMaState(buffer, state.count + 1)
+        pairs = jax.tree.map(lambda g, m: leaf(g, m, state.count), updates, state[0])
+        treedef = jax.tree.structure(updates)  # split the (g, memory) leaves into two trees
+        flat = treedef.flatten_up_to(pairs)
+        memory = jax.tree.unflatten(treedef, [m for _, m in flat])
+        return jax.tree.unflatten(treedef, [g for g, _ in flat]), state_type(
+            memory, state.count + 1
+        )
 
     return optax.GradientTransformation(init, update)
 
 
 def orthogonal_gradient(eps=1e-15) -> optax.GradientTransformation:
-    """Perpendicular Grad: per tensor, drop the gradient's component along the weights.
+    """Perpendicular Grad: per tensor, drop the gradient's component along the weights,
 
-        g_perp = g - (g.w / (w.w + eps)) w,    g <- g_perp ||g|| / ||g_perp||
+        g_perp = g - (g.w / (w.w + eps)) w,    g <- g_perp ||g|| / ||g_perp||,
 
-    A tensor whose g_perp is exactly zero gets a zero update. Dot products are
-    elementwise sums (not `dot`, which may run in reduced precision on accelerators).
-
-    Args:
-        eps: guards w.w = 0 (a zero tensor, such as a fresh bias, keeps its gradient).
+    so the loss cannot be lowered by scaling the weights up; the rescaling to the
+    original norm is the authors' public implementation. eps guards w.w = 0 (a zero
+    tensor, such as a fresh bias, keeps its gradient); a zero g_perp gives a zero update.
+    Dot products are elementwise sums (`dot` may run in reduced precision on
+    accelerators). Needs `params`.
 
     Example:
         >>> tx = orthogonal_gradient()
@@ -176,10 +135,6 @@ def orthogonal_gradient(eps=1e-15) -> optax.GradientTransformation:
         >>> g_perp, _ = tx.update({"w": jnp.array([1.0, 1.0])}, tx.init(params), params)
         >>> g_perp["w"]  # [0, sqrt 2]
         Array([0.       , 1.4142135], dtype=float32)
-        >>> tx = optax.chain(orthogonal_gradient(), optax.adamw(1e-3, weight_decay=0.0))
-
-    Reference: Prieto, Barsbey, Mediano, Birdal, "Grokking at the Edge of Numerical
-    Stability", arXiv 2501.04697 (2025).
     """
 
     def init(params):
@@ -208,27 +163,23 @@ def langevin_noise(
 ) -> optax.GradientTransformationExtraArgs:
     """SGLD noise on the final update: u <- u + sqrt(2 lr T) xi, xi ~ N(0, 1) per parameter.
 
-    Goes last in a chain, after the learning rate has been applied, so that with plain
-    SGD the step is theta <- theta - lr g + sqrt(2 lr T) xi (stationary density
-    exp(-L / T) in the small-lr limit). The step-t noise comes from
-    `fold_in(key, t)`, so the stream does not depend on how the loop is chunked.
+    After plain SGD the step is theta <- theta - lr g + sqrt(2 lr T) xi (stationary
+    density exp(-L / T) in the small-lr limit). (`optax.add_noise` adds its noise to the
+    gradient before the learning-rate scaling, so its std scales with lr, not sqrt(lr).)
 
     Args:
-        learning_rate: lr, a number or array (may be traced), or an optax schedule of
-            the step count (use the optimizer's own schedule).
-        temperature: T >= 0 (T = 0 leaves the update unchanged): a number, or a
-            schedule (`grokjax.optim.schedules`), on the trigger's clock if one is given.
-        key: the noise key, kept in the state; build the transformation from the
-            member's own key inside the vmapped `train`.
-        trigger: starts the temperature's schedule (`grokjax.optim.schedules.Trigger`);
-            None runs it from step 0.
+        learning_rate: lr, a number, an array (may be traced) or an optax schedule of the
+            step count (use the optimizer's own schedule).
+        temperature: T >= 0 (0 leaves the update unchanged), a number or a schedule.
+        key: the noise key, kept in the state (step t draws from `fold_in(key, t)`, so
+            the stream does not depend on how the loop is chunked); build the
+            transformation from the member's own key inside the vmapped `train`.
+        trigger: starts the schedule's clock (`grokjax.optim.schedules.Trigger`); None
+            runs it from step 0.
 
     Example:
         >>> lr, T = 1e-3, 1e-4
         >>> tx = optax.chain(optax.sgd(lr), langevin_noise(lr, T, key=jax.random.key(0)))
-
-    Reference: Welling, Teh, "Bayesian Learning via Stochastic Gradient Langevin
-    Dynamics", ICML (2011).
     """
 
     def std(clock: schedules.Clock):
@@ -241,18 +192,8 @@ def langevin_noise(
 def parameter_noise(
     scale, key: jax.Array, *, trigger: Trigger | None = None
 ) -> optax.GradientTransformationExtraArgs:
-    """Isotropic Gaussian parameter noise after any optimizer: u <- u + sigma xi.
-
-    xi ~ N(0, 1) per parameter and per step, whatever the optimizer before it did, so
-    theta <- theta + u_optimizer + sigma xi: the plain-noise baseline against WanD's
-    calibrated Langevin noise. Goes last in a chain:
-    `optax.chain(optax.adamw(...), parameter_noise(1e-2, key))`.
-
-    Args:
-        scale: sigma >= 0 (0 leaves the update unchanged): a number, or a schedule
-            (`grokjax.optim.schedules`), on the trigger's clock if one is given.
-        key: the noise key, kept in the state (step t draws from `fold_in(key, t)`).
-        trigger: starts the scale's schedule; None runs it from step 0.
+    """Isotropic Gaussian noise after any optimizer: u <- u + sigma xi, xi ~ N(0, 1) per
+    parameter and step; `scale` (sigma >= 0), `key` and `trigger` as in `langevin_noise`.
 
     Example:
         >>> tx = optax.chain(optax.adamw(1e-3), parameter_noise(1e-2, jax.random.key(0)))
@@ -275,14 +216,6 @@ def _added_noise(std_at, key: jax.Array, trigger: Trigger | None):
         return noisy, AddedNoiseState(schedules.tick(state.clock, trigger, extra_args), state.key)
 
     return optax.GradientTransformationExtraArgs(init, update)
-
-
-def _unzip(like, pairs):
-    """Split a tree of (a, b) leaves, shaped like `like`, into a tree of a and a tree of b."""
-    treedef = jax.tree.structure(like)
-    pairs = treedef.flatten_up_to(pairs)
-    firsts = jax.tree.unflatten(treedef, [a for a, _ in pairs])
-    return firsts, jax.tree.unflatten(treedef, [b for _, b in pairs])
 
 
 GRADIENT_FILTERS = ("none", "grokfast-ema", "grokfast-ma", "orthogonal")

@@ -6,14 +6,10 @@ Zhang et al. 2025 mix WanD and AdamW as
 
 with A_test the **test** accuracy. A weight read from test accuracy feeds test labels
 into training: the run is no longer a measurement of generalisation, and the reported
-test numbers are biased upward. `blend` therefore takes the observable as a named extra
-argument of `update` and leaves the choice to the caller; grokjax's trainer passes only
-training-side signals by default (`value`, the training loss, and `train_accuracy`).
-
-Both inner transformations see every gradient and keep their own state (WanD's
-velocity and entropy estimate keep evolving while AdamW leads, and the other way
-round). The observable is smoothed by an exponential moving average before the weight
-is read, because WanD's training loss fluctuates from step to step.
+test numbers are biased upward. `blend` therefore reads the observable from a named extra
+argument of `update`, and grokjax's trainer passes only training-side ones (`value`, the
+training loss, and `train_accuracy`). The observable is smoothed by an EMA before the
+weight is read, because WanD's training loss fluctuates from step to step.
 """
 
 from __future__ import annotations
@@ -44,12 +40,9 @@ def paper_weight(accuracy: jax.Array) -> jax.Array:
 
 
 def ramp_weight(low, high) -> Callable[[jax.Array], jax.Array]:
-    """alpha = 1 at or above `high`, 0 at or below `low`, linear in between.
-
-    Read on the log training loss, `ramp_weight(low, high)` gives the first optimizer
-    while the loss is high and hands over to the second as it falls (low < high); read
-    on an accuracy with low > high, it does the same as the accuracy rises.
-    """
+    """alpha = 1 at or above `high`, 0 at or below `low`, linear in between: on ln L
+    (low < high) the first optimizer leads while the loss is high; on an accuracy with
+    low > high, until the accuracy rises."""
 
     def weight(observable: jax.Array) -> jax.Array:
         return jnp.clip((observable - low) / (high - low), 0.0, 1.0)
@@ -69,16 +62,11 @@ def blend(
 ) -> optax.GradientTransformationExtraArgs:
     """alpha * first + (1 - alpha) * second, with alpha = weight(EMA of the observable).
 
-    Args:
-        first, second: any optax transformations (plain or extra-args); both receive
-            every extra argument `update` is given.
-        weight: maps the smoothed observable to alpha in [0, 1] (clipped).
-        observable: the name of the extra argument of `update` to read (`"value"`, the
-            loss, by default; the grokjax trainer also passes `"train_accuracy"`).
-        transform: applied to the observable before smoothing (e.g. `jnp.log` to read
-            ln L from `value`); None reads it as given.
-        smoothing: EMA decay in [0, 1); 0 reads the current value only.
-        initial: the EMA's starting value; None starts it at the first reading.
+    `first` and `second` (plain or extra-args) both see every gradient and extra argument
+    and keep their own state. `weight` maps the smoothed observable to alpha (clipped to
+    [0, 1]); `observable` names the extra argument read, `transform` is applied to it
+    before smoothing (e.g. `jnp.log` for ln L), `smoothing` is the EMA's decay in [0, 1)
+    (0: the current value only) and `initial` its start (None: the first reading).
 
     Example:
         >>> tx = blend(optax.sgd(0.1), optax.adam(0.1), ramp_weight(-3.0, 0.0),

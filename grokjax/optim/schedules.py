@@ -9,7 +9,8 @@ temperature, `parameter_noise`'s scale sigma) is one of
   stayed past a level for a number of consecutive updates. Before the trigger the knob
   holds schedule(0); from the update after it fires, it reads schedule(t - t_fired).
 
-The annealing shapes, with tau = max(t - begin, 0) and v0 -> v1 the start and the floor:
+The annealing shapes (`anneal`), with tau = max(t - begin, 0) and v0 -> v1 the start and
+the floor:
 
     constant      v(t) = v0
     exponential   v(t) = v1 + (v0 - v1) exp(-tau / steps)                 (time constant)
@@ -22,10 +23,9 @@ schedule factories check their step counts in Python, which a traced value canno
 For concrete numbers the shapes equal optax's (`exponential_decay`,
 `cosine_decay_schedule`, `linear_schedule`; tests check it).
 
-A trigger reads one named extra argument of `update`: `train_accuracy` (the batch
-accuracy, >= level) or `value` (the batch loss, ln L <= level), both passed by the grokjax
-trainer. Nothing test-side ever reaches an optimizer there, so a trigger cannot read test
-accuracy unless a caller's own loop passes it.
+A trigger reads one extra argument of `update`, `train_accuracy` or `value` (the batch
+loss), both passed by the grokjax trainer; nothing test-side reaches an optimizer there,
+so a trigger cannot read test accuracy unless a caller's own loop passes it.
 
 Under `optax.inject_hyperparams` a schedule given to the injector is evaluated on the
 injector's own step count and handed to the transform as a number, so a trigger then
@@ -47,59 +47,36 @@ SHAPES = ("constant", "exponential", "cosine", "linear")
 SIGNALS = {"train_accuracy": "train_accuracy", "train_loss": "value"}  # name -> update's arg
 
 
-def _elapsed(count, begin):
-    return jnp.maximum(jnp.asarray(count, jnp.float32) - begin, 0.0)
-
-
-def constant(value) -> Callable[[jax.Array], jax.Array]:
-    """v(t) = value."""
-    return lambda count: jnp.asarray(value, jnp.float32)
-
-
-def exponential(start, floor, steps, begin=0.0) -> Callable[[jax.Array], jax.Array]:
-    """v(t) = floor + (start - floor) exp(-max(t - begin, 0) / steps): to the floor with
-    time constant `steps` (e-folds)."""
-    return lambda count: floor + (start - floor) * jnp.exp(-_elapsed(count, begin) / steps)
-
-
-def cosine(start, floor, steps, begin=0.0) -> Callable[[jax.Array], jax.Array]:
-    """Half a cosine from `start` at t = begin to `floor` at t = begin + steps, then the floor."""
-
-    def schedule(count):
-        done = jnp.minimum(_elapsed(count, begin), steps) / steps
-        return floor + (start - floor) * 0.5 * (1.0 + jnp.cos(jnp.pi * done))
-
-    return schedule
-
-
-def linear(start, floor, steps, begin=0.0) -> Callable[[jax.Array], jax.Array]:
-    """A straight line from `start` at t = begin to `floor` at t = begin + steps, then the floor."""
-    return lambda count: start + (floor - start) * jnp.minimum(_elapsed(count, begin) / steps, 1.0)
-
-
 def anneal(shape: str, start, floor, steps, begin=0.0) -> Callable[[jax.Array], jax.Array]:
-    """The schedule of `shape` (one of `SHAPES`) from `start` to `floor`.
+    """The schedule of `shape` (one of `SHAPES`, as in the table above) from `start` to
+    `floor`.
 
     Example:
         >>> kT = anneal("cosine", 0.5, 0.01, steps=1000, begin=200)
         >>> [round(float(kT(t)), 4) for t in (0, 700, 5000)]
         [0.5, 0.255, 0.01]
     """
-    if shape == "constant":
-        return constant(start)
     if shape not in SHAPES:
         raise ValueError(f"shape={shape!r} is not allowed: one of {', '.join(SHAPES)}")
-    return {"exponential": exponential, "cosine": cosine, "linear": linear}[shape](
-        start, floor, steps, begin
-    )
+
+    def schedule(count):
+        if shape == "constant":
+            return jnp.asarray(start, jnp.float32)
+        tau = jnp.maximum(jnp.asarray(count, jnp.float32) - begin, 0.0)
+        if shape == "exponential":
+            return floor + (start - floor) * jnp.exp(-tau / steps)
+        if shape == "cosine":
+            return floor + (start - floor) * 0.5 * (
+                1.0 + jnp.cos(jnp.pi * (jnp.minimum(tau, steps) / steps))
+            )
+        return start + (floor - start) * jnp.minimum(tau / steps, 1.0)
+
+    return schedule
 
 
 class Trigger(NamedTuple):
-    """Start the schedules' clock once `signal` has been past `level` for `steps` updates.
-
-    `signal`: 'train_accuracy' (fires on accuracy >= level) or 'train_loss' (on
-    ln L <= level). `level` and `steps` may be traced (one per member).
-    """
+    """Start the schedules' clock once `signal` ('train_accuracy': accuracy >= level;
+    'train_loss': ln L <= level) has held for `steps` updates (level, steps may be traced)."""
 
     signal: str
     level: Any
