@@ -211,16 +211,7 @@ def _warn(args) -> str:
     return warn([Path(p) for p in args.runs_dir], out, args.window, args.early_step)
 
 
-COMMANDS = dict(
-    run=_run,
-    compare=_compare,
-    landscape=_landscape,
-    sweep=_sweep,
-    presets=_presets,
-    report=_report,
-    dashboard=_dashboard,
-    warn=_warn,
-)
+COMMANDS = {name: globals()[f"_{name}"] for name in HELP}  # grokjax NAME runs _NAME(args)
 
 
 def main(argv: list[str] | None = None) -> int:

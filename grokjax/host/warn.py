@@ -121,12 +121,7 @@ def warn(
             for r in runs
         ]
     )
-    for name, frame in (
-        ("folds", folds),
-        ("summary", summary),
-        ("alarms", alarms),
-        ("runs", table),
-    ):
+    for name, frame in dict(folds=folds, summary=summary, alarms=alarms, runs=table).items():
         atomic_write_with(out_dir / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
     atomic_write_with(out_dir / "warning.png", lambda p: alarm_figure(alarms, summary, p))
     budget = max(int(r.steps[-1]) for r in runs)
@@ -185,21 +180,10 @@ def early_figure(alarms, summary, path, early_step: int, budget: int, n_best: in
     for ax, name in zip(axes[0], shown, strict=True):
         rows = alarms[(alarms.indicator == name) & alarms.early_value.notna()]
         seen = rows.generalisation.notna()
-        ax.scatter(
-            rows.early_value[seen],
-            rows.generalisation[seen],
-            s=14,
-            c="#377eb8",
-            label="generalised",
-        )
-        ax.scatter(
-            rows.early_value[~seen],
-            np.full((~seen).sum(), budget),
-            s=14,
-            facecolors="none",
-            edgecolors="#e41a1c",
-            label="censored (budget)",
-        )
+        x, y = rows.early_value, rows.generalisation
+        ax.scatter(x[seen], y[seen], s=14, c="#377eb8", label="generalised")
+        censored = dict(facecolors="none", edgecolors="#e41a1c", label="censored (budget)")
+        ax.scatter(x[~seen], np.full((~seen).sum(), budget), s=14, **censored)
         ax.set(xlabel=f"sign x indicator at step {early_step}", ylabel="generalisation step")
         ax.set_title(name)
         if len(rows):
@@ -239,11 +223,8 @@ def alarm_figure(alarms: pd.DataFrame, summary: pd.DataFrame, path, n_best: int 
                 c="#e41a1c",
                 label="never (false alarm)",
             )
-        lo = (
-            max(10, np.nanmin(rows.memorisation.dropna()))
-            if rows.memorisation.notna().any()
-            else 10
-        )
+        memorised = rows.memorisation.dropna()
+        lo = max(10, np.nanmin(memorised)) if len(memorised) else 10
         hi = max(lo * 10, np.nanmax(rows.onset.fillna(lo)) * 1.2)
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_minor_formatter(NullFormatter())
@@ -259,14 +240,8 @@ def alarm_figure(alarms: pd.DataFrame, summary: pd.DataFrame, path, n_best: int 
             title=name,
         )
         s = summary[summary.indicator == name].iloc[0]
-        ax.text(
-            0.03,
-            0.97,
-            f"warned {s.warned:.2f}\nfalse {s['false alarms']:.2f}",
-            transform=ax.transAxes,
-            va="top",
-            fontsize=8,
-        )
+        text = f"warned {s.warned:.2f}\nfalse {s['false alarms']:.2f}"
+        ax.text(0.03, 0.97, text, transform=ax.transAxes, va="top", fontsize=8)
     axes[0][0].legend(fontsize=7, loc="lower right")
     fig.suptitle("held-out runs: alarms below the dashed line come before the onset", fontsize=9)
     fig.tight_layout()
