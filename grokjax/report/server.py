@@ -156,7 +156,7 @@ def index_page(root: Path, items: list[Item]) -> bytes:
 
 
 RUN_SCRIPT = """
-const PATH = %s, POLL_MS = %d;
+const PATH = %s, POLL_MS = %d, $ = (id) => document.getElementById(id);
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) =>
   ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'})[c]);
 async function refresh() {
@@ -164,25 +164,21 @@ async function refresh() {
   const url = '/api/run/' + PATH.split('/').map(encodeURIComponent).join('/');
   try { d = await (await fetch(url)).json(); }
   catch (e) { setTimeout(refresh, POLL_MS); return; }
-  const state = document.getElementById('state');
-  state.textContent = d.state; state.className = 'state ' + d.state;
-  document.getElementById('error').textContent = d.error || '';
+  $('state').textContent = d.state; $('state').className = 'state ' + d.state;
+  $('error').textContent = d.error || '';
   if (!d.error) {
-    document.getElementById('title').textContent = d.title;
-    document.getElementById('evaluations').textContent = d.evaluations;
-    document.getElementById('facts').innerHTML = d.facts.map(
+    $('title').textContent = d.title; $('evaluations').textContent = d.evaluations;
+    $('facts').innerHTML = d.facts.map(
       ([k, v]) => '<dt>' + esc(k) + '</dt><dd>' + esc(v) + '</dd>').join('');
-    const figures = document.getElementById('figures');
     for (const [name, fig] of Object.entries(d.figures)) {
-      let div = document.getElementById('fig-' + name);
+      let div = $('fig-' + name);
       if (!div) {
         div = document.createElement('div'); div.id = 'fig-' + name;
-        div.className = 'figure'; figures.appendChild(div);
+        div.className = 'figure'; $('figures').appendChild(div);
       }
       Plotly.react(div, fig.data, fig.layout, {responsive: true});
     }
-    document.getElementById('summary').innerHTML =
-      d.summary_html || '<p>No summary yet: the run has not finished.</p>';
+    $('summary').innerHTML = d.summary_html || '<p>No summary yet: the run has not finished.</p>';
   }
   document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
   if (d.state === 'running') setTimeout(refresh, POLL_MS);
