@@ -57,10 +57,8 @@ from grokjax.problem.progress import PROGRESS_NAMES, progress_measures
 
 
 class TrainState(NamedTuple):
-    """One member's run: parameters, optimizer state, updates taken, its keys, the
-    parameters kept at the waiting times (`grokjax.problem.ageing`; None without them),
-    and the network's state besides its parameters (BatchNorm's running averages, NNX
-    random streams; None for a network without any, `grokjax.problem.network`)."""
+    """One member's run; `ageing` the snapshots at the waiting times (None without them),
+    `model_state` the network's state besides its parameters (`grokjax.problem.network`)."""
 
     params: Any
     opt_state: Any
@@ -73,12 +71,8 @@ class TrainState(NamedTuple):
 
 
 def metric_names(cfg: Config) -> tuple[str, ...]:
-    """Every metric a run of `cfg` records: `METRIC_NAMES`, then for each waiting time
-    t_w the mean-squared displacement `msd@t_w` and the overlap `overlap@t_w`, the
-    Fourier progress measures when `eval.progress_frequencies` asks
-    (`grokjax.problem.progress.PROGRESS_NAMES`), then the optimizer's readouts
-    (`grokjax.optim.readout_names`: kT and sigma in force, WanD's entropy estimate at
-    ln L_train)."""
+    """Every metric a run of `cfg` records: `METRIC_NAMES`, `msd@t_w` and `overlap@t_w` per
+    waiting time, `PROGRESS_NAMES` if asked, then the optimizer's `readout_names`."""
     waiting = sorted(cfg.eval.waiting_times)
     extra = [f"{kind}@{t}" for t in waiting for kind in ("msd", "overlap")]
     progress = PROGRESS_NAMES if cfg.eval.progress_frequencies else ()
@@ -98,11 +92,9 @@ def segments(cfg: Config) -> np.ndarray:
 
 
 def chunk_schedule(cfg: Config) -> np.ndarray:
-    """`segments(cfg)` cut into chunks of `cfg.eval.chunk_evals` evaluations: [chunks, evals].
-
-    The last chunk is padded with zero-step segments (evaluations that the caller
-    drops), so every chunk has the same shape and one compiled program serves all.
-    """
+    """`segments(cfg)` cut into chunks of `cfg.eval.chunk_evals` evaluations: [chunks, evals];
+    the last is padded with zero-step segments (evaluations the caller drops), so one
+    compiled program serves every chunk."""
     segs = segments(cfg)
     per_chunk = min(cfg.eval.chunk_evals, segs.size)
     n_chunks = -(-segs.size // per_chunk)
@@ -123,20 +115,12 @@ def make_train(
 ) -> Trainer:
     """Build the pure training functions for `cfg` (see the module docstring).
 
-    Args:
-        cfg: the static configuration.
-        optimizer: `optimizer(hparams, key) -> optax.GradientTransformation`, any optax
-            chain; it is called inside the traced functions, so `hparams` may be traced
-            (one value per vmapped member) and `key` is the member's optimizer key.
-            Defaults to the optimizer `cfg.optim` names (`grokjax.optim`). The
-            update receives the batch loss as `value=` (optax's convention for
-            loss-aware transforms) and the batch accuracy as `train_accuracy=`
-            (training-side signals only); plain transforms ignore both.
-        report: a host function that `run` calls (`jax.debug.callback`, unordered)
-            with the steps each member took in each segment, for a progress bar; it
-            returns nothing to the program, so the numbers do not depend on it.
-    Returns:
-        A `Trainer(init, step, run, train)`.
+    `optimizer(hparams, key) -> optax.GradientTransformation` (default: `cfg.optim`'s, from
+    `grokjax.optim`) is called inside the traced functions, so `hparams` may be traced per
+    member; `key` is the member's optimizer key. Its update receives the batch loss as
+    `value=` (optax's convention) and the batch accuracy as `train_accuracy=`. `report`,
+    if given, is called from `run` (`jax.debug.callback`, unordered) with the steps each
+    member took per segment, for a progress bar; the numbers do not depend on it.
     """
     spec = cfg.data.spec
     net = make_network(cfg.model, spec)
@@ -173,8 +157,6 @@ def make_train(
         return objective.train_loss(outputs_BxC, labels_B), (outputs_BxC, model_state)
 
     def step_key(state: TrainState) -> jax.Array | None:
-        """The key of this step's random layers (dropout): one stream per member, one
-        key per step, whatever the chunking."""
         if not net.stochastic:
             return None
         return jax.random.fold_in(jax.random.fold_in(state.loop_key, MODEL_STREAM), state.step)
@@ -196,16 +178,11 @@ def make_train(
         params = jax.tree.map(lambda p: p * hparams.init_scale, params)
         if fixed_norm is not None:
             params = rescale_to_norm(params, fixed_norm)
-        tx = transform(hparams, opt_key)
+        opt_state = transform(hparams, opt_key).init(params)
+        ageing = ageing_init(params, waiting) if waiting else None
+        step0 = jnp.zeros((), jnp.int32)
         return TrainState(
-            params,
-            tx.init(params),
-            jnp.zeros((), jnp.int32),
-            opt_key,
-            loop_key,
-            member_data_key,
-            ageing_init(params, waiting) if waiting else None,
-            model_state,
+            params, opt_state, step0, opt_key, loop_key, member_data_key, ageing, model_state
         )
 
     def update(state: TrainState, hparams: Hparams, ds: data_lib.Dataset) -> TrainState:
@@ -227,7 +204,6 @@ def make_train(
         )
 
     def step(state: TrainState, hparams: Hparams) -> TrainState:
-        """One optimizer update on one batch."""
         return update(state, hparams, dataset(state))
 
     def run(state: TrainState, hparams: Hparams, segments_E: jax.Array):
@@ -242,15 +218,7 @@ def make_train(
             def apply(params, inputs_BxI):  # evaluation mode: running averages, no dropout
                 return net.apply(params, state.model_state, inputs_BxI)
 
-            metrics = evaluate(
-                apply,
-                state.params,
-                ds.train_inputs,
-                ds.train_labels,
-                ds.test_inputs,
-                ds.test_labels,
-                objective,
-            )
+            metrics = evaluate(apply, state.params, *ds[:4], objective)
             if waiting:
                 ageing = ageing_update(state.ageing, state.params, state.step)
                 state = state._replace(ageing=ageing)
@@ -259,19 +227,7 @@ def make_train(
                     metrics[f"msd@{t}"] = seen["msd"][k]
                     metrics[f"overlap@{t}"] = seen["overlap"][k]
             if n_key:
-                metrics.update(
-                    progress_measures(
-                        apply,
-                        state.params,
-                        ds.train_inputs,
-                        ds.train_labels,
-                        ds.clean_train_labels,
-                        ds.test_inputs,
-                        ds.test_labels,
-                        spec.n_labels,
-                        n_key,
-                    )
-                )
+                metrics.update(progress_measures(apply, state.params, ds, spec.n_labels, n_key))
             metrics.update(readouts(cfg.optim, hparams, state.opt_state, metrics["ln_train_loss"]))
             return state, metrics
 

@@ -69,17 +69,7 @@ def _split():
 def _measures(module, n_key=2):
     ds = _split()
     params = module.init(jax.random.key(1), ds.train_inputs[:2])
-    out = progress_measures(
-        module.apply,
-        params,
-        ds.train_inputs,
-        ds.train_labels,
-        ds.clean_train_labels,
-        ds.test_inputs,
-        ds.test_labels,
-        P,
-        n_key,
-    )
+    out = progress_measures(module.apply, params, ds, P, n_key)
     return {k: float(v) for k, v in out.items()}, params, ds
 
 
@@ -158,5 +148,5 @@ def test_trainer_records_them_at_every_evaluation():
 )
 def test_bad_progress_settings_are_refused(changes, allowed):
     with pytest.raises(ConfigError, match="progress_frequencies") as error:
-        Config(**{"progress_frequencies": 2, **changes})
+        Config(**{"eval.progress_frequencies": 2, **changes})
     assert allowed in str(error.value)

@@ -79,17 +79,9 @@ def flatten(params: Any) -> jax.Array:
 
 
 def ageing_init(params: Any, waiting_times: Sequence[int]) -> AgeingState:
-    """An empty recorder for `waiting_times`, taking `params` as the step-0 parameters.
-
-    Args:
-        params: the parameter pytree at step 0 (sets N; a waiting time 0 is recorded
-            from it straight away, so the usual integration, init here and then
-            `ageing_update` after every update, misses no waiting time).
-        waiting_times: static, distinct non-negative ints (sorted here); W of them
-            (none gives an empty recorder).
-    Returns:
-        `AgeingState` with snapshots float32 [W, N]. Memory is W * N * 4 bytes per member.
-    """
+    """A recorder for the static, distinct, non-negative `waiting_times` (none: an empty
+    one), `params` being step 0's (a waiting time 0 is recorded now). Memory: W * N * 4
+    bytes per member."""
     tws = tuple(int(t) for t in waiting_times)
     if not tws:  # nothing to record: an empty state, so a TrainState always has one
         return AgeingState(
@@ -108,13 +100,8 @@ def ageing_init(params: Any, waiting_times: Sequence[int]) -> AgeingState:
 
 
 def ageing_update(state: AgeingState, params: Any, step: jax.Array | int) -> AgeingState:
-    """Store `params` as the snapshot of t_w when `step == t_w`; otherwise a no-op.
-
-    Branch-free (a masked `dynamic_update_index_in_dim`, O(N) per call), so `step` may be
-    traced and the call may sit inside `jit`, `vmap` and `lax.scan`. Call it after each
-    optimizer update with `step` = updates taken so far, so theta(t_w) is the parameter
-    vector after t_w updates.
-    """
+    """Store `params` as the snapshot of t_w when `step == t_w` (updates taken so far);
+    otherwise a no-op. Branch-free (a masked update, O(N)), so `step` may be traced."""
     hit_W = state.waiting_times == step
     idx = jnp.argmax(hit_W)  # distinct waiting times: at most one hit
     row_N = jnp.where(jnp.any(hit_W), flatten(params), state.snapshots[idx])
@@ -123,13 +110,7 @@ def ageing_update(state: AgeingState, params: Any, step: jax.Array | int) -> Age
 
 
 def observables(state: AgeingState, params: Any) -> dict[str, jax.Array]:
-    """MSD(t_w, t) and the cosine overlap C(t_w, t) of `params` (time t) per waiting time.
-
-    Returns:
-        {"msd": float32 [W], "overlap": float32 [W]}; NaN where theta(t_w) has not been
-        taken (t < t_w, or the step t_w was never passed to `ageing_update`). Under a
-        member vmap and a scan over E evaluations they come out [M, E, W].
-    """
+    """{"msd": [W], "overlap": [W]} of `params` (time t); NaN where theta(t_w) was not taken."""
     theta_N = flatten(params)
     diff_WxN = theta_N[None, :] - state.snapshots
     msd_W = jnp.sum(diff_WxN * diff_WxN, axis=1) / theta_N.size
@@ -140,6 +121,3 @@ def observables(state: AgeingState, params: Any) -> dict[str, jax.Array]:
         "msd": jnp.where(state.taken, msd_W, nan),
         "overlap": jnp.where(state.taken, dot_W / norms_W, nan),
     }
-
-
-# Host side.

@@ -1,16 +1,7 @@
 """The user's data and model checked at the door, before anything is compiled or written.
 
-`check_task(data)` makes a user task's examples once and checks them against its `Spec`:
-a non-empty pool that covers the split, inputs and labels of matching lengths, the
-example shape the Spec gives, finite float inputs and tokens inside the vocabulary,
-integer labels in [0, classes) for a classification and finite targets of the right
-width for a regression. `check_network(cfg, net)` evaluates a user model abstractly
-(`jax.eval_shape`: shapes only, no compute) on two examples: floating parameters,
-outputs [B, classes] (or the regression's width) in training and at evaluation, and a
-training step that keeps its state's shapes. Each failure is one `ConfigError` line
-naming `data.task` or `model.name` and what is wrong; an exception raised inside the
-user's code names the user's file and line (`grokjax.problem.references.user_code`).
-
+Each failure is one `ConfigError` line naming `data.task` or `model.name` and what is
+wrong (an exception inside the user's code names its file and line: `user_code`).
 Built-in tasks and models are correct by construction and skip the checks; each
 (config, object) pair is checked once per process.
 """
@@ -36,10 +27,6 @@ if TYPE_CHECKING:
 _CHECKED: dict[tuple, Any] = {}  # keys hold the objects checked, so their ids stay theirs
 
 
-def is_builtin_task(name: str) -> bool:
-    return name in TASKS or name in data_lib.BUILTIN
-
-
 def check_config(cfg) -> None:
     """Build `cfg`'s network and check the user's data and model (`check_inputs`)."""
     from grokjax.problem.models import make_network
@@ -49,7 +36,7 @@ def check_config(cfg) -> None:
 
 def check_inputs(cfg, net: Network) -> None:
     """`check_task` and `check_network` for `cfg`, once per (config, user object)."""
-    if not is_builtin_task(cfg.data.task):
+    if cfg.data.task not in TASKS and cfg.data.task not in data_lib.BUILTIN:
         source = data_lib.source(cfg.data.task)
         key = ("task", cfg.data, id(source))
         if key not in _CHECKED:
@@ -73,7 +60,7 @@ def _range(values: np.ndarray) -> str:
 
 def check_task(data: DataConfig) -> None:
     """Make the task's examples (as a run would, with the split seed's draw key) and check
-    them against its `Spec`; raise a one-line `ConfigError` naming data.task otherwise."""
+    them against its `Spec`: pool, lengths, shapes, dtypes, finite values, label range."""
     spec = data.spec
     draw_key = jax.random.split(jax.random.key(data.split_seed or 0), 3)[2]  # as data.make
     with user_code("data.task", data.task, "while making its examples"):
@@ -129,8 +116,8 @@ def _structure(tree: Any) -> tuple:
 
 
 def check_network(cfg, net: Network) -> None:
-    """Evaluate the network abstractly on two examples of the task and check what it
-    gives; raise a one-line `ConfigError` naming model.name otherwise."""
+    """Evaluate the network abstractly (`jax.eval_shape`) on two examples: floating
+    parameters, outputs [2, classes or width] in training and evaluation, state kept."""
     spec = cfg.data.spec
     name = cfg.model.name
 

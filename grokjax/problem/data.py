@@ -1,13 +1,7 @@
-"""Datasets: every task's examples, their train/test split and label noise.
+"""Datasets: every task's examples, their train/test split (`make`) and label noise.
 
-A task is a `Source`. `spec(cfg) -> Spec` says what its examples look like (kind, shape,
-classes, how many) without building them, so a config validates before any compute;
-`examples(key, cfg) -> (inputs, labels)` gives the pool to split. `make(key, cfg)` turns
-that into a `Dataset`: a permutation of the pool (with `key`) gives the first
-`cfg.n_train` examples to training and the next `cfg.n_test` to test, and a fraction
-`cfg.label_noise` of the training labels is replaced by a wrong class.
-
-Built-in tasks (`cfg.task`):
+A task is a `Source` (`grokjax.problem.spec`): its `Spec` is known without building the
+examples, so a config validates before any compute. Built-in tasks (`cfg.task`):
 
 * the modular operations of `grokjax.problem.tasks` ('x+y', ...): every pair as the
   paper's tokens `x, y, =` (the '=' token has id p, so p + 1 tokens), label the result;
@@ -22,12 +16,10 @@ Built-in tasks (`cfg.task`):
   outputs of a random tanh MLP teacher of widths `teacher_dims`, its parameters x
   `teacher_scale`; a regression task.
 
-Bring your own: `from_arrays(inputs, labels)` (a pool split like the built-ins) or
-`from_arrays(train_x, train_y, test_x, test_y)` (your split) gives a `Source`;
-`register_task(name, source)` names it for configs, and `'path/to/file.py:attr'` or
-`'package.module:attr'` in `DataConfig.task` imports one (a `Source` or a function of no
-arguments returning one) on first use, so a run directory that names it resumes.
-Integer labels make a classification task (classes 0..max); float labels a regression.
+Bring your own: `from_arrays` gives a `Source`; `register_task(name, source)` names it
+for configs, and 'path/to/file.py:attr' or 'package.module:attr' in `DataConfig.task`
+imports one (a `Source` or a function of no arguments returning one) on first use, so a
+run directory that names it resumes.
 """
 
 from __future__ import annotations
@@ -154,13 +146,10 @@ _IMPORTED: dict[str, Source] = {}  # 'file.py:attr' references, resolved
 
 
 def from_arrays(inputs, labels, test_inputs=None, test_labels=None) -> Source:
-    """A task from arrays: a pool to split by the config (`inputs`, `labels`), or a
-    fixed split (also `test_inputs`, `test_labels`; then `train_fraction` and the
-    sizes are the arrays' and the split key is unused).
-
-    Integer labels [N] make a classification over classes 0..max; float labels [N] or
-    [N, d] a regression. Inputs may be float features of any shape per example, or
-    integer token sequences [N, T] (the vocabulary is then max token + 1).
+    """A task from arrays: a pool to split by the config, or a fixed split (with
+    `test_inputs`, `test_labels`; the split key is then unused). Integer labels [N] make
+    a classification over classes 0..max, float labels [N] or [N, d] a regression;
+    inputs are float features of any shape, or integer tokens [N, T] (vocabulary max + 1).
 
     Example:
         >>> source = from_arrays(np.random.rand(60, 4), np.arange(60) % 3)
@@ -287,19 +276,13 @@ def source(name: str) -> Source:
 
 
 def make(key: jax.Array, cfg: DataConfig) -> Dataset:
-    """The train/test split of task `cfg.task` drawn with `key`.
+    """The train/test split of task `cfg.task` drawn with `key` (the same key reuses a split).
 
     A random permutation of the task's pool gives the first `cfg.n_train` examples to
     training and the next `cfg.n_test` to test (a drawn task draws that many with its
     own key; a user's fixed split is kept). With `cfg.label_noise > 0` (classification
     only), that fraction of training labels is replaced by a uniformly drawn *wrong*
-    label; the test labels stay clean.
-
-    Args:
-        key: the split key (pass the same key to reuse a split across seeds).
-        cfg: the task and split (`Config.data`).
-    Returns:
-        A `Dataset`; shapes depend only on `cfg`, so `make` traces under jit and vmap.
+    label; the test labels stay clean. Shapes depend only on `cfg` (traces under vmap).
 
     Example:
         >>> ds = make(jax.random.key(0), DataConfig(task="x+y", modulus=7, train_fraction=0.5))
@@ -417,11 +400,6 @@ class DataConfig(Section):
         return spec_of(self.task, self)
 
     @property
-    def n_examples(self) -> int | None:
-        """Examples in the task's pool (None for a drawn task)."""
-        return self.spec.n_examples
-
-    @property
     def n_train(self) -> int:
         return self._sizes()[0]
 
@@ -445,8 +423,3 @@ class DataConfig(Section):
     def describe(self) -> str:
         """The task in a few words: 'x+y mod 67', 'mnist'."""
         return f"{self.task} mod {self.modulus}" if self.task in modular.TASKS else self.task
-
-    @property
-    def vocab_size(self) -> int | None:
-        """Tokens of a token task (modular: 0..p-1 and '=' with id p); None for float inputs."""
-        return self.spec.vocab_size

@@ -16,9 +16,8 @@ For token inputs (the modular tasks):
 
 For float inputs (images, feature vectors, parity bits):
 
-* `mlp`: the input flattened, `n_layers` layers of width d_mlp with `activation`
-  ('relu', 'tanh', 'gelu') and a linear read-out (Omnigrok's 784-200-200-10 is
-  `n_layers=2, d_mlp=200`);
+* `mlp`: the input flattened, `n_layers` layers of width d_mlp with `activation` and a
+  linear read-out (Omnigrok's 784-200-200-10 is `n_layers=2, d_mlp=200`);
 * `cnn` (images [X, Y, Z]): `n_layers` 3x3 convolutions of d_model channels, each
   followed by `activation` and 2x2 average pooling, then one layer of width d_mlp and
   the read-out.
@@ -26,11 +25,8 @@ For float inputs (images, feature vectors, parity bits):
   uniform in +-1/sqrt(fan_in)), the initialisation the published set-ups scale by
   alpha, so `Hparams.init_scale` means what it means there.
 
-A model of your own (`make_network`): a flax linen Module (with or without a `train`
-argument, BatchNorm and Dropout included), a Flax NNX module class, or a `Model(init,
-apply)` pair, registered with `register_model` or named 'path/to/file.py:attr' in
-`ModelConfig.name`; a function of the task's `Spec` returning one also works. Every kind
-becomes one `grokjax.problem.network.Network`.
+A model of your own (any kind `grokjax.problem.network` takes) is registered with
+`register_model` or named 'path/to/file.py:attr' in `ModelConfig.name`.
 
 Only the last position's logits enter the loss, so the final layer computes its
 queries, attention output and MLP at that position alone; keys and values still see
@@ -127,14 +123,11 @@ class Transformer(nn.Module):
         w_pos_TxD = self.param("pos_embed", _normal(1.0 / D), (self.n_ctx, D))
         x_BxTxD = w_e_VxD[tokens_BxT] + w_pos_TxD[None, : tokens_BxT.shape[1]]
         for layer in range(self.n_layers):
-            x_BxTxD = _Block(
-                D,
-                self.n_heads,
-                self.d_mlp,
-                self.layer_norm,
-                last_only=layer == self.n_layers - 1,
-                name=f"block_{layer}",
-            )(x_BxTxD)
+            last = layer == self.n_layers - 1
+            block = _Block(
+                D, self.n_heads, self.d_mlp, self.layer_norm, last, name=f"block_{layer}"
+            )
+            x_BxTxD = block(x_BxTxD)
         if self.layer_norm:
             x_BxTxD = nn.LayerNorm(name="ln_final")(x_BxTxD)
         C = self.n_outputs
@@ -177,10 +170,12 @@ def _torch_uniform(fan_in: int) -> Callable:
     return init
 
 
+def _torch_inits(fan_in: int) -> dict:
+    return {"kernel_init": _torch_uniform(fan_in), "bias_init": _torch_uniform(fan_in)}
+
+
 def _linear(width: int, fan_in: int, name: str) -> nn.Dense:
-    return nn.Dense(
-        width, kernel_init=_torch_uniform(fan_in), bias_init=_torch_uniform(fan_in), name=name
-    )
+    return nn.Dense(width, **_torch_inits(fan_in), name=name)
 
 
 class DenseMLP(nn.Module):
@@ -213,13 +208,8 @@ class CNN(nn.Module):
         act = ACTIVATIONS[self.activation]
         h = x_BxXxYxZ
         for layer in range(self.n_layers):
-            fan_in = 9 * h.shape[-1]
             conv = nn.Conv(
-                self.channels,
-                (3, 3),
-                kernel_init=_torch_uniform(fan_in),
-                bias_init=_torch_uniform(fan_in),
-                name=f"conv_{layer}",
+                self.channels, (3, 3), **_torch_inits(9 * h.shape[-1]), name=f"conv_{layer}"
             )
             h = act(conv(h))
             if min(h.shape[1:3]) >= 2:
@@ -239,18 +229,11 @@ _REGISTERED: dict[str, Any] = {}
 
 
 def register_model(name: str, model: Any) -> str:
-    """Make `model` (anything `make_network` takes: a linen Module, an NNX module class, a
-    `Model` pair, or a function of the task's `Spec` returning one) available as
-    `ModelConfig(name=name)` in this process."""
+    """Make `model` (anything `make_network` takes) `ModelConfig(name=name)` in this process."""
     if name in BUILTIN_MODELS or ":" in name:
         raise ConfigError(f"register_model: {name!r} is a built-in model or an import path")
     _REGISTERED[name] = model
     return name
-
-
-def known_model(name: str) -> bool:
-    """Whether `name` is a built-in, a registered model or an import path."""
-    return name in BUILTIN_MODELS or name in _REGISTERED or ":" in name
 
 
 def user_model(name: str) -> Any:
@@ -261,19 +244,10 @@ def user_model(name: str) -> Any:
 
 
 def builtin_module(cfg: ModelConfig, spec: Spec) -> nn.Module:
-    """The built-in network `cfg.name` for a task of `spec` (the config has checked
-    that they fit)."""
+    """The built-in network `cfg.name` for a task of `spec` (the config checked they fit)."""
     if cfg.name == "transformer":
-        return Transformer(
-            spec.vocab_size,
-            cfg.d_model,
-            cfg.n_heads,
-            cfg.d_mlp,
-            cfg.n_layers,
-            cfg.layer_norm,
-            spec.n_outputs,
-            spec.input_shape[0],
-        )
+        sizes = (cfg.d_model, cfg.n_heads, cfg.d_mlp, cfg.n_layers, cfg.layer_norm)
+        return Transformer(spec.vocab_size, *sizes, spec.n_outputs, spec.input_shape[0])
     if cfg.name == "cnn":
         return CNN(cfg.d_model, cfg.n_layers, cfg.d_mlp, spec.n_outputs, cfg.activation)
     if spec.tokens:
@@ -291,9 +265,6 @@ def make_network(cfg: ModelConfig, spec: Spec) -> Network:
     with 4 seeds, this full-vocabulary loss generalises at a median of 600 steps against
     465 with the '=' logit dropped; the paper reads about 700.
 
-    A model of the user's own is built inside `user_code`: an exception its code raises
-    is one line naming model.name, the user's file and line.
-
     Example:
         >>> from grokjax.problem.data import DataConfig
         >>> net = make_network(ModelConfig(), DataConfig(modulus=67).spec)
@@ -309,9 +280,7 @@ def make_network(cfg: ModelConfig, spec: Spec) -> Network:
 
 
 def make_model(cfg: ModelConfig, spec: Spec) -> Model:
-    """The parameters-only view of `make_network`: `init(key) -> params` and
-    `apply(params, inputs) -> outputs`; refused for a model with state (use
-    `make_network`)."""
+    """The parameters-only `Model` view of `make_network`; refused for a model with state."""
     net = make_network(cfg, spec)
     if net.stateful:
         raise ConfigError(
@@ -342,7 +311,7 @@ class ModelConfig(Section):
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        if not known_model(self.name):
+        if not (self.name in BUILTIN_MODELS or self.name in _REGISTERED or ":" in self.name):
             self.fail(
                 "name",
                 f"one of {', '.join(BUILTIN_MODELS)}, a registered model or "

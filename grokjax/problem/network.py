@@ -49,17 +49,15 @@ if TYPE_CHECKING:
 
 
 class Model(NamedTuple):
-    """A model as a pair of functions: `init(key) -> params`;
-    `apply(params, inputs_BxI) -> outputs_BxC`."""
+    """A parameters-only model: `init(key) -> params`, `apply(params, inputs_BxI) -> outputs`."""
 
     init: Callable[[jax.Array], Any]
     apply: Callable[[Any, jax.Array], jax.Array]
 
 
 class Network(NamedTuple):
-    """A model of any kind as the trainer runs it (see the module docstring). `kind` says
-    which it was ('linen', 'nnx', 'pair'); `stateful` whether `state` holds anything;
-    `stochastic` whether a training step draws random numbers from its key."""
+    """A model as the trainer runs it; `kind` 'linen', 'nnx' or 'pair'; `stateful`: `state`
+    holds something; `stochastic`: a training step draws from its key."""
 
     init: Callable[[jax.Array], tuple[Any, Any]]
     apply: Callable[[Any, Any, jax.Array], jax.Array]
@@ -69,14 +67,12 @@ class Network(NamedTuple):
     stochastic: bool = False
 
 
-def dummy_inputs(spec: Spec, n: int = 1) -> jax.Array:
-    """`n` all-zero examples of the task's inputs, [n, ...], for `init`."""
-    return jnp.zeros((n, *spec.input_shape), jnp.int32 if spec.tokens else jnp.float32)
+def dummy_inputs(spec: Spec) -> jax.Array:
+    """One all-zero example of the task's inputs, [1, ...], for `init`."""
+    return jnp.zeros((1, *spec.input_shape), jnp.int32 if spec.tokens else jnp.float32)
 
 
 def from_pair(model: Model) -> Network:
-    """A parameters-only `Network` of an `init`/`apply` pair."""
-
     def init(key):
         return model.init(key), None
 
@@ -101,8 +97,7 @@ def _parameters(fn: Callable) -> dict[str, inspect.Parameter]:
 
 
 def plain_linen(module: nn.Module, spec: Spec) -> Model:
-    """The `Model` pair of a parameters-only linen module (initialised on one dummy
-    example of `spec`)."""
+    """The `Model` pair of a parameters-only linen module."""
     dummy = dummy_inputs(spec)
     return Model(
         lambda key: module.init(key, dummy)["params"],
@@ -111,7 +106,6 @@ def plain_linen(module: nn.Module, spec: Spec) -> Model:
 
 
 def from_linen(module: nn.Module, spec: Spec) -> Network:
-    """The `Network` of a linen module instance (see the module docstring)."""
     dummy = dummy_inputs(spec)
     takes_train = "train" in _parameters(type(module).__call__)
     if not takes_train:
@@ -156,7 +150,6 @@ def from_linen(module: nn.Module, spec: Spec) -> Network:
 
 
 def _linen_collections(module: nn.Module, dummy: jax.Array, kwargs: dict) -> tuple[str, ...]:
-    """The variable collections besides 'params' that `module.init` creates (abstractly)."""
     rngs = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
     shapes = jax.eval_shape(lambda r: module.init(r, dummy, **kwargs), rngs)
     return tuple(sorted(c for c in shapes if c != "params"))
@@ -177,8 +170,6 @@ def is_nnx_builder(obj: Any) -> bool:
 
 
 def from_nnx(build: Callable, spec: Spec, field: str = "model.name") -> Network:
-    """The `Network` of an NNX module built by `build(rngs=..., [spec=...])` (see the
-    module docstring)."""
     nnx = _nnx()
     takes = _parameters(build)
     missing = [

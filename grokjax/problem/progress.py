@@ -115,22 +115,9 @@ def label_components(logits_NxC, labels_N, basis_pxp, mask_p) -> jax.Array:
     return basis_pxp.T @ (mask_p[:, None] * (basis_pxp @ means_pxC))
 
 
-def progress_measures(
-    apply: Callable,
-    params,
-    train_inputs,
-    train_labels,
-    clean_train_labels,
-    test_inputs,
-    test_labels,
-    p: int,
-    n_key: int,
-) -> dict[str, jax.Array]:
-    """Every measure of `PROGRESS_NAMES` (module docstring) as scalars.
-
-    `train_labels` are what training fits (label noise included); the directions are
-    read from the true labels, `clean_train_labels` and `test_labels`.
-    """
+def progress_measures(apply: Callable, params, ds, p: int, n_key: int) -> dict[str, jax.Array]:
+    """Every measure of `PROGRESS_NAMES` as scalars, on the `Dataset` `ds`: the directions
+    are read from the true labels; `excluded_loss` fits the (noisy) training labels."""
     basis = jnp.asarray(fourier_basis(p))
     (w_e,) = leaves_named(params, "embed")
     (w_u,) = leaves_named(params, "unembed")
@@ -138,15 +125,17 @@ def progress_measures(
     w_u_DxP = w_u[:, :p].astype(jnp.float32)
     norms_K = frequency_norms(w_e_pxD, basis)
     chosen_K = key_frequencies(norms_K, n_key)
-    train_out = apply(params, train_inputs)
-    logits_NxC = jnp.concatenate([train_out, apply(params, test_inputs)])
-    true_N = jnp.concatenate([clean_train_labels, test_labels])
+    train_out = apply(params, ds.train_inputs)
+    logits_NxC = jnp.concatenate([train_out, apply(params, ds.test_inputs)])
+    true_N = jnp.concatenate([ds.clean_train_labels, ds.test_labels])
     restricted = label_components(logits_NxC, true_N, basis, row_mask(chosen_K, p, True))
     key_part = label_components(logits_NxC, true_N, basis, row_mask(chosen_K, p, False))
     return {
         "key_frequency_share": jnp.sum(chosen_K * norms_K) / jnp.sum(norms_K),
         "restricted_loss": cross_entropy(restricted[true_N], true_N),
-        "excluded_loss": cross_entropy(train_out - key_part[clean_train_labels], train_labels),
+        "excluded_loss": cross_entropy(
+            train_out - key_part[ds.clean_train_labels], ds.train_labels
+        ),
         "gini_embed": gini(jnp.linalg.norm(basis @ w_e_pxD, axis=-1)),
         "gini_unembed": gini(jnp.linalg.norm(w_u_DxP @ basis.T, axis=0)),
     }

@@ -38,9 +38,12 @@ class Grid(NamedTuple):
     def x_max(self) -> float:
         return self.x_min + self.bin_width * self.n_bins
 
+    def centre(self, i: jax.Array) -> jax.Array:
+        return self.x_min + self.bin_width * (i + 0.5)
+
     @property
     def centres(self) -> jax.Array:
-        return self.x_min + self.bin_width * (jnp.arange(self.n_bins) + 0.5)
+        return self.centre(jnp.arange(self.n_bins))
 
     def bin(self, x: jax.Array) -> jax.Array:
         """The bin of x, clipped onto the grid."""
@@ -57,8 +60,11 @@ def quadratic_bias(grid: Grid, strength, loss_floor, power: float = 2) -> jax.Ar
     power 2 is the paper's quadratic bias; power 1 is a linear prior (a d-parameter
     network's density of states grows roughly as exp(d x / 2) in x = ln L).
     """
-    above = jnp.maximum(grid.centres - loss_floor, 0.0)
-    return strength * above**power
+    return _bias(grid.centres, strength, loss_floor, power)
+
+
+def _bias(x, strength, loss_floor, power):
+    return strength * jnp.maximum(x - loss_floor, 0.0) ** power
 
 
 def entropy_at(
@@ -67,15 +73,7 @@ def entropy_at(
     """S(x) = S_bias + deposits at x's bin (clipped onto the grid), S_bias at the bin
     centre as in `quadratic_bias`: the 1-D estimate a walker at x reads."""
     i = grid.bin(x)
-    centre = grid.x_min + grid.bin_width * (i + 0.5)
-    return bias_strength * jnp.maximum(centre - bias_floor, 0.0) ** power + deposits[i]
-
-
-def bias_slope(grid: Grid, i: jax.Array, strength, loss_floor, power: float = 2) -> jax.Array:
-    """dS_bias/dx at bin i by the same central difference, from the bias formula."""
-    centres = grid.x_min + grid.bin_width * (jnp.stack([i - 1, i + 1]) + 0.5)
-    lo, hi = strength * jnp.maximum(centres - loss_floor, 0.0) ** power
-    return (hi - lo) / (2.0 * grid.bin_width)
+    return _bias(grid.centre(i), bias_strength, bias_floor, power) + deposits[i]
 
 
 def wang_landau_rate(t, deposit, t_wl) -> jax.Array:
@@ -146,24 +144,15 @@ def slopes_at(
     bias_power: float = 2.0,
     edge_strength=100.0,
 ) -> jax.Array:
-    """[n_axes] slopes dS/dc_k of S = S_bias + deposits at the point c ([n_axes]).
-
-    On the grid: the central differences of the deposits at c's bin (`gradient`) plus
-    the bias slope along the first axis (`bias_slope`). Off the grid along an axis, only
-    the part of the edge bin's slope that points back onto the grid is kept, plus the
-    soft wall edge_strength (c - edge).
-
-    Args:
-        deposits: the deposits, [n_bins] per axis.
-        grids: one `Grid` per axis.
-        c: the collective variables.
-        bias_strength, bias_floor, bias_power: beta, L0 and the power of the bias.
-        edge_strength: the soft wall's strength per unit of c beyond an edge.
-    """
+    """[n_axes] slopes dS/dc_k of S = S_bias + deposits at the point c ([n_axes]): the
+    deposits' `gradient` at c's bin plus, along the first axis, the bias's central
+    difference from its formula; off the grid as the module docstring says."""
     grids = tuple(grids)
     i = bins(grids, c)
     slopes = gradient(deposits, grids, i)
-    slopes = slopes.at[0].add(bias_slope(grids[0], i[0], bias_strength, bias_floor, bias_power))
+    g = grids[0]
+    lo_hi = _bias(g.centre(jnp.stack([i[0] - 1, i[0] + 1])), bias_strength, bias_floor, bias_power)
+    slopes = slopes.at[0].add((lo_hi[1] - lo_hi[0]) / (2.0 * g.bin_width))
     lo = jnp.array([g.x_min for g in grids], jnp.float32)
     hi = jnp.array([g.x_max for g in grids], jnp.float32)
     above, below = c >= hi, c < lo
@@ -174,8 +163,7 @@ def slopes_at(
 
 
 class Deposit(NamedTuple):
-    """What one walker adds: to the deposits, to the visit histogram, and whether it was
-    on the grid (the deposit count advances only then)."""
+    """What one walker adds to the deposits and the histogram; the count advances if inside."""
 
     amount: jax.Array
     visit: jax.Array
@@ -185,12 +173,9 @@ class Deposit(NamedTuple):
 def deposited(
     grids: Sequence[Grid], c: jax.Array, count, *, deposit, t_wl, sigma_bins: float
 ) -> Deposit:
-    """What a walker at c ([n_axes]) deposits after `count` deposits so far.
-
-    On the grid: f(count + 1) times the Gaussian kernel around c's bin, mirrored at the
-    grid's edges (sums to f), and a visit of c's bin. Off the grid: nothing (the soft
-    wall of `slopes_at` alone brings the walker back).
-    """
+    """What a walker at c ([n_axes]) deposits after `count` deposits: on the grid
+    f(count + 1) times the mirrored `kernel` around c's bin and a visit of it; off the
+    grid nothing (the soft wall of `slopes_at` alone brings the walker back)."""
     grids = tuple(grids)
     i = bins(grids, c)
     inside = jnp.all(jnp.stack([g.contains(c[k]) for k, g in enumerate(grids)]))

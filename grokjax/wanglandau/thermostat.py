@@ -26,12 +26,8 @@ import jax.numpy as jnp
 
 
 def normal_like(key: jax.Array, tree: Any) -> Any:
-    """Standard normals shaped like each leaf of `tree` (its dtype), one key per leaf.
-
-    The key is split into one key per leaf in `jax.tree.leaves` order, and each leaf's
-    noise is `jax.random.normal(k, leaf.shape, leaf.dtype)` (the stream of
-    `optax.tree.random_like`).
-    """
+    """Standard normals like each leaf of `tree`, one split key per leaf in
+    `jax.tree.leaves` order (the stream of `optax.tree.random_like`)."""
     leaves, treedef = jax.tree.flatten(tree)
     keys = jax.random.split(key, len(leaves))
     noise = [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)]
@@ -39,14 +35,8 @@ def normal_like(key: jax.Array, tree: Any) -> Any:
 
 
 def thermal_velocity(key: jax.Array, params: Any, temperature, thermal: bool = True) -> Any:
-    """The initial velocity like `params`: N(0, kT) per coordinate, or zeros.
-
-    Args:
-        key: the noise key (split per leaf by `normal_like`).
-        params: the positions the velocity belongs to (their shapes and dtypes).
-        temperature: kT, a number or array (may be traced).
-        thermal: False gives zeros (a walker at rest).
-    """
+    """The initial velocity like `params`: N(0, kT) per coordinate, or zeros (`thermal`
+    False: a walker at rest)."""
     if not thermal:
         return jax.tree.map(jnp.zeros_like, params)
     std = jnp.sqrt(jnp.asarray(temperature, jnp.float32))
@@ -54,18 +44,8 @@ def thermal_velocity(key: jax.Array, params: Any, temperature, thermal: bool = T
 
 
 def langevin_step(velocity: Any, force: Any, key: jax.Array, timestep, friction, temperature):
-    """One thermostat step, v <- (1 - c_f) v + a dt + sqrt(c_f (2 - c_f) kT) xi.
-
-    Args:
-        velocity: v, a pytree.
-        force: a, a pytree like `velocity` (an acceleration: unit mass).
-        key: this step's noise key (xi from `normal_like(key, velocity)`).
-        timestep: dt.
-        friction: c_f in (0, 1] (computed in float32).
-        temperature: kT, the stationary variance of each velocity coordinate.
-    Returns:
-        The new velocity, like `velocity` (same dtypes).
-    """
+    """One thermostat step (module docstring) of the pytree v under the force a (an
+    acceleration: unit mass), xi from `normal_like(key, velocity)`; dtypes kept."""
     c_f = jnp.asarray(friction, jnp.float32)
     noise_std = jnp.sqrt(c_f * (2.0 - c_f) * temperature)
     noise = normal_like(key, velocity)

@@ -135,25 +135,15 @@ def make_sampler(
     thermal_init: bool = True,
     edge_strength: float = DEFAULTS.edge_strength,
 ) -> Sampler:
-    """Build the WLMD walker functions (see the module docstring).
+    """Build the WLMD walker functions (module docstring); none of them jits itself.
 
-    Args:
-        cv_fn: params -> [n_axes] collective variables, differentiable.
-        grids: one `Grid` per collective variable (1 or 2 of them).
-        timestep, friction, temperature: dt, c_f in (0, 1] and kT of the thermostat.
-        deposit, t_wl, sigma_bins: F and t_WL of the 1/t rate, kernel width in bins.
-        bias_strength, bias_floor: beta and L0 of the quadratic bias on the first axis.
-        bias_power: 2 (the paper's quadratic bias) or another power, e.g. 1 for a linear
-            prior beta (x - L0) that pre-flattens a density of states ~ exp(beta x).
-        walls: per-tensor bounds (a pytree like params, e.g. `fan_in_walls`), or None.
-        fixed_norm: keep the global parameter norm at this value, or None.
-        thermal_init: draw the initial velocity from N(0, kT) (else zeros).
-        edge_strength: off the grid a walker feels a soft wall in collective-variable
-            space, edge_strength (c - edge) added to dS/dc, and only the part of the
-            edge bin's slope that points back onto the grid; it deposits nothing there
-            (`grokjax.wanglandau.entropy.slopes_at` and `deposited`, the same as WanD's).
-    Returns:
-        `Sampler(init, step, step_shared, average, entropy)`; none of them jits itself.
+    `cv_fn(params) -> [n_axes]` is differentiable, one `Grid` per axis (1 or 2);
+    timestep, friction, temperature are dt, c_f, kT; deposit, t_wl, sigma_bins are F,
+    t_WL and the kernel width in bins; bias_strength, bias_floor, bias_power are beta,
+    L0 and the power of the bias on the first axis (1: a linear prior that pre-flattens
+    a density of states ~ exp(beta x)); edge_strength the soft wall off the grid
+    (`grokjax.wanglandau.entropy`). The finite volume is `walls` (per-tensor bounds like
+    params, e.g. `fan_in_walls`) or `fixed_norm` (a global norm), or neither.
     """
     grids = tuple(grids)
     if not 1 <= len(grids) <= 2:
@@ -170,17 +160,9 @@ def make_sampler(
         return walker, Estimate(zeros, zeros, jnp.zeros([], jnp.int32))
 
     def move(walker: Walker, estimate: Estimate) -> tuple[Walker, jax.Array]:
-        """One thermostat step under the current estimate; returns the walker and c."""
         c, pullback = jax.vjp(cv_fn, walker.params)
-        slopes = slopes_at(
-            estimate.deposits,
-            grids,
-            c,
-            bias_strength=bias_strength,
-            bias_floor=bias_floor,
-            bias_power=bias_power,
-            edge_strength=edge_strength,
-        )
+        bias = dict(bias_strength=bias_strength, bias_floor=bias_floor, bias_power=bias_power)
+        slopes = slopes_at(estimate.deposits, grids, c, **bias, edge_strength=edge_strength)
         (force,) = pullback(-slopes.astype(c.dtype))
         key = jax.random.fold_in(walker.key, walker.step)
         velocity = langevin_step(walker.velocity, force, key, timestep, friction, temperature)
