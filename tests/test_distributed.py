@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from test_experiment import RUN_FILES  # what a run writes besides checkpoints/
 
 from grokjax.host.lock import LOCK_FILE
 
@@ -123,16 +124,6 @@ REFERENCE = COMMON + textwrap.dedent(
     """
 )
 
-RUN_FILES = (  # what a run writes in its directory, besides checkpoints/
-    "config.json",
-    "metrics.parquet",
-    "summary.json",
-    "accuracy.png",
-    "loss.png",
-    "weight_norm.png",
-    "live.jsonl",
-    "status.json",
-)
 TIMEOUT_S = 240  # a safety net: the test takes about a minute on two cores
 RTOL, ATOL = 1e-4, 1e-5
 
