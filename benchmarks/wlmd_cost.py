@@ -132,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
 
     lcfg = get_preset("landscape-add", "landscape").config
-    lcfg = lcfg.replace(model=lcfg.model.replace(modulus=args.modulus))
+    lcfg = lcfg.replace(model=lcfg.model.replace(**{"data.modulus": args.modulus}))
     peak = matmul_peak(args.peak_size)
     rows = [bench(lcfg, w, args.steps, args.repeats) for w in args.walkers]
     peak_after = matmul_peak(args.peak_size)

@@ -17,7 +17,7 @@ from grokjax.stats.phases import classify_cell, classify_seed, seed_steps
 from grokjax.stats.summary import ensemble_summary, format_table
 
 STEPS = np.array([0, 10, 100, 1000, 10_000])
-AREA = {"eval.memorise_threshold": 0.99, "area_gap": 0.05}
+AREA = {"memorise_threshold": 0.99, "area_gap": 0.05}
 
 
 def test_docstring_examples_run():

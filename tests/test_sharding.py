@@ -23,8 +23,9 @@ SCRIPT = textwrap.dedent(
     # Momentum SGD: AdamW would amplify the round-off between differently compiled
     # programs (sharded or not, vmapped or not) to ~1e-3 in 30 steps, more so on CPUs
     # without AVX-512; SGD keeps it near 1e-6, so the comparison can stay tight.
-    cfg = Config(modulus=11, d_model=32, n_heads=4, d_mlp=64, steps=30, eval_every=10,
-                 chunk_evals=2, optimizer="sgd")
+    cfg = Config(steps=30, **{"data.modulus": 11, "model.d_model": 32, "model.n_heads": 4,
+                              "model.d_mlp": 64, "eval.every": 10, "eval.chunk_evals": 2,
+                              "optim.name": "sgd"})
     hp = Hparams(learning_rate=np.array([0.03, 0.1, 0.2, 0.03, 0.1, 0.2]),
                  weight_decay=1.0)
     seeds = [0, 0, 0, 1, 1, 1]  # 6 members on 4 devices: padded to 8, padding dropped
