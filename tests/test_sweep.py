@@ -15,6 +15,8 @@ from grokjax.host.sweep import run_sweep
 from grokjax.stats.phases import classify_seed
 from grokjax.train import make_train
 
+SMALL = ["--set", "data.modulus=11", "--set", "model.d_model=32", "--set", "model.d_mlp=64"]
+
 
 def test_sweep_cells_equal_separate_runs_and_tables_are_written(tiny_cfg, tmp_path):
     cfg = tiny_cfg.replace(steps=40, **{"eval.every": 10})
@@ -73,12 +75,7 @@ def test_cli_sweep_prints_the_cell_table(tmp_path, capsys):
             "learning_rate=1e-3,1e-2",
             "--grid",
             "batch_size=none,16",
-            "--set",
-            "data.modulus=11",
-            "--set",
-            "model.d_model=32",
-            "--set",
-            "model.d_mlp=64",
+            *SMALL,
             "--steps",
             "20",
             "--seeds",
@@ -100,16 +97,7 @@ def test_cli_sweep_lists_only_the_files_it_wrote(tmp_path, capsys):
     """One axis gives no phase diagram, and the "wrote" line does not claim one."""
     out = tmp_path / "one"
     argv = ["sweep", "--grid", "none", "--grid", "learning_rate=1e-3,1e-2", "--seeds", "1"]
-    argv += [
-        "--set",
-        "data.modulus=11",
-        "--set",
-        "model.d_model=32",
-        "--set",
-        "model.d_mlp=64",
-        "--steps",
-        "10",
-    ]
+    argv += [*SMALL, "--steps", "10"]
     assert main([*argv, "--out", str(out), "--no-progress"]) == 0
     wrote = [line for line in capsys.readouterr().out.splitlines() if line.startswith("wrote")]
     listed = wrote[-1].split(": ", 1)[1].split(", ")
