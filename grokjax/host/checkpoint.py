@@ -30,6 +30,7 @@ import orbax.checkpoint as ocp
 
 from grokjax.errors import ConfigError
 from grokjax.io import atomic_write_json
+from grokjax.problem.metrics import path_names
 
 
 def _is_key(x: Any) -> bool:
@@ -69,20 +70,16 @@ Path_ = tuple[str, ...]
 Upgrade = Callable[[Path_, dict[Path_, Any]], Any]
 
 
-def _names(path) -> Path_:
-    return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
-
-
 def restore_by_paths(saved: Any, template: Any, upgrade: Upgrade | None = None) -> Any:
     """`template`'s structure filled from `saved` (a checkpoint restored as it was
     written: dicts and lists) leaf by leaf, matched by the names on their paths; each
     leaf must have the template's shape. `upgrade` may supply a leaf first (a field
     renamed or added since); a leaf neither has raises KeyError."""
-    found = {_names(p): v for p, v in jax.tree_util.tree_flatten_with_path(saved)[0]}
+    found = {path_names(p): v for p, v in jax.tree_util.tree_flatten_with_path(saved)[0]}
     paths, treedef = jax.tree_util.tree_flatten_with_path(template)
     leaves = []
     for path, like in paths:
-        key = _names(path)
+        key = path_names(path)
         value = upgrade(key, found) if upgrade is not None else None
         if value is None:
             value = found[key]

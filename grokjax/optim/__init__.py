@@ -39,6 +39,7 @@ from grokjax.optim.baselines import (
 from grokjax.optim.blend import BlendConfig, blend, ramp_weight
 from grokjax.optim.schedules import AnnealConfig
 from grokjax.optim.wand import WandConfig, WandState, wand
+from grokjax.problem.metrics import path_names
 from grokjax.section import Section
 from grokjax.wanglandau.entropy import Grid, entropy_at
 
@@ -262,8 +263,7 @@ def _muon_leaves(params, hidden_only: bool):
     """Muon's leaves (its dimension numbers) and AdamW's (None), by shape and name."""
 
     def spec(path, leaf):
-        names = {str(getattr(k, "key", getattr(k, "name", k))) for k in path}
-        muon = leaf.ndim == 2 and not (hidden_only and names & _NOT_HIDDEN)
+        muon = leaf.ndim == 2 and not (hidden_only and _NOT_HIDDEN.intersection(path_names(path)))
         return optax.contrib.MuonDimensionNumbers() if muon else None
 
     return jax.tree_util.tree_map_with_path(spec, params)

@@ -307,6 +307,11 @@ def evaluate(
     return {name: METRICS[name].compute(e) for name in METRIC_NAMES}
 
 
+def path_names(path) -> tuple[str, ...]:
+    """A pytree path as names: each dict key, attribute name or index as a string."""
+    return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
 def leaves_named(params: Any, name: str, required: bool = True) -> list:
     """The leaves with a path component (dict key, attribute name or index) equal to
     `name`, in flattening order; KeyError listing the leaves when none has it and
@@ -314,8 +319,7 @@ def leaves_named(params: Any, name: str, required: bool = True) -> list:
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
     matched = []
     for path, leaf in flat:
-        keys = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
-        if name in keys:
+        if name in path_names(path):
             matched.append(leaf)
     if not matched and required:
         paths = [jax.tree_util.keystr(p) for p, _ in flat]
