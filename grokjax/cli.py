@@ -56,6 +56,8 @@ ARGUMENTS = [  # (commands, flag, argparse keywords)
         "--early-step",
         dict(type=int, default=200, help="the concordance's step (default 200)"),
     ),
+    (("predict",), "runs_dir", dict(nargs="+", help="run, comparison or sweep directories")),
+    (("predict",), "--out", dict(help="where to write (default: the first RUNS_DIR/prediction)")),
     (JOBS, "--no-report", dict(action="store_true", help="no report.html at the end")),
     (("run",), "--tensorboard", dict(action="store_true", help="event files, one per member")),
     (
@@ -81,6 +83,7 @@ HELP = {
     "report": (None, "write a run's self-contained report.html"),
     "dashboard": (None, "serve a live page of every run under a directory on 127.0.0.1"),
     "warn": (None, "score early-warning indicators of grokking on held-out seeds"),
+    "predict": (None, "predict when runs generalise; scores on held-out seeds and cells"),
 }
 
 
@@ -209,6 +212,12 @@ def _warn(args) -> str:
 
     out = args.out and Path(args.out)
     return warn([Path(p) for p in args.runs_dir], out, args.window, args.early_step)
+
+
+def _predict(args) -> str:
+    from grokjax.host.predict import predict
+
+    return predict([Path(p) for p in args.runs_dir], args.out and Path(args.out))
 
 
 COMMANDS = {name: globals()[f"_{name}"] for name in HELP}  # grokjax NAME runs _NAME(args)

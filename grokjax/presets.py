@@ -326,6 +326,11 @@ _SWEEP_HP = Hparams(learning_rate=1e-3, weight_decay=1.0, temperature=0.5, frict
 _OPTIMIZERS = {"optim.name": ("adamw", "adam", "sgd", "wand")}
 _WARN = {"eval.progress_frequencies": 5, "eval.waiting_times": (50, 100, 200, 400)}
 _LR_WD = ("learning_rate", "weight_decay")
+_DELAY_MLP = _SWEEP_BASE.replace(**{
+    "steps": 10_000, "model.name": "mlp", "model.d_model": 16, "model.d_mlp": 64,
+    "eval.every": 20, "eval.progress_frequencies": 5, "eval.waiting_times": (40, 100, 200, 400)})
+_DELAY_GRID = {"learning_rate": (3e-3, 1e-2, 3e-2), "weight_decay": (0.3, 1.0, 2.0),
+               "init_scale": (0.5, 1.0, 2.0, 4.0)}
 SWEEPS: dict[str, SweepPreset] = {
     "optimizer-batch-lr": SweepPreset(
         "x+y mod 67, 50 % train, paper transformer, 3,000 steps: AdamW, Adam, SGD with "
@@ -360,6 +365,38 @@ SWEEPS: dict[str, SweepPreset] = {
         _SWEEP_BASE.replace(steps=4_000, **{"data.train_fraction": 0.3, **_WARN}), _SWEEP_HP,
         {"weight_decay": (0.3, 1.0), "learning_rate": (2e-3, 3e-3)},
         4, _LR_WD,
+    ),
+    "delay-mlp": SweepPreset(
+        "Delay laws at CPU scale: the token MLP (embedding 16, width 64, about 4,000 "
+        "parameters) on x+y mod 23, AdamW, 10,000 steps: train fraction 0.5, 0.7 x learning "
+        "rate 3e-3, 1e-2, 3e-2 x weight decay 0.3, 1, 2 x init scale 0.5, 1, 2, 4, 4 seeds "
+        "per cell (288 runs), waiting times and Fourier measures as early-warning-add; for "
+        "`grokjax predict`; about 8 minutes on two CPU cores.",
+        _DELAY_MLP.replace(**{"data.modulus": 23}), _SWEEP_HP,
+        {"data.train_fraction": (0.5, 0.7), **_DELAY_GRID}, 4, _LR_WD,
+    ),
+    "delay-mlp-31": SweepPreset(
+        "As delay-mlp on x+y mod 31 at train fraction 0.6 (144 runs; about 5 minutes).",
+        _DELAY_MLP.replace(**{"data.modulus": 31, "data.train_fraction": 0.6}), _SWEEP_HP,
+        _DELAY_GRID, 4, _LR_WD,
+    ),
+    "delay-mlp-large-init": SweepPreset(
+        "As delay-mlp at train fraction 0.7 in Omnigrok's regime, where the weight norm "
+        "starts large and decays slowly: init scale 4, 8 x learning rate 1e-3, 3e-3 x weight "
+        "decay 0.1, 0.3, 1, 4 seeds per cell (48 runs), 20,000 steps evaluated every 40; "
+        "about 4 minutes on two CPU cores.",
+        _DELAY_MLP.replace(**{"data.modulus": 23, "data.train_fraction": 0.7,
+                              "steps": 20_000, "eval.every": 40,
+                              "eval.waiting_times": (40, 120, 200, 400)}), _SWEEP_HP,
+        {"learning_rate": (1e-3, 3e-3), "weight_decay": (0.1, 0.3, 1.0),
+         "init_scale": (4.0, 8.0)}, 4, _LR_WD,
+    ),
+    "delay-transformer": SweepPreset(
+        "The paper transformer on the default task (x+y mod 47, 50 %), AdamW, 3,000 steps: "
+        "learning rate 1e-3, 3e-3 x weight decay 0.3, 1, 2 seeds per cell (8 runs), for "
+        "`grokjax predict`; about 8 minutes on two CPU cores.",
+        PRESETS["default"].config.replace(steps=3_000), PRESETS["default"].hparams,
+        {"learning_rate": (1e-3, 3e-3), "weight_decay": (0.3, 1.0)}, 2, _LR_WD,
     ),
     "early-warning-parity": SweepPreset(
         "Sparse parity as parity-merrill (n = 40, k = 3, MLP of 1,000, hinge, SGD batch 32, "

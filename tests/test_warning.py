@@ -96,13 +96,15 @@ def test_events_and_kinds():
     test = np.where(STEPS >= 600, np.minimum(1.0, 0.1 + (STEPS - 600) / 300), 0.1)
     e = events(STEPS, {"train_acc": train, "test_acc": test}, EvalConfig())
     m, plateau, onset, g = e.memorisation, e.plateau, e.onset, e.generalisation
-    assert (m, plateau, onset, g) == (100, 0.1, 620, 870)  # 0.1 + 270 / 300 = 1
-    assert W.kind_of(m, onset, g) == "grokking"
-    assert W.kind_of(100, 120, 150) == "prompt"
-    assert W.kind_of(100, 150, 900) == "no plateau"  # test climbs 50 steps after m
-    assert W.kind_of(100, None, None) == "never"
-    assert W.kind_of(100, 700, None) == "slow"
-    assert W.kind_of(None, None, None) == "confused"
+    # the final rise, followed back in log time to the plateau, starts where it does: 600
+    assert (m, plateau, onset, g) == (100, 0.1, 600, 870)  # 0.1 + 270 / 300 = 1
+    assert e.halfway == 740  # 0.1 + (0.99 - 0.1) / 2 = 0.545, reached at 600 + 133.5
+    assert W.kind_of(m, onset, g, e.halfway) == "grokking"
+    assert W.kind_of(100, 120, 150, 130) == "prompt"
+    assert W.kind_of(100, 150, 900, 500) == "no plateau"  # final rise 50 steps after m
+    assert W.kind_of(100, None, None, None) == "never"
+    assert W.kind_of(100, None, None, 700) == "slow"
+    assert W.kind_of(None, None, None, None) == "confused"
 
 
 def test_concordance_against_a_hand_computed_case_with_censoring():
@@ -115,7 +117,7 @@ def test_concordance_against_a_hand_computed_case_with_censoring():
     assert np.isnan(W.concordance([1.0, 2.0], [1, 2], [False, False]))
 
 
-def _run(name, seed, memorisation, onset, generalisation, rng, warn_lead=250, kind=None):
+def _run(name, seed, memorisation, onset, generalisation, rng, warn_lead=300, kind=None):
     """A synthetic run whose gini_embed steps up `warn_lead` steps before its onset (a
     perfect early warning) and whose other metrics are noise."""
     train = (STEPS >= memorisation).astype(float)
@@ -137,6 +139,7 @@ def _run(name, seed, memorisation, onset, generalisation, rng, warn_lead=250, ki
     }
     e = events(STEPS, {"train_acc": train, "test_acc": test}, EvalConfig())
     m, plateau, on, g = e.memorisation, e.plateau, e.onset, e.generalisation
+    on = on if g is not None else onset  # a censored run has no final rise: keep the given
     return W.Run(
         name,
         seed,
@@ -148,7 +151,7 @@ def _run(name, seed, memorisation, onset, generalisation, rng, warn_lead=250, ki
         plateau,
         on,
         g,
-        kind or W.kind_of(m, on, g),
+        kind or W.kind_of(m, on, g, e.halfway),
     )
 
 
@@ -181,7 +184,7 @@ def test_perfect_indicator_warns_every_held_out_run_and_noise_does_not(monkeypat
     summary = W.summarise(folds).set_index("indicator")
     good = summary.loc["gini_embed_change"]
     assert good.warned == 1.0 and good["false alarms"] == 0.0 and good["target met"]
-    assert good["median lead"] == pytest.approx(250, abs=10)
+    assert good["median lead"] == pytest.approx(300, abs=20)  # the step-up leads by 300
     assert summary.loc["excluded_loss_change"].warned < 0.5
     # The test accuracy itself cannot warn: it rises at the onset, not before.
     assert summary.loc["test_accuracy_rise"].warned == 0.0

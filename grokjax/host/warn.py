@@ -33,7 +33,7 @@ from grokjax.io import atomic_write_with
 from grokjax.stats import warning as W
 from grokjax.stats.summary import events
 
-HPARAM_COLUMNS = ("learning_rate", "weight_decay", "noise_scale")
+HPARAM_COLUMNS = ("learning_rate", "weight_decay", "noise_scale", "init_scale")
 EVENT_THRESHOLDS = ("memorise_threshold", "generalise_threshold")
 
 
@@ -78,10 +78,30 @@ def load_runs(path: Path) -> list[W.Run]:
                     e.plateau,
                     e.onset,
                     e.generalisation,
-                    W.kind_of(e.memorisation, e.onset, e.generalisation),
+                    W.kind_of(e.memorisation, e.onset, e.generalisation, e.halfway),
                 )
             )
     return runs
+
+
+def runs_table(runs: Sequence[W.Run]) -> pd.DataFrame:
+    """One row per run: its name, seed, settings, budget, kind and events."""
+    return pd.DataFrame(
+        [
+            {
+                "run": r.name,
+                "seed": r.seed,
+                **r.hparams,
+                "budget": int(r.steps[-1]),
+                "kind": r.kind,
+                "memorisation": r.memorisation,
+                "plateau": r.plateau,
+                "onset": r.onset,
+                "generalisation": r.generalisation,
+            }
+            for r in runs
+        ]
+    )
 
 
 def warn(
@@ -105,22 +125,7 @@ def warn(
     out_dir.mkdir(parents=True, exist_ok=True)
     folds, alarms = W.evaluate(runs, window, early_step)
     summary = W.summarise(folds)
-    table = pd.DataFrame(
-        [
-            {
-                "run": r.name,
-                "seed": r.seed,
-                **r.hparams,
-                "budget": int(r.steps[-1]),
-                "kind": r.kind,
-                "memorisation": r.memorisation,
-                "plateau": r.plateau,
-                "onset": r.onset,
-                "generalisation": r.generalisation,
-            }
-            for r in runs
-        ]
-    )
+    table = runs_table(runs)
     for name, frame in dict(folds=folds, summary=summary, alarms=alarms, runs=table).items():
         atomic_write_with(out_dir / f"{name}.csv", lambda p, f=frame: f.to_csv(p, index=False))
     atomic_write_with(out_dir / "warning.png", lambda p: alarm_figure(alarms, summary, p))
@@ -235,7 +240,7 @@ def alarm_figure(alarms: pd.DataFrame, summary: pd.DataFrame, path, n_best: int 
             yscale="log",
             xlim=(lo, hi),
             ylim=(lo / 2, hi),
-            xlabel="onset step (test +5 points)",
+            xlabel="onset step (final rise)",
             ylabel="alarm step",
             title=name,
         )

@@ -182,15 +182,19 @@ class Summary(Record):
 class Events(NamedTuple):
     """One member's events on its evaluation grid, None where censored (module
     docstring): memorisation m and generalisation g steps and their delay; the plateau
-    (test accuracy at m) and the onset (first step >= m with test accuracy >= plateau +
-    `rise`, `grokjax.stats.warning`); the log-time measures (`grokjax.stats.logtime`);
-    and the index of the first diverged evaluation with its reason."""
+    (test accuracy at m), the onset of the final rise (`grokjax.stats.logtime.
+    final_rise_onset`; None unless it generalises) and `halfway` (first step >= m whose
+    test accuracy is half way from the plateau to the generalise threshold: a censored
+    member that got there has left its plateau); the log-time measures
+    (`grokjax.stats.logtime`); and the index of the first diverged evaluation with its
+    reason."""
 
     memorisation: int | None
     generalisation: int | None
     delay: int | None
     plateau: float | None
     onset: int | None
+    halfway: int | None
     area: float | None
     ratios: dict[float, float | None]
     test_acc_at_memorisation: float | None
@@ -198,15 +202,11 @@ class Events(NamedTuple):
     reason: str
 
 
-RISE = 0.05
-
-
 def events(
     steps_E: np.ndarray,
     history: dict[str, np.ndarray],
     cfg: EvalConfig,
     diverged_E: np.ndarray | None = None,
-    rise: float = RISE,
 ) -> Events:
     """The `Events` of one member; `history` maps metric -> [E]. Only the evaluations
     before it diverged count: the first True of `diverged_E` (a run directory's
@@ -221,17 +221,19 @@ def events(
     mem_at = cfg.memorise_threshold
     mem = first_crossing(train_E, sane_E, mem_at)
     gen = first_crossing(test_E, sane_E, cfg.generalise_threshold)
-    plateau = onset = None
+    plateau = halfway = None
     if mem is not None:
         after = sane_E >= mem
         plateau = float(test_E[after][0])
-        onset = first_crossing(test_E[after], sane_E[after], plateau + rise)
+        level = plateau + 0.5 * (cfg.generalise_threshold - plateau)
+        halfway = first_crossing(test_E[after], sane_E[after], level)
     return Events(
         memorisation=mem,
         generalisation=gen,
         delay=gen - mem if mem is not None and gen is not None else None,
         plateau=plateau,
-        onset=onset,
+        onset=logtime.final_rise_onset(test_E, sane_E, mem, gen),
+        halfway=halfway,
         area=logtime.grokking_area(
             train_E, test_E, sane_E, memorise_threshold=mem_at, area_gap=cfg.area_gap
         ),

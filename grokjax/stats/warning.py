@@ -5,24 +5,27 @@ whether, and when, it will generalise. This module turns the recorded histories 
 ensemble (`metrics.parquet` of every run directory below a path) into an answer that
 can be checked.
 
-**Events of a run** (evaluation grid, steps as recorded):
+**Events of a run** (evaluation grid, steps as recorded; `grokjax.stats.summary.events`):
 
     m      memorisation: first step with train accuracy >= the run's
            `eval.memorise_threshold` (0.99 by default)
     a_m    the plateau level: test accuracy at m
-    onset  first step >= m with test accuracy >= a_m + 0.05 (`rise`): test leaves its plateau
     g      generalisation: first step with test accuracy >= the run's
            `eval.generalise_threshold` (0.99 by default; censored if never)
+    onset  the start of the final rise, read in log time
+           (`grokjax.stats.logtime.final_rise_onset`): the line through the last
+           crossings of a_m + 1/4 and a_m + 3/4 of the way to the accuracy at g, on the
+           log-step axis, followed back to a_m. A slow drift of the plateau is not an onset.
+    halfway  first step >= m with test accuracy half way from a_m to the threshold
 
 A run is *grokking* when m and g exist, g - m exceeds the comprehension tolerance of
-`grokjax.stats.phases` (max(100, m / 4)) and the test accuracy holds its plateau for at
-least `min_lead` (100) steps after m; *no plateau* when it generalises late but its test
-accuracy starts to climb sooner than that (no alarm raised from m on could lead the
-onset by 100 steps, so it is scored neither way), *prompt* when it generalises within
-the tolerance, *never* when it memorises and its test accuracy never leaves the plateau
-within the budget (no onset), *slow* when the test accuracy leaves the plateau but does
-not reach the generalisation threshold in time (neither warned nor false-alarmed: its
-fate is unknown), and *confused* when it does not memorise.
+`grokjax.stats.phases` (max(100, m / 4)) and its final rise starts at least `min_lead`
+(100) steps after m; *no plateau* when it generalises late but its final rise starts
+sooner than that (no alarm raised from m on could lead the onset by 100 steps, so it is
+scored neither way), *prompt* when it generalises within the tolerance, *never* when it
+memorises and its test accuracy never gets half way to the threshold within the budget,
+*slow* when it gets half way but not to the threshold in time (neither warned nor
+false-alarmed: its fate is unknown), and *confused* when it does not memorise.
 
 **Indicators** (each a series over the evaluations that reads only evaluations up to
 its own, so it could have been computed live; W = `window` evaluations):
@@ -110,7 +113,7 @@ class Run(NamedTuple):
     kind: str  # grokking, prompt, never, slow, confused
 
 
-def kind_of(m, onset, g, min_lead: int = MIN_LEAD) -> str:
+def kind_of(m, onset, g, halfway, min_lead: int = MIN_LEAD) -> str:
     """The run's kind from its events (module docstring)."""
     if m is None:
         return "confused"
@@ -118,7 +121,7 @@ def kind_of(m, onset, g, min_lead: int = MIN_LEAD) -> str:
         if g - m <= delay_tolerance(m):
             return "prompt"
         return "no plateau" if onset - m < min_lead else "grokking"
-    return "never" if onset is None else "slow"
+    return "never" if halfway is None else "slow"
 
 
 def _windowed_slope(y_E: np.ndarray, x_E: np.ndarray, window: int) -> np.ndarray:
@@ -245,7 +248,7 @@ def required_lead(run: Run, min_lead: int = MIN_LEAD, fraction: float = LEAD_FRA
     return max(min_lead, fraction * (run.onset - run.memorisation))
 
 
-def _outcomes(runs, scores, sign, threshold):
+def outcomes(runs, scores, sign, threshold):
     """(warned [grokking], leads [grokking], false alarms [never]) at (sign, threshold)."""
     warned, leads, false = [], [], []
     for run, score in zip(runs, scores, strict=True):
@@ -296,7 +299,7 @@ def fit_threshold(runs, scores, max_false_alarms: float = MAX_FALSE_ALARMS, n_ca
 
 
 def _key(runs, scores, sign, theta, max_false_alarms):
-    warned, _, false = _outcomes(runs, scores, sign, theta)
+    warned, _, false = outcomes(runs, scores, sign, theta)
     fa = false.mean() if false.size else 0.0
     return (fa <= max_false_alarms, warned.mean() if warned.size else 0.0, -fa)
 
@@ -381,7 +384,7 @@ def evaluate(
             c_sign = -1 if train_c < 0.5 else 1  # the concordance's own orientation
             test_runs = [runs[i] for i in held]
             test_scores = [series[i][name] for i in held]
-            warned, leads, false = _outcomes(test_runs, test_scores, sign, theta)
+            warned, leads, false = outcomes(test_runs, test_scores, sign, theta)
             rows.append(
                 {
                     "indicator": name,
