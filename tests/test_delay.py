@@ -53,23 +53,26 @@ def _ensemble(n_seeds=4):
 
 
 def test_onset_is_the_start_of_the_final_rise_on_the_canonical_curves():
-    """The quick start's four runs (x+y mod 47, paper transformer, AdamW) and two
-    paper-adamw-add runs, as recorded: test accuracy drifts up during the plateau, then
-    rises. Each is grokking, its onset after m and before g, where the rise starts."""
+    """The quick start's four runs (`grokjax run`: x+y mod 47, paper transformer, AdamW)
+    and two `grokjax run --preset paper-adamw-add --steps 1500 --seeds 2` runs, as
+    recorded (accuracies to step 1,500): memorised at 50-60, test accuracy drifting up
+    from its level at memorisation for hundreds of steps, then rising to 99 %. Each is
+    grokking under the final-rise onset; the old onset (5 points above the test accuracy
+    at m) fired during the drift, within 100 steps of m, and called every one of them
+    "no plateau"."""
     curves = pd.read_csv(CURVES)
-    assert set(curves.run) == {"quick start", "paper-adamw-add"}
+    assert set(curves.run) == {"quick start", "paper-adamw-add"} and len(curves.groupby(["run", "seed"])) == 6
     for (run, seed), c in curves.groupby(["run", "seed"]):
         steps, h = c.step.to_numpy(), {k: c[k].to_numpy() for k in ("train_acc", "test_acc")}
         e = events(steps, h, EvalConfig())
         kind = W.kind_of(e.memorisation, e.onset, e.generalisation, e.halfway)
         assert kind == "grokking", (run, seed, e)
-        assert e.memorisation + 100 <= e.onset < e.generalisation, (run, seed, e)
-        # before the onset the test accuracy is still near its plateau level ...
+        assert e.memorisation + 100 <= e.onset < e.halfway < e.generalisation, (run, seed, e)
+        # at the onset the test accuracy has not yet reached half way to the threshold
         at_onset = h["test_acc"][steps == e.onset][0]
-        assert at_onset - e.plateau < 0.25 * (0.99 - e.plateau), (run, seed, e, at_onset)
-        # ... while the old rule (5 points above it) fired during the drift, earlier
-        drift = steps[(steps >= e.memorisation) & (h["test_acc"] >= e.plateau + 0.05)][0]
-        assert drift <= e.onset
+        assert at_onset < e.plateau + 0.5 * (0.99 - e.plateau), (run, seed, e, at_onset)
+        old_onset = steps[(steps >= e.memorisation) & (h["test_acc"] >= e.plateau + 0.05)][0]
+        assert old_onset - e.memorisation < 100, (run, seed, old_onset)
 
 
 def test_norm_law_recovers_held_out_generalisation_steps():

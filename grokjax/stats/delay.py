@@ -234,10 +234,12 @@ def fit_law(s: Samples, metric: str) -> Predict:
 
 
 def fit_regression(s: Samples, names: Sequence[str], ridge: float = RIDGE) -> Predict:
-    """ln(g - t) linear in the features `names` that every training sample has."""
-    used = [n for n in names if np.isfinite(s.x[n]).all() and np.ptp(s.x[n]) > 0]
+    """ln(g - t) linear in the features `names` that every training sample has (no
+    prediction when none has them all; the mean alone when they are constant)."""
+    present = [n for n in names if np.isfinite(s.x[n]).all()]
+    used = [n for n in present if np.ptp(s.x[n]) > 0]  # a constant adds nothing to the mean
     y = np.log(np.maximum(s.g - s.t, 1.0))
-    if not len(y) or not used:
+    if not len(y) or not present:
         return _no_prediction
     mean, scale = s.x[used].mean(), s.x[used].std(ddof=0)
     z = ((s.x[used] - mean) / scale).to_numpy()

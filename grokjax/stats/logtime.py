@@ -109,20 +109,25 @@ def value_at_step(values_E: np.ndarray, steps_E: np.ndarray, step: int | None) -
     return float(np.asarray(values_E)[int(np.searchsorted(steps_E, step))])
 
 
+ONSET_SLOPE = 0.25  # of the final rise's steepest log-time slope
+ONSET_WINDOW = 0.05  # half-width, in ln step, of the slope's centred difference
+
+
 def final_rise_onset(
     test_E: np.ndarray, steps_E: np.ndarray, memorisation: int | None, generalisation: int | None
 ) -> int | None:
     """The start of the test accuracy's final rise, read in log time (None when the
     member has not memorised or not generalised).
 
-    With a_m the test accuracy at memorisation m and a_g the one at generalisation g,
-    the final rise is the last passage from below lo = a_m + (a_g - a_m) / 4 up to
-    hi = a_m + 3 (a_g - a_m) / 4 before g. The straight line through those two crossings
-    on the log-step axis (interpolated between evaluations) is followed back to the
-    plateau level a_m; the onset is the last evaluated step at or before that point,
-    kept within [m, the crossing of lo]. A slow drift of the plateau (0.50 to 0.56 over
-    a decade, say) moves neither crossing, so it does not count as the onset, as a
-    "first step 5 points above the plateau" rule would; a rise that starts at m gives m.
+    On the log-step axis u = ln t, between m and g, the test accuracy's slope da/du is
+    taken as a centred difference over u +- `ONSET_WINDOW` (0.05, about 5 % in steps) of
+    the curve interpolated between evaluations, on a grid of 0.01 in u. The final rise
+    is where that slope peaks (its last maximum); the onset is the last step before the
+    peak at which the slope was below `ONSET_SLOPE` (a quarter) of the peak, rounded down
+    to an evaluation, and not before m. A slow drift of the plateau (0.44 to 0.55 over a
+    decade, a slope near 0.05) stays below a quarter of a grokking rise's slope (near
+    1), so it is not the onset, as a "first step 5 points above the plateau" rule would
+    make it; a rise that is steep from m on gives m.
     """
     if memorisation is None or generalisation is None:
         return None
@@ -130,23 +135,17 @@ def final_rise_onset(
     test_E = np.asarray(test_E, np.float64)
     i_m = int(np.searchsorted(steps_E, memorisation))
     i_g = int(np.searchsorted(steps_E, generalisation))
-    if i_g <= i_m:
+    if i_g <= i_m or steps_E[i_m] <= 0:
         return int(memorisation)
-    a_m, a_g = test_E[i_m], test_E[i_g]
-    lo, hi = a_m + 0.25 * (a_g - a_m), a_m + 0.75 * (a_g - a_m)
-    below = np.flatnonzero(test_E[i_m : i_g + 1] < lo)
-    if below.size == 0 or steps_E[i_m] <= 0:
+    u_E = np.log(steps_E[i_m : i_g + 1].astype(np.float64))
+    a_E = test_E[i_m : i_g + 1]
+    grid = np.arange(u_E[0], u_E[-1] + 1e-9, 0.01)
+    slope = (
+        np.interp(grid + ONSET_WINDOW, u_E, a_E) - np.interp(grid - ONSET_WINDOW, u_E, a_E)
+    ) / (2 * ONSET_WINDOW)
+    peak = len(slope) - 1 - int(np.argmax(slope[::-1]))
+    flat = np.flatnonzero(slope[:peak] < ONSET_SLOPE * slope[peak])
+    if not flat.size or slope[peak] <= 0:
         return int(memorisation)
-    i_lo = i_m + int(below[-1])  # the last evaluation below lo; the rise leaves it
-    u = np.log(np.maximum(steps_E, 1).astype(np.float64))
-
-    def crossing(level: float, start: int) -> float:
-        i = start + int(np.flatnonzero(test_E[start : i_g + 1] >= level)[0])
-        a0, a1 = test_E[i - 1], test_E[i]
-        return u[i - 1] + (u[i] - u[i - 1]) * (level - a0) / (a1 - a0)
-
-    u_lo, u_hi = crossing(lo, i_lo + 1), crossing(hi, i_lo + 1)
-    slope = (hi - lo) / max(u_hi - u_lo, 1e-12)  # accuracy per unit of ln step
-    u_on = min(max(u_lo - (lo - a_m) / slope, u[i_m]), u_lo)
-    i_on = int(np.searchsorted(u, u_on + 1e-12, side="right")) - 1
-    return int(steps_E[min(max(i_on, i_m), i_g)])
+    i_on = i_m + int(np.searchsorted(u_E, grid[flat[-1]] + 1e-12, side="right")) - 1
+    return int(steps_E[max(i_on, i_m)])

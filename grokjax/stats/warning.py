@@ -13,9 +13,9 @@ can be checked.
     g      generalisation: first step with test accuracy >= the run's
            `eval.generalise_threshold` (0.99 by default; censored if never)
     onset  the start of the final rise, read in log time
-           (`grokjax.stats.logtime.final_rise_onset`): the line through the last
-           crossings of a_m + 1/4 and a_m + 3/4 of the way to the accuracy at g, on the
-           log-step axis, followed back to a_m. A slow drift of the plateau is not an onset.
+           (`grokjax.stats.logtime.final_rise_onset`): the last step before the test
+           accuracy's steepest rise in ln(step) at which its slope was below a quarter of
+           that peak. A slow drift of the plateau is not an onset.
     halfway  first step >= m with test accuracy half way from a_m to the threshold
 
 A run is *grokking* when m and g exist, g - m exceeds the comprehension tolerance of
