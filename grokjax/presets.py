@@ -391,6 +391,13 @@ SWEEPS: dict[str, SweepPreset] = {
         {"learning_rate": (1e-3, 3e-3), "weight_decay": (0.1, 0.3, 1.0),
          "init_scale": (4.0, 8.0)}, 4, _LR_WD,
     ),
+    "delay-wand-mlp": SweepPreset(
+        "WanD (capped, as wand-capped-add: kT 0.5, friction 0.5, dt 3e-3, no weight decay) "
+        "on delay-mlp's token MLP, x+y mod 23, 70 %, 10,000 steps, 8 seeds: the runs the "
+        "norm delay law cannot predict (lambda = 0); about 3 minutes on two CPU cores.",
+        _DELAY_MLP.replace(**{"data.modulus": 23, "data.train_fraction": 0.7, **_CAPPED}),
+        Hparams(**_KT_ADD), {"temperature": (0.5,)}, 8, _LR_WD,
+    ),
     "delay-transformer": SweepPreset(
         "The paper transformer on the default task (x+y mod 47, 50 %), AdamW, 3,000 steps: "
         "learning rate 1e-3, 3e-3 x weight decay 0.3, 1, 2 seeds per cell (8 runs), for "
