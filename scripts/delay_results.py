@@ -25,10 +25,9 @@ import pandas as pd
 from grokjax import xla_flags as gj_flags
 from grokjax.host.predict import markdown, predict
 from grokjax.host.sweep import sweep_preset
-from grokjax.host.warn import load_runs
-from grokjax.host.warn import markdown as warn_markdown
-from grokjax.host.warn import warn
+from grokjax.host.warn import load_runs, warn
 from grokjax.io import atomic_write_bytes
+from grokjax.stats.delay import auroc
 
 # (title, figure suffix, sweep presets pooled)
 ENSEMBLES = [
@@ -99,6 +98,20 @@ def law_by_regime(out: Path) -> pd.DataFrame:
     )  # fmt: skip
 
 
+def auroc_by_directory(out: Path) -> pd.DataFrame:
+    """The classifier's held-out AUROC (folds by seed) within each run directory, where
+    the static settings (modulus, train fraction) are the same for every run."""
+    p = pd.read_csv(out / "predictions.csv")
+    p = p[(p.predictor == "classifier") & (p.split == "seed")]
+    p = p.assign(directory=p.run.str.rsplit("#", n=1).str[0])
+    rows = []
+    for directory, d in p.groupby("directory"):
+        label = d.generalisation.notna()
+        rows.append({"directory": directory, "memorised runs": len(d),
+                     "generalised": int(label.sum()), "auroc": auroc(d.p_generalise, label)})
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs")
@@ -156,9 +169,14 @@ def main() -> None:
                 "The law and the feature regression per init scale (held out by seed):",
                 "",
                 table_md(law_by_regime(out)),
+                "",
+                "The classifier's AUROC within each run directory (one modulus and train "
+                "fraction; held out by seed):",
+                "",
+                table_md(auroc_by_directory(out)),
             ]
-            w = warn(dirs, dirs[0] / "warning")
-            sections += ["", "### Early-warning indicators on this ensemble", "", w.split("\n\nwrote")[0]]
+            text = warn(dirs, dirs[0] / "warning").split("\n\nwrote")[0]
+            sections += ["", "### Early-warning indicators on this ensemble", "", text]
             clock["warn mlp"] = time.perf_counter() - start
     start = time.perf_counter()
     wand = [r for r in load_runs(root / WAND)]

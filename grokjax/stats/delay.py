@@ -146,7 +146,8 @@ def features(run: W.Run) -> pd.DataFrame:
         "llc": _latest_finite(h["llc"]) if "llc" in h else nan,
     }
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_time = np.where(steps > run.memorisation, _log(steps) - np.log(run.memorisation), np.nan)
+        since = _log(steps) - np.log(run.memorisation)
+        log_time = np.where(steps > run.memorisation, since, np.nan)
         columns |= {f"{k}_rate": columns[f"{k}_change"] / log_time for k in RATES}
     return pd.DataFrame({k: np.where(after, v, np.nan) for k, v in columns.items()})
 
@@ -437,7 +438,8 @@ def relative_errors(rows: pd.DataFrame) -> pd.DataFrame:
     """The delayed runs of `rows` (predictions), with their relative errors of g and of
     the delay g - m (NaN where the predictor made none)."""
     delayed = rows[rows.kind.isin(DELAYED)] if len(rows) else rows
-    g, m, p = delayed.generalisation.astype(float), delayed.memorisation.astype(float), delayed.predicted
+    g, m = delayed.generalisation.astype(float), delayed.memorisation.astype(float)
+    p = delayed.predicted
     return delayed.assign(error=(p - g).abs() / g, delay_error=(p - g).abs() / (g - m))
 
 
@@ -460,6 +462,16 @@ def _scores(rows: pd.DataFrame, with_auroc: bool) -> dict:
     return out
 
 
+def _median(x: pd.Series) -> float:
+    return float(x.median()) if x.notna().any() else np.nan
+
+
+def _pooled(rate: pd.Series, count: pd.Series) -> float:
+    """A share pooled over folds: sum(rate x count) / sum(count)."""
+    n = count.fillna(0).sum()
+    return float((rate.fillna(0) * count.fillna(0)).sum() / n) if n else np.nan
+
+
 def summarise(scores: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """One row per predictor, split and time: pooled medians over held-out runs (with
     the spread of the per-fold medians), coverage, AUROC (pooled; folds' sd), warned
@@ -467,35 +479,31 @@ def summarise(scores: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     over a delay range >= 20x, AUROC >= 0.95, warned >= 80 % with false alarms <= 10 %."""
     out = []
     for (name, split, when), rows in scores.groupby(["predictor", "split", "when"], sort=False):
-        p = predictions[
-            (predictions.predictor == name) & (predictions.split == split) & (predictions.when == when)
-        ]
+        p = predictions.query("predictor == @name and split == @split and when == @when")
         e = relative_errors(p)
         delays = (e.generalisation - e.memorisation).astype(float)
-        n_g, n_n = rows.grokking.fillna(0).sum(), rows.never.fillna(0).sum()
-        warned = (rows.warned * rows.grokking).sum() / n_g if n_g else np.nan
-        false = (rows.false_alarms.fillna(0) * rows.never).sum() / n_n if n_n else np.nan
+        generalised = p.generalisation.notna()
         if name == "classifier":
-            auc = auroc(p.p_generalise, p.generalisation.notna())
+            auc = auroc(p.p_generalise, generalised)
         elif when == "memorisation":
-            auc = auroc(-np.log(np.maximum(p.predicted - p.memorisation, 1.0)), p.generalisation.notna())
+            auc = auroc(-np.log(np.maximum(p.predicted - p.memorisation, 1.0)), generalised)
         else:
             auc = np.nan
-        median_error = float(e.error.median()) if e.error.notna().any() else np.nan
-        delay_range = float(delays.max() / delays.min()) if len(delays) else np.nan
+        error, delay_range = _median(e.error), delays.max() / delays.min() if len(e) else np.nan
+        warned, false = _pooled(rows.warned, rows.grokking), _pooled(rows.false_alarms, rows.never)
+        n_never = int(rows.never.fillna(0).sum())
         out.append(
             {
-                "predictor": name, "split": split, "when": when,
-                "delayed runs": len(e), "coverage": float(e.predicted.notna().mean()) if len(e) else np.nan,
-                "median error": median_error, "error sd": rows.median_error.std(ddof=1),
-                "median delay error": float(e.delay_error.median()) if e.error.notna().any() else np.nan,
-                "delay range": delay_range,
-                "auroc": auc, "auroc sd": rows.auroc.std(ddof=1) if "auroc" in rows else np.nan,
-                "grokking runs": int(n_g), "warned": warned, "never runs": int(n_n),
-                "false alarms": false,
-                "error target": bool(median_error <= 0.15 and delay_range >= 20),
+                "predictor": name, "split": split, "when": when, "delayed runs": len(e),
+                "coverage": np.nan if name == "classifier" else e.predicted.notna().mean(),
+                "median error": error, "error sd": rows.median_error.std(ddof=1),
+                "median delay error": _median(e.delay_error), "delay range": delay_range,
+                "auroc": auc, "auroc sd": rows.auroc.std(ddof=1),
+                "grokking runs": int(rows.grokking.fillna(0).sum()), "warned": warned,
+                "never runs": n_never, "false alarms": false,
+                "error target": bool(error <= 0.15 and delay_range >= 20),
                 "auroc target": bool(auc >= 0.95),
-                "warning target": bool(warned >= 0.8 and (n_n == 0 or false <= 0.1)),
+                "warning target": bool(warned >= 0.8 and (n_never == 0 or false <= 0.1)),
             }
         )  # fmt: skip
     return pd.DataFrame(out)
