@@ -391,12 +391,13 @@ SWEEPS: dict[str, SweepPreset] = {
         {"learning_rate": (1e-3, 3e-3), "weight_decay": (0.1, 0.3, 1.0),
          "init_scale": (4.0, 8.0)}, 4, _LR_WD,
     ),
-    "delay-wand-mlp": SweepPreset(
-        "WanD (capped, as wand-capped-add: kT 0.5, friction 0.5, dt 3e-3, no weight decay) "
-        "on delay-mlp's token MLP, x+y mod 23, 70 %, 10,000 steps, 8 seeds: the runs the "
-        "norm delay law cannot predict (lambda = 0); about 3 minutes on two CPU cores.",
-        _DELAY_MLP.replace(**{"data.modulus": 23, "data.train_fraction": 0.7, **_CAPPED}),
-        Hparams(**_KT_ADD), {"temperature": (0.5,)}, 8, _LR_WD,
+    "delay-wand": SweepPreset(
+        "WanD without weight decay, as wand-capped-add (x+y mod 67, paper transformer, kT "
+        "0.5, friction 0.5, dt 3e-3, force cap 1.2e5), 3,000 steps, 2 seeds: runs the norm "
+        "delay law cannot predict (lambda = 0); WanD does not generalise on the token MLP "
+        "(docs/results.md); about 8 minutes on two CPU cores.",
+        PRESETS["wand-capped-add"].config.replace(steps=3_000),
+        PRESETS["wand-capped-add"].hparams, {"temperature": (0.5,)}, 2, _LR_WD,
     ),
     "delay-transformer": SweepPreset(
         "The paper transformer on the default task (x+y mod 47, 50 %), AdamW, 3,000 steps: "

@@ -4,8 +4,8 @@
 
 Trains (or resumes) the sweep presets of the token MLP (`delay-mlp`, `delay-mlp-31`,
 `delay-mlp-large-init`: 480 runs), the paper transformer (`delay-transformer`, 8 runs),
-sparse parity (`early-warning-parity`, 48 runs) and WanD on the token MLP
-(`delay-wand-mlp`), then scores every predictor of `grokjax.stats.delay` on each
+sparse parity (`early-warning-parity`, 48 runs) and WanD without weight decay on the
+paper transformer (`delay-wand`), then scores every predictor of `grokjax.stats.delay` on each
 ensemble (`grokjax predict`), maps where the norm delay law's premise holds (the
 weight norm falls from memorisation to generalisation), checks the early-warning
 indicators under the new onset (`grokjax warn`), and writes the page and its figures.
@@ -36,7 +36,7 @@ ENSEMBLES = [
     ("paper transformer, x+y mod 47, AdamW", "transformer", ("delay-transformer",)),
     ("sparse parity n = 40, k = 3, SGD", "parity", ("early-warning-parity",)),
 ]  # fmt: skip
-WAND = "delay-wand-mlp"
+WAND = "delay-wand"
 
 
 def regime_table(paths: list[Path]) -> pd.DataFrame:
@@ -107,8 +107,14 @@ def auroc_by_directory(out: Path) -> pd.DataFrame:
     rows = []
     for directory, d in p.groupby("directory"):
         label = d.generalisation.notna()
-        rows.append({"directory": directory, "memorised runs": len(d),
-                     "generalised": int(label.sum()), "auroc": auroc(d.p_generalise, label)})
+        rows.append(
+            {
+                "directory": directory,
+                "memorised runs": len(d),
+                "generalised": int(label.sum()),
+                "auroc": auroc(d.p_generalise, label),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -179,17 +185,28 @@ def main() -> None:
             sections += ["", "### Early-warning indicators on this ensemble", "", text]
             clock["warn mlp"] = time.perf_counter() - start
     start = time.perf_counter()
-    wand = [r for r in load_runs(root / WAND)]
+    wand = load_runs(root / WAND)
     kinds = pd.Series([r.kind for r in wand]).value_counts().to_dict()
-    g = [r.generalisation for r in wand if r.generalisation is not None]
+    done = [r for r in wand if r.generalisation is not None]
+    norms = [
+        r.histories["weight_norm"][np.searchsorted(r.steps, [r.memorisation, r.generalisation])]
+        for r in done
+    ]
+    g = [r.generalisation for r in done]
+    said = (
+        f"generalised at a median step of {np.median(g):.0f} ({min(g)}-{max(g)}), the weight "
+        f"norm going from a median {np.median([n[0] for n in norms]):.1f} at memorisation to "
+        f"{np.median([n[1] for n in norms]):.1f} at generalisation. "
+        if g
+        else "none generalised within the budget. "
+    )
     sections += [
         "",
         f"## Out of the law's scope: WanD without weight decay (`{WAND}`)",
         "",
-        f"{len(wand)} runs: {', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))}; "
-        + (f"generalised at a median step of {np.median(g):.0f} ({min(g)}-{max(g)}). " if g else "")
-        + "With lambda = 0 the law predicts that the norm never decays and the run never "
-        "generalises (`norm_law` makes no prediction: coverage 0).",
+        f"{len(wand)} runs: {', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))}; {said}"
+        "With lambda = 0 the law's decay rate 2 kappa eta lambda is zero: it predicts that "
+        "such a run never generalises, and `norm_law` makes no prediction for it.",
     ]
     clock["wand"] = time.perf_counter() - start
     sections += ["", "## Time", "", *(f"- {k}: {v / 60:.1f} min" for k, v in clock.items())]
