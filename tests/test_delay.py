@@ -14,6 +14,16 @@ from grokjax.stats import warning as W
 from grokjax.stats.summary import events
 
 STEPS = np.arange(0, 20_001, 20)
+
+
+@pytest.fixture(autouse=True)
+def _no_boosted_trees(request, monkeypatch):
+    """The boosted trees take a fraction of a second per fit, dozens of fits per
+    evaluation: left out except where a test asks for them."""
+    if "boosted" not in request.node.name:
+        monkeypatch.delitem(D.PREDICTORS, "boosted")
+
+
 CURVES = Path(__file__).parent / "data" / "canonical_curves.csv"
 
 
@@ -107,7 +117,7 @@ def test_law_is_out_of_scope_without_weight_decay_or_when_the_norm_grows():
 def test_regression_recovers_a_feature_law():
     runs = _ensemble()
     s = D.samples(runs, [D.features(r) for r in runs])
-    predict = D.fit_regression(s, ["ln_eta_lambda"], ridge=0.0)
+    predict = D.fit_regression(s, ["ln_eta_lambda"])
     # ln(g - t) = const - ln(eta lambda) at t = m, up to the fit over the plateau's samples
     assert predict.params["features"] == ["ln_eta_lambda"]
     run = runs[3]
@@ -115,6 +125,18 @@ def test_regression_recovers_a_feature_law():
     j = D.at_step(run, run.memorisation)
     g_hat = predict(x.iloc[[j]], np.array([float(run.memorisation)]))[0]
     assert g_hat == pytest.approx(run.generalisation, rel=0.15)
+
+
+def test_boosted_trees_learn_the_delay_from_eta_lambda():
+    runs = _ensemble(n_seeds=12)  # 12 runs per level: the trees' leaves hold 10 at least
+    s = D.samples(runs, [D.features(r) for r in runs], (0.0,))
+    predict = D.fit_regression(s, ["ln_eta_lambda", "ln_m"], "boosted")
+    errors = [
+        abs(predict(D.features(r).iloc[[D.at_step(r, r.memorisation)]], np.array([200.0]))[0]
+            - r.generalisation) / r.generalisation
+        for r in runs
+    ]  # fmt: skip
+    assert np.median(errors) < 0.1  # in sample: the six levels of eta lambda are learnt
 
 
 def test_features_read_only_the_past():

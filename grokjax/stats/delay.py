@@ -41,6 +41,8 @@ only and returns `predict(features) -> g`, the predicted generalisation step):
     llc             ln(g - t) linear in the LLC at t
     features        ln(g - t) linear (ridge) in every feature above that the training
                     samples all have
+    boosted         ln(g - t) by gradient-boosted trees (scikit-learn's
+                    HistGradientBoostingRegressor) on the same features
     time_since_memorisation   g = max(m + D, t), D the training runs' geometric mean delay
     test_accuracy   ln(g - t) linear in test_rise
 
@@ -99,7 +101,8 @@ FIT_FRACTIONS = (0.0, 0.125, 0.25, 0.5)
 # plateau) and once for the alarms, which are raised at every evaluation.
 WHEN = {"memorisation": 0.0, "quarter": 0.25, "half": 0.5}  # prediction times
 FIT_AT = {when: (f,) for when, f in WHEN.items()} | {"alarm": FIT_FRACTIONS}
-RIDGE = 1e-2
+RIDGE = 1e-2  # the ridge and logistic penalties, per sample
+BOOSTED = dict(max_iter=200, learning_rate=0.05, max_leaf_nodes=8, min_samples_leaf=10)
 CELL_FOLDS = 4
 
 
@@ -234,25 +237,45 @@ def fit_law(s: Samples, metric: str) -> Predict:
     return predict
 
 
-def fit_regression(s: Samples, names: Sequence[str], ridge: float = RIDGE) -> Predict:
-    """ln(g - t) linear in the features `names` that every training sample has (no
-    prediction when none has them all; the mean alone when they are constant)."""
-    present = [n for n in names if np.isfinite(s.x[n]).all()]
-    used = [n for n in present if np.ptp(s.x[n]) > 0]  # a constant adds nothing to the mean
-    y = np.log(np.maximum(s.g - s.t, 1.0))
-    if not len(y) or not present:
+def _usable(x: pd.DataFrame, names: Sequence[str]) -> list[str] | None:
+    """The features of `names` every training sample has (None when none has them all);
+    constants dropped (they add nothing to the mean)."""
+    present = [n for n in names if len(x) and np.isfinite(x[n]).all()]
+    return [n for n in present if np.ptp(x[n]) > 0] if present else None
+
+
+def fit_regression(s: Samples, names: Sequence[str], model: str = "ridge") -> Predict:
+    """ln(g - t) from the features `names` that every training sample has: scikit-learn's
+    ridge regression on standardised features (`model='ridge'`, penalty `RIDGE` x n) or
+    gradient-boosted trees (`'boosted'`); no prediction when no feature is usable by
+    every sample; the mean alone when they are all constant."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    used = _usable(s.x, names)
+    if used is None:
         return _no_prediction
-    mean, scale = s.x[used].mean(), s.x[used].std(ddof=0)
-    z = ((s.x[used] - mean) / scale).to_numpy()
-    a = np.column_stack([np.ones(len(y)), z])
-    penalty = ridge * len(y) * np.diag([0.0] + [1.0] * len(used))
-    coef = np.linalg.solve(a.T @ a + penalty, a.T @ y)
+    y = np.log(np.maximum(s.g - s.t, 1.0))
+    if not used:
+        delay = float(np.exp(y.mean()))
+        return lambda x, t: np.where(np.isfinite(x.ln_m.to_numpy()), t + delay, np.nan)
+    if model == "boosted":
+        fitted = HistGradientBoostingRegressor(**BOOSTED, random_state=0)
+    else:
+        fitted = make_pipeline(StandardScaler(), Ridge(alpha=RIDGE * len(y)))
+    fitted.fit(s.x[used].to_numpy(), y)
 
     def predict(x: pd.DataFrame, t: np.ndarray) -> np.ndarray:
-        z = ((x[used] - mean) / scale).to_numpy()
-        return t + np.exp(coef[0] + z @ coef[1:])
+        z = x[used].to_numpy()
+        out = np.full(len(x), np.nan)
+        ok = np.isfinite(z).all(axis=1)
+        if ok.any():
+            out[ok] = t[ok] + np.exp(fitted.predict(z[ok]))
+        return out
 
-    predict.params = {"features": used, "coef": coef.tolist()}
+    predict.params = {"features": used}
     return predict
 
 
@@ -278,6 +301,8 @@ PREDICTORS: dict[str, Predictor] = {
     "llc": Predictor("ln(g - t) linear in the LLC", lambda s: fit_regression(s, ["llc"])),
     "features": Predictor("ln(g - t) linear in every recorded feature",
                           lambda s: fit_regression(s, FEATURES)),
+    "boosted": Predictor("ln(g - t) by gradient-boosted trees on every recorded feature",
+                         lambda s: fit_regression(s, FEATURES, "boosted")),
     "time_since_memorisation": Predictor("g = max(m + D, t), D the mean delay (baseline)",
                                          fit_time_since_memorisation),
     "test_accuracy": Predictor("ln(g - t) linear in the test accuracy's rise (baseline)",
@@ -285,32 +310,29 @@ PREDICTORS: dict[str, Predictor] = {
 }  # fmt: skip
 
 
-def fit_classifier(x: pd.DataFrame, label: np.ndarray, ridge: float = RIDGE, iterations: int = 50):
-    """P(generalises within its budget | features at m): logistic regression with an L2
-    penalty `ridge` x n on the standardised features that every training run has,
-    fitted by Newton's method. Returns `probability(features) -> [n]`."""
-    label = np.asarray(label, float)
-    used = [n for n in x.columns if np.isfinite(x[n]).all() and np.ptp(x[n]) > 0]
-    mean, scale = x[used].mean(), x[used].std(ddof=0)
-    a = np.column_stack([np.ones(len(x)), ((x[used] - mean) / scale).to_numpy()])
-    penalty = ridge * max(len(x), 1) * np.diag([0.0] + [1.0] * len(used))
-    coef = np.zeros(a.shape[1])
-    if 0 < label.mean() < 1:
-        for _ in range(iterations):
-            p = 1 / (1 + np.exp(-(a @ coef)))
-            gradient = a.T @ (p - label) + penalty @ coef
-            hessian = (a * (p * (1 - p))[:, None]).T @ a + penalty + 1e-9 * np.eye(len(coef))
-            step = np.linalg.solve(hessian, gradient)
-            coef -= step
-            if np.abs(step).max() < 1e-8:
-                break
-    else:
-        coef[0] = np.inf if label.mean() == 1 else -np.inf
+def fit_classifier(x: pd.DataFrame, label: np.ndarray):
+    """P(generalises within its budget | features at m): scikit-learn's L2 logistic
+    regression on the standardised features that every training run has. Returns
+    `probability(features) -> [n]` (a constant when the training runs are all alike)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    label = np.asarray(label, bool)
+    used = _usable(x, x.columns) or []
+    if not used or label.all() or not label.any():
+        share = float(label.mean()) if label.size else 0.5
+        return lambda x: np.full(len(x), share)
+    fitted = make_pipeline(StandardScaler(), LogisticRegression(C=1 / (RIDGE * len(x))))
+    fitted.fit(x[used].to_numpy(), label)
 
     def probability(x: pd.DataFrame) -> np.ndarray:
-        z = ((x[used] - mean) / scale).to_numpy()
-        with np.errstate(over="ignore"):
-            return 1 / (1 + np.exp(-(coef[0] + z @ coef[1:])))
+        z = x[used].to_numpy()
+        out = np.full(len(x), np.nan)
+        ok = np.isfinite(z).all(axis=1)
+        if ok.any():
+            out[ok] = fitted.predict_proba(z[ok])[:, 1]
+        return out
 
     return probability
 
