@@ -14,6 +14,7 @@ its dotted path and what is allowed):
         filter  FilterConfig  a gradient filter before it      grokjax.optim.baselines
         anneal  AnnealConfig  schedules of kT, c_f and sigma   grokjax.optim.schedules
       eval    EvalConfig    evaluation cadence and thresholds  grokjax.problem.metrics
+      llc     LLCConfig     the LLC's SGLD estimate (opt-in)   grokjax.problem.llc
       loss, steps, batch_size                                  grokjax.train
 
 `Hparams` (`grokjax.hparams`) are the numbers a vmapped sweep may vary per member; they
@@ -38,6 +39,7 @@ from grokjax.optim.blend import BlendConfig
 from grokjax.optim.schedules import AnnealConfig
 from grokjax.optim.wand import WandConfig
 from grokjax.problem.data import DataConfig
+from grokjax.problem.llc import LLCConfig
 from grokjax.problem.metrics import CLASSIFICATION_LOSSES, EvalConfig
 from grokjax.problem.models import ModelConfig
 from grokjax.problem.spec import REGRESSION
@@ -52,6 +54,7 @@ __all__ = [
     "EvalConfig",
     "FilterConfig",
     "Hparams",
+    "LLCConfig",
     "ModelConfig",
     "OptimConfig",
     "Section",
@@ -86,6 +89,7 @@ class Config(Section):
     model: ModelConfig
     optim: OptimConfig
     eval: EvalConfig
+    llc: LLCConfig
     loss: str
     steps: int
     batch_size: int | None
@@ -97,12 +101,13 @@ class Config(Section):
         model: ModelConfig = ModelConfig(),
         optim: OptimConfig = OptimConfig(),
         eval: EvalConfig = EvalConfig(),  # noqa: A002 (the section's name)
+        llc: LLCConfig = LLCConfig(),  # noqa: B008 (frozen, as the sections above)
         loss: str = "cross_entropy",
         steps: int = 10_000,
         batch_size: int | None = None,
         **paths: Any,
     ) -> None:
-        given = dict(data=data, model=model, optim=optim, eval=eval)
+        given = dict(data=data, model=model, optim=optim, eval=eval, llc=llc)
         for section, value in given.items():
             if not isinstance(value, Section):
                 raise ConfigError(f"{section}={value!r} is not allowed: a {section} section")
@@ -147,6 +152,10 @@ class Config(Section):
             self.positive_int("batch_size")
             if self.batch_size > n_train:
                 self.fail("batch_size", f"None (full batch) or 1..{n_train}")
+        if self.llc.batch_size is not None and self.llc.batch_size > n_train:
+            self.llc.fail("batch_size", f"None (the full training set) or 1..{n_train}")
+        if self.llc.every:
+            self.llc.inverse_temperature(n_train)  # B / ln B needs B >= 2
         if self.eval.every > self.steps:
             self.eval.fail("every", f"an integer in 0..steps={self.steps}")
         waiting = self.eval.waiting_times
@@ -204,7 +213,7 @@ def _group(paths: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return grouped
 
 
-_SECTIONS = ("data", "model", "optim", "eval")
+_SECTIONS = ("data", "model", "optim", "eval", "llc")
 
 
 def _leaves(section: Section, prefix: str) -> dict[str, str]:

@@ -11,6 +11,13 @@
 * `train(key, hparams) -> (state, metrics)`: `init`, then `run` over the whole
   evaluation schedule of `cfg.eval_steps`.
 
+With `cfg.llc.every` > 0, `run` also records `llc`, the local learning coefficient of
+the run's training loss on its training set at the parameters (the network in
+evaluation mode; `grokjax.problem.llc`), at every `llc.every`-th evaluation of
+`cfg.eval_steps` (the first included) and NaN at the others. Its SGLD draws from a key
+of its own, `fold_in(fold_in(loop_key, LLC_STREAM), step)`, so the other metrics do not
+change, and it is computed only at those evaluations, even under vmap.
+
 None of them jits itself: call sites write `jax.jit(jax.vmap(trainer.train))(keys,
 hparams)` for a seed ensemble (`grokjax.jit` for the same with grokjax's compiler
 options, several times faster on CPU) and nest vmaps for a seed x hyperparameter grid.
@@ -51,6 +58,7 @@ from grokjax.optim import (
 from grokjax.problem import data as data_lib
 from grokjax.problem.ageing import AgeingState, ageing_init, ageing_update, observables
 from grokjax.problem.checks import check_inputs
+from grokjax.problem.llc import estimate as estimate_llc
 from grokjax.problem.metrics import METRIC_NAMES, evaluate, make_objective
 from grokjax.problem.models import make_network
 from grokjax.problem.progress import PROGRESS_NAMES, progress_measures
@@ -72,11 +80,13 @@ class TrainState(NamedTuple):
 
 def metric_names(cfg: Config) -> tuple[str, ...]:
     """Every metric a run of `cfg` records: `METRIC_NAMES`, `msd@t_w` and `overlap@t_w` per
-    waiting time, `PROGRESS_NAMES` if asked, then the optimizer's `readout_names`."""
+    waiting time, `PROGRESS_NAMES` if asked, `llc` if asked, then the optimizer's
+    `readout_names`."""
     waiting = sorted(cfg.eval.waiting_times)
     extra = [f"{kind}@{t}" for t in waiting for kind in ("msd", "overlap")]
     progress = PROGRESS_NAMES if cfg.eval.progress_frequencies else ()
-    return METRIC_NAMES + tuple(extra) + progress + readout_names(cfg.optim)
+    llc = ("llc",) if cfg.llc.every else ()
+    return METRIC_NAMES + tuple(extra) + progress + llc + readout_names(cfg.optim)
 
 
 class Trainer(NamedTuple):
@@ -104,6 +114,26 @@ def chunk_schedule(cfg: Config) -> np.ndarray:
 
 
 MODEL_STREAM = 0x6D6F6465  # folded into a member's loop key for its network's random layers
+LLC_STREAM = 0x6C6C6320  # folded into a member's loop key for the LLC's SGLD chains
+
+
+def _when(pred: jax.Array, compute: Callable[..., Any], *operands: Any) -> Any:
+    """`compute(*operands)` where `pred`, NaNs of its shapes elsewhere, computed only when
+    some member needs it. Under vmap, `lax.cond` on a batched predicate runs both
+    branches, a while loop only as long as some member's predicate holds (members share
+    it here). The operands ride in the loop's carry behind an optimization barrier:
+    otherwise XLA hoists the loop-invariant computation out of the loop and runs it
+    whatever `pred` says."""
+    shapes = jax.eval_shape(compute, *operands)
+    nans = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
+
+    def body(carry):
+        _, held, _ = carry
+        held = jax.lax.optimization_barrier(held)
+        return jnp.zeros_like(pred), held, compute(*held)
+
+    return jax.lax.while_loop(lambda carry: carry[0], body, (pred, operands, nans))[2]
+
 
 OptimizerFactory = Callable[[Hparams, jax.Array], optax.GradientTransformation]
 
@@ -151,6 +181,8 @@ def make_train(
 
     waiting = cfg.eval.waiting_times
     n_key = cfg.eval.progress_frequencies
+    llc_every = cfg.llc.every
+    eval_steps_E = jnp.asarray(cfg.eval_steps, jnp.int32)
 
     def loss_fn(params, model_state, inputs_BxI, labels_B, key):
         outputs_BxC, model_state = net.train_apply(params, model_state, inputs_BxI, key)
@@ -206,6 +238,24 @@ def make_train(
     def step(state: TrainState, hparams: Hparams) -> TrainState:
         return update(state, hparams, dataset(state))
 
+    def llc(state: TrainState, n_steps: jax.Array, ds: data_lib.Dataset) -> jax.Array:
+        """The LLC at every `llc.every`-th evaluation step, NaN at the others; a zero-step
+        segment after step 0 (the padding of a last chunk) takes none."""
+        index = jnp.searchsorted(eval_steps_E, state.step)
+        due = (index % llc_every == 0) & ((n_steps > 0) | (state.step == 0))
+        key = jax.random.fold_in(jax.random.fold_in(state.loop_key, LLC_STREAM), state.step)
+
+        def compute(params, model_state, data, key):
+            def sampled_loss(params, batch):
+                inputs_BxI, labels_B = batch
+                outputs_BxC = net.apply(params, model_state, inputs_BxI)
+                return objective.train_loss(outputs_BxC, labels_B)
+
+            return estimate_llc(sampled_loss, params, data, key, cfg.llc).llc
+
+        data = (ds.train_inputs, ds.train_labels)
+        return _when(due, compute, state.params, state.model_state, data, key)
+
     def run(state: TrainState, hparams: Hparams, segments_E: jax.Array):
         ds = dataset(state)
 
@@ -228,6 +278,8 @@ def make_train(
                     metrics[f"overlap@{t}"] = seen["overlap"][k]
             if n_key:
                 metrics.update(progress_measures(apply, state.params, ds, spec.n_labels, n_key))
+            if llc_every:
+                metrics["llc"] = llc(state, n_steps, ds)
             metrics.update(readouts(cfg.optim, hparams, state.opt_state, metrics["ln_train_loss"]))
             return state, metrics
 

@@ -270,6 +270,8 @@ METRICS: dict[str, Metric] = {
          "fourier", "Gini, embedding", "progress"),
         ("gini_unembed", "Gini coefficient of the unembedding's Fourier components",
          "fourier", "Gini, unembedding", "progress"),
+        ("llc", "local learning coefficient of the training loss by SGLD "
+         "(`grokjax.problem.llc`; NaN between its evaluations)", None, "LLC", "llc"),
         ("kT_in_force", "the temperature the next update uses (WanD, the blend, SGLD)",
          "temperature", "kT in force", "optimizer"),
         ("kinetic_kT", "WanD's kinetic temperature, the mean of v^2 over every coordinate",
