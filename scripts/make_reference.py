@@ -132,6 +132,7 @@ RECORDED = {
     "ageing": "with `eval.waiting_times`",
     "progress": "with `eval.progress_frequencies` > 0 (modular tasks)",
     "optimizer": "when the optimizer has it",
+    "llc": "with `llc.every` > 0",
 }
 
 HEADER = """# grokjax reference

@@ -150,7 +150,10 @@ def run_identity(record: dict) -> str:
     """A digest of what makes a run this run (config, hyperparameters, seeds, preset),
     its budget aside: every checkpoint records it, and a resume restores only its own."""
     mine = json_safe(record)
-    mine = {**mine, "config": {k: v for k, v in mine["config"].items() if k != "steps"}}
+    config = {k: v for k, v in mine["config"].items() if k != "steps"}
+    if not (config.get("llc") or {}).get("every"):  # off, the LLC changes nothing: a run
+        config.pop("llc", None)  # from before it existed keeps its identity
+    mine = {**mine, "config": config}
     return hashlib.sha256(json.dumps(mine, sort_keys=True).encode()).hexdigest()[:16]
 
 

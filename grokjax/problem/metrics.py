@@ -196,7 +196,7 @@ class Metric(NamedTuple):
     """One recorded metric: what it is (`doc`), the `panel` it is drawn in (None: not
     drawn against step) with its curve's `label`, and `compute` (an `Evaluation` ->
     scalar) for the metrics `evaluate` computes; the others are recorded by their
-    `source` ('ageing', 'progress', 'optimizer')."""
+    `source` ('ageing', 'progress', 'optimizer', 'llc')."""
 
     doc: str
     panel: str | None
