@@ -383,7 +383,10 @@ def evaluate(runs: Sequence[W.Run], by: str = "seed") -> tuple[pd.DataFrame, pd.
     if len(held_out) < 2:
         raise ConfigError(f"folds by {by}: {len(held_out)} is not allowed: at least 2")
     table = [features(r) for r in runs]
-    steps = [r.steps.astype(float) for r in runs]
+    # every run's evaluations in one frame, so that a model predicts them all at once
+    every = pd.concat(table, ignore_index=True)
+    t_every = np.concatenate([r.steps.astype(float) for r in runs])
+    start = np.cumsum([0] + [r.steps.size for r in runs])
     score_rows, prediction_rows = [], []
     for k, held in enumerate(held_out):
         held_set = set(held.tolist())
@@ -391,33 +394,34 @@ def evaluate(runs: Sequence[W.Run], by: str = "seed") -> tuple[pd.DataFrame, pd.
         train_runs, train_table = [runs[i] for i in train], [table[i] for i in train]
         fits = {when: samples(train_runs, train_table, f) for when, f in FIT_AT.items()}
         score_rows.append(_classify(runs, table, train, held, by, k, prediction_rows))
+        asked = [
+            (when, i, start[i] + at_step(runs[i], step))
+            for i in held
+            for when, f in WHEN.items()
+            if (step := plateau_step(runs[i], f)) is not None
+        ]
         for name, predictor in PREDICTORS.items():
             models = {when: predictor.fit(s) for when, s in fits.items()}
-            predicted = {
-                when: {i: model(table[i], steps[i]) for i in range(len(runs))}
-                for when, model in models.items()
-            }
             per_time = {when: [] for when in WHEN}
-            for i in held:
-                run = runs[i]
-                for when, fraction in WHEN.items():
-                    step = plateau_step(run, fraction)
-                    if step is None:
-                        continue
-                    j = at_step(run, step)
-                    row = {
-                        "predictor": name, "split": by, "fold": k, "when": when,
-                        "run": run.name, "seed": run.seed, "kind": run.kind,
-                        "memorisation": run.memorisation, "onset": run.onset,
-                        "generalisation": run.generalisation, "budget": int(run.steps[-1]),
-                        "t": int(run.steps[j]), "predicted": float(predicted[when][i][j]),
-                    }  # fmt: skip
-                    per_time[when].append(row)
-                    prediction_rows.append(row)
-            train_alarms = [_alarm(predicted["alarm"][i], steps[i]) for i in train]
-            sign, theta = W.fit_threshold([runs[i] for i in train], train_alarms)
-            held_alarms = [_alarm(predicted["alarm"][i], steps[i]) for i in held]
-            warned, _, false = W.outcomes([runs[i] for i in held], held_alarms, sign, theta)
+            for when in WHEN:
+                rows = [(i, row) for w, i, row in asked if w == when]
+                at = [row for _, row in rows]
+                g_hat = models[when](every.iloc[at], t_every[at]) if at else []
+                for (i, row), predicted in zip(rows, g_hat, strict=True):
+                    run = runs[i]
+                    per_time[when].append(
+                        {"predictor": name, "split": by, "fold": k, "when": when,
+                         "run": run.name, "seed": run.seed, "kind": run.kind,
+                         "memorisation": run.memorisation, "onset": run.onset,
+                         "generalisation": run.generalisation, "budget": int(run.steps[-1]),
+                         "t": int(t_every[row]), "predicted": float(predicted)}
+                    )  # fmt: skip
+                prediction_rows += per_time[when]
+            alarm = _alarm(models["alarm"](every, t_every), t_every)
+            alarms = {i: alarm[start[i] : start[i + 1]] for i in range(len(runs))}
+            sign, theta = W.fit_threshold(train_runs, [alarms[i] for i in train])
+            held_runs = [runs[i] for i in held]
+            warned, _, false = W.outcomes(held_runs, [alarms[i] for i in held], sign, theta)
             for when, rows in per_time.items():
                 score_rows.append(
                     {"predictor": name, "split": by, "fold": k, "when": when}
