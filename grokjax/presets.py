@@ -391,6 +391,14 @@ SWEEPS: dict[str, SweepPreset] = {
         {"learning_rate": (1e-3, 3e-3), "weight_decay": (0.1, 0.3, 1.0),
          "init_scale": (4.0, 8.0)}, 4, _LR_WD,
     ),
+    "delay-mlp-llc": SweepPreset(
+        "As delay-mlp at train fraction 0.7 and init scale 1, recording the local learning "
+        "coefficient every 200 steps (llc.every 10, SGLD as grokjax.problem.llc's "
+        "defaults): learning rate 3e-3, 1e-2, 3e-2 x weight decay 0.3, 1, 4 seeds per cell "
+        "(24 runs); about 8 minutes on two CPU cores.",
+        _DELAY_MLP.replace(**{"data.modulus": 23, "data.train_fraction": 0.7, "llc.every": 10}),
+        _SWEEP_HP, {"learning_rate": (3e-3, 1e-2, 3e-2), "weight_decay": (0.3, 1.0)}, 4, _LR_WD,
+    ),
     "delay-wand": SweepPreset(
         "WanD without weight decay, as wand-capped-add (x+y mod 67, paper transformer, kT "
         "0.5, friction 0.5, dt 3e-3, force cap 1.2e5), 3,000 steps, 2 seeds: runs the norm "

@@ -3,7 +3,8 @@
     python scripts/delay_results.py [--out runs] [--table-only]
 
 Trains (or resumes) the sweep presets of the token MLP (`delay-mlp`, `delay-mlp-31`,
-`delay-mlp-large-init`: 480 runs), the paper transformer (`delay-transformer`, 8 runs),
+`delay-mlp-large-init`: 480 runs; `delay-mlp-llc`: 24 runs recording the LLC), the
+paper transformer (`delay-transformer`, 8 runs),
 sparse parity (`early-warning-parity`, 48 runs) and WanD without weight decay on the
 paper transformer (`delay-wand`), then scores every predictor of `grokjax.stats.delay` on each
 ensemble (`grokjax predict`), maps where the norm delay law's premise holds (the
@@ -33,6 +34,8 @@ from grokjax.stats.delay import auroc
 ENSEMBLES = [
     ("token MLP, x+y mod 23 and 31, AdamW", "mlp",
      ("delay-mlp", "delay-mlp-31", "delay-mlp-large-init")),
+    ("token MLP with the local learning coefficient, x+y mod 23, AdamW", "llc",
+     ("delay-mlp-llc",)),
     ("paper transformer, x+y mod 47, AdamW", "transformer", ("delay-transformer",)),
     ("sparse parity n = 40, k = 3, SGD", "parity", ("early-warning-parity",)),
 ]  # fmt: skip
