@@ -242,6 +242,13 @@ def test_warn_command_on_a_small_sweep(tmp_path, capsys):
     runs = pd.read_csv(out / "warning" / "runs.csv")
     assert len(runs) == 4 and set(runs.seed) == {0, 1}
     assert (out / "warning" / "warning.png").stat().st_size > 1000
+    # The same runs through `grokjax predict`: every predictor, both splits, its files.
+    assert cli.main(["predict", str(out)]) == 0
+    assert "| predictor |" in capsys.readouterr().out
+    predicted = pd.read_csv(out / "prediction" / "summary.csv")
+    assert {"norm_law", "features", "classifier"} <= set(predicted.predictor)
+    assert set(predicted.split) == {"seed", "cell"}
+    assert (out / "prediction" / "predicted.png").stat().st_size > 1000
     # Several directories are pooled, their runs told apart by the directory's name.
     shutil.copytree(out, tmp_path / "again", ignore=shutil.ignore_patterns("warning"))
     assert cli.main(["warn", str(out), str(tmp_path / "again"), "--out", str(tmp_path / "w")]) == 0
@@ -255,3 +262,7 @@ def test_warn_bad_input_is_one_line_and_status_2(tmp_path, capsys):
     assert err.count("\n") == 1 and "runs_dir=" in err
     assert cli.main(["warn", str(tmp_path), "--window", "1"]) == 2
     assert "window=1" in capsys.readouterr().err
+    assert cli.main(["predict", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "runs_dir=" in err
+    assert not (tmp_path / "missing").exists()
