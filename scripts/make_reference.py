@@ -285,6 +285,16 @@ def optimizers_section() -> list[str]:
     return out + table(("name", "what it is", "readouts", "noisy"), rows) + [""]
 
 
+def predictors_section() -> list[str]:
+    from grokjax.stats.delay import FEATURES, PREDICTORS
+
+    out = ["## Predictors of the generalisation step (`grokjax predict`)", ""]
+    out += ["From `grokjax.stats.delay.PREDICTORS`, one entry each; the features they read:"]
+    out += ["", ", ".join(f"`{f}`" for f in FEATURES) + ".", ""]
+    rows = [(f"`{name}`", p.doc) for name, p in PREDICTORS.items()]
+    return out + table(("name", "what it predicts from"), rows) + [""]
+
+
 def presets_section() -> list[str]:
     presets = importlib.import_module("grokjax.presets")
     registry = getattr(presets, "REGISTRY", None) or {
@@ -359,6 +369,7 @@ def render() -> str:
         config_section(gj),
         hparams_section(gj),
         optimizers_section(),
+        predictors_section(),
         presets_section(),
         metrics_section(),
         files_section(),

@@ -176,8 +176,8 @@ class Samples(NamedTuple):
     t: np.ndarray
     m: np.ndarray
     g: np.ndarray
-    ln_v_g: np.ndarray  # ln V(g), ln l(g)^2 by metric below
-    ln_l_g: np.ndarray
+    ln_v_g: np.ndarray  # ln V(g) = 2 ln |theta(g)|
+    ln_l_g: np.ndarray  # 2 ln l(g), the squared mean logit norm's log
 
 
 def samples(
