@@ -15,7 +15,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +140,10 @@ def read_metrics(path: Path):
         return pd.read_parquet(path)
     except Exception as error:  # pyarrow raises several kinds for a damaged file
         raise RunDataError(f"{path}: not a readable Parquet file ({error})") from None
+
+
+def markdown_table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table of `rows` under `head`; cells as `str` gives them."""
+    lines = ["| " + " | ".join(map(str, head)) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)

@@ -27,7 +27,7 @@ from grokjax import xla_flags as gj_flags
 from grokjax.host.predict import markdown, predict
 from grokjax.host.sweep import sweep_preset
 from grokjax.host.warn import load_runs, warn
-from grokjax.io import atomic_write_bytes
+from grokjax.io import atomic_write_bytes, markdown_table
 from grokjax.stats.delay import auroc
 
 # (title, figure suffix, sweep presets pooled)
@@ -78,12 +78,11 @@ def regime_table(paths: list[Path]) -> pd.DataFrame:
 
 
 def table_md(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |"
-    lines = [head, "|" + "---|" * len(frame.columns)]
-    for row in frame.itertuples(index=False):
-        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    def cell(v):
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    rows = ([cell(v) for v in row] for row in frame.itertuples(index=False))
+    return markdown_table(frame.columns, rows)
 
 
 def law_by_regime(out: Path) -> pd.DataFrame:

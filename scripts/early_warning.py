@@ -23,7 +23,7 @@ import pandas as pd
 from grokjax import xla_flags as gj_flags
 from grokjax.host.sweep import sweep_preset
 from grokjax.host.warn import markdown, warn
-from grokjax.io import atomic_write_bytes
+from grokjax.io import atomic_write_bytes, markdown_table
 
 # (title, {sweep preset: directory under --out}, figure suffix, early step of the concordance)
 TASKS = [
@@ -45,12 +45,11 @@ TASKS = [
 def kinds_table(runs: pd.DataFrame, axes: list[str]) -> str:
     """Counts of each kind per cell of `axes`, as a markdown table."""
     counts = runs.groupby(axes).kind.value_counts().unstack(fill_value=0)
-    head = "| " + " | ".join([*axes, *counts.columns]) + " |"
-    lines = [head, "|" + "---|" * (len(axes) + len(counts.columns))]
-    for key, row in counts.iterrows():
-        key = key if isinstance(key, tuple) else (key,)
-        lines.append("| " + " | ".join([*(f"{k:g}" for k in key), *map(str, row)]) + " |")
-    return "\n".join(lines)
+    rows = (
+        [*(f"{k:g}" for k in (key if isinstance(key, tuple) else (key,))), *map(str, row)]
+        for key, row in counts.iterrows()
+    )
+    return markdown_table([*axes, *counts.columns], rows)
 
 
 def main() -> None:

@@ -166,9 +166,9 @@ def doc(obj: object) -> str:
 
 
 def table(head: tuple[str, ...], rows: list[tuple]) -> list[str]:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return lines
+    from grokjax.io import markdown_table
+
+    return markdown_table(head, ([cell(c) for c in row] for row in rows)).split("\n")
 
 
 def _types() -> dict[str, str]:

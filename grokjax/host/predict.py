@@ -26,7 +26,7 @@ import pandas as pd
 
 from grokjax.figures import FigureSpec, Line, Panel, colour
 from grokjax.host.warn import load_runs, run_dirs, runs_table
-from grokjax.io import atomic_write_with
+from grokjax.io import atomic_write_with, markdown_table
 from grokjax.stats import delay as D
 
 SPLITS = ("seed", "cell")
@@ -101,17 +101,14 @@ def markdown(summary: pd.DataFrame) -> str:
     def pct(x):
         return "-" if pd.isna(x) else f"{100 * x:.0f} %"
 
-    lines = [
-        "| predictor | split | time | delayed runs | coverage | median error (g) "
-        "| median error (delay) | delay range | AUROC | warned | false alarms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for d in summary.to_dict("records"):
-        auc = "-" if pd.isna(d["auroc"]) else f"{d['auroc']:.2f}"
-        lines.append(
-            f"| {d['predictor']} | {d['split']} | {d['when']} | {d['delayed runs']} "
-            f"| {pct(d['coverage'])} | {pct(d['median error'])} | {pct(d['median delay error'])} "
-            f"| {d['delay range']:.0f}x | {auc} | {pct(d['warned'])} of {d['grokking runs']} "
-            f"| {pct(d['false alarms'])} of {d['never runs']} |"
-        )
-    return "\n".join(lines)
+    head = ("predictor", "split", "time", "delayed runs", "coverage", "median error (g)",
+            "median error (delay)", "delay range", "AUROC", "warned", "false alarms")  # fmt: skip
+    rows = [
+        (d["predictor"], d["split"], d["when"], d["delayed runs"], pct(d["coverage"]),
+         pct(d["median error"]), pct(d["median delay error"]), f"{d['delay range']:.0f}x",
+         "-" if pd.isna(d["auroc"]) else f"{d['auroc']:.2f}",
+         f"{pct(d['warned'])} of {d['grokking runs']}",
+         f"{pct(d['false alarms'])} of {d['never runs']}")
+        for d in summary.to_dict("records")
+    ]  # fmt: skip
+    return markdown_table(head, rows)

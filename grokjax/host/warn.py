@@ -29,7 +29,7 @@ import pandas as pd
 from grokjax.config import EvalConfig
 from grokjax.errors import ConfigError
 from grokjax.host.rundata import load_run
-from grokjax.io import atomic_write_with
+from grokjax.io import atomic_write_with, markdown_table
 from grokjax.stats import warning as W
 from grokjax.stats.summary import events
 
@@ -150,20 +150,16 @@ def markdown(summary: pd.DataFrame) -> str:
     def pm(x, sd, digits=2):
         return "-" if pd.isna(x) else f"{x:.{digits}f} ± {0 if pd.isna(sd) else sd:.{digits}f}"
 
-    lines = [
-        "| indicator | warned (grokking) | median lead | false alarms (never) "
-        "| concordance | target |",
-        "|---|---|---|---|---|---|",
-    ]
-    for d in summary.to_dict("records"):
-        lead = "-" if pd.isna(d["median lead"]) else f"{d['median lead']:.0f}"
-        lines.append(
-            f"| {d['indicator']} | {pm(d['warned'], d['warned sd'])} of {d['grokking runs']} "
-            f"| {lead} | {pm(d['false alarms'], d['false alarms sd'])} of {d['never runs']} "
-            f"| {pm(d['concordance'], d['concordance sd'])} "
-            f"| {'met' if d['target met'] else 'no'} |"
-        )
-    return "\n".join(lines)
+    head = ("indicator", "warned (grokking)", "median lead", "false alarms (never)",
+            "concordance", "target")  # fmt: skip
+    rows = [
+        (d["indicator"], f"{pm(d['warned'], d['warned sd'])} of {d['grokking runs']}",
+         "-" if pd.isna(d["median lead"]) else f"{d['median lead']:.0f}",
+         f"{pm(d['false alarms'], d['false alarms sd'])} of {d['never runs']}",
+         pm(d["concordance"], d["concordance sd"]), "met" if d["target met"] else "no")
+        for d in summary.to_dict("records")
+    ]  # fmt: skip
+    return markdown_table(head, rows)
 
 
 def _best(summary: pd.DataFrame, by: list[str], n_best: int) -> list[str]:

@@ -144,8 +144,10 @@ def features(run: W.Run) -> pd.DataFrame:
         "logit_change": ln_l - ln_l[i_m],
         "ln_train_loss": _log(h["train_loss"]) if "train_loss" in h else nan,
         "test_rise": h["test_acc"] - run.plateau,
-        **{f"{k}_change": _log(h[k]) - _log(h[k][i_m]) if k in h else nan
-           for k in ("test_loss", "restricted_loss", "excluded_loss", "gini_embed")},
+        **{
+            f"{k}_change": _log(h[k]) - _log(h[k][i_m]) if k in h else nan
+            for k in ("test_loss", "restricted_loss", "excluded_loss", "gini_embed")
+        },
         "llc": _latest_finite(h["llc"]) if "llc" in h else nan,
     }
     with np.errstate(divide="ignore", invalid="ignore"):
