@@ -131,7 +131,7 @@ def member_hparams(hparams: Hparams, n_members: int) -> Hparams:
     return Hparams(*out)
 
 
-def _with_config_defaults(saved: dict) -> dict:
+def with_config_defaults(saved: dict) -> dict:
     """The saved settings as this release writes them: fields added to `Config` or
     `Hparams` since default to the old behaviour, and a flat config of an earlier release
     reads as the nested one."""
@@ -247,12 +247,12 @@ def run_ensemble(
     trainer = make_train(cfg, report=bar.report if bar.enabled else None)
     out_dir, record = Path(out_dir), _record(cfg, hp, seeds, preset)
     where = topology(mesh, member_batch, n_members, len(run_seeds))
-    prepare = (_with_config_defaults, where, "config.steps")
+    prepare = (with_config_defaults, where, "config.steps")
     with open_run_dir(out_dir, record, resume, overwrite, "config.json", *prepare) as saved:
         # The budget the run was started (or last extended) with.
         saved_steps = cfg.steps
         if saved is not None:
-            saved_steps = _with_config_defaults(saved).get("config", {}).get("steps")
+            saved_steps = with_config_defaults(saved).get("config", {}).get("steps")
         run_hp = shard_members(run_hp, mesh)
         names = metric_names(cfg)
         init_fn = jit(over_devices(jax.vmap(trainer.init), mesh))
@@ -456,7 +456,7 @@ def resume_run(
     where = f"out={str(out_dir)!r}"
     if not (out_dir / "config.json").is_file():
         raise ConfigError(f"{where}: nothing to resume (no config.json)")
-    saved = _with_config_defaults(read_json(out_dir / "config.json", "the run's settings"))
+    saved = with_config_defaults(read_json(out_dir / "config.json", "the run's settings"))
     try:
         cfg = Config.from_dict(saved["config"])
         hp = Hparams(**{k: np.asarray(v, np.float32) for k, v in saved["hparams"].items()})

@@ -51,7 +51,7 @@ from grokjax.config import (
     validate_hparams,
 )
 from grokjax.errors import ConfigError
-from grokjax.host.experiment import run_ensemble
+from grokjax.host.experiment import with_config_defaults, run_ensemble
 from grokjax.host.rundir import open_run_dir
 from grokjax.io import atomic_write_with, read_metrics
 from grokjax.plots import describe_run, kaplan_meier_figure, phase_figure
@@ -208,7 +208,8 @@ def run_sweep(
         **({"seed_start": seed_start} if seed_start else {}),
     }
     options = dict(preset=preset, progress=progress, member_batch=member_batch, devices=devices)
-    with open_run_dir(out_dir, record, resume, overwrite, "sweep.json"):
+    # a sweep saved before a config field existed reads with that field at its default
+    with open_run_dir(out_dir, record, resume, overwrite, "sweep.json", with_config_defaults):
         frames = []
         for k, (cell, cell_cfg) in enumerate(zip(outer, configs, strict=True)):
             run_dir = out_dir / cell_name(cell)
