@@ -236,7 +236,15 @@ def main() -> None:
         "such a run never generalises, and `norm_law` makes no prediction for it.",
     ]
     clock["wand"] = time.perf_counter() - start
-    sections += ["", "## Time", "", *(f"- {k}: {v / 60:.1f} min" for k, v in clock.items())]
+    sections += [
+        "",
+        "## Time",
+        "",
+        "Of the call that wrote this page (a finished sweep resumes in about a second; the "
+        "first training times are in docs/results.md):",
+        "",
+        *(f"- {k}: {v / 60:.1f} min" for k, v in clock.items()),
+    ]
     atomic_write_bytes(Path(args.doc), ("\n".join(sections) + "\n").encode())
     print("\n".join(f"{k}: {v:.0f} s" for k, v in clock.items()))
     print(f"wrote {args.doc}")
