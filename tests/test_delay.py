@@ -199,3 +199,11 @@ def test_summary_targets():
     law = summary.loc[("norm_law", "memorisation")]
     assert law["median error"] < 0.05 and law["delay range"] > 20 and law["error target"]
     assert law.coverage == 1.0
+
+
+def test_one_seed_or_one_cell_cannot_be_held_out():
+    runs = _ensemble(n_seeds=1)
+    with pytest.raises(D.ConfigError, match="by='seed' is not allowed"):
+        D.evaluate(runs, by="seed")
+    one_cell = [r._replace(name=f"d/run#{r.seed}", hparams={}) for r in _ensemble()]
+    assert len(D.folds(one_cell, "cell")) == 1  # grokjax predict then skips the cell split

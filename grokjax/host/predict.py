@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from grokjax.errors import ConfigError
 from grokjax.figures import FigureSpec, Line, Panel, colour
 from grokjax.host.warn import load_runs, run_dirs, runs_table
 from grokjax.io import atomic_write_with, markdown_table
@@ -41,8 +42,12 @@ def predict(paths: Path | Sequence[Path], out_dir: Path | None = None) -> str:
         run_dirs(path)  # every directory is checked before any is read
     runs = [run for path in paths for run in load_runs(path)]
     out_dir = Path(out_dir) if out_dir is not None else paths[0] / "prediction"
+    if len(D.folds(runs, "seed")) < 2:
+        seeds = sorted({r.seed for r in runs})
+        raise ConfigError(f"seeds={seeds} is not allowed: at least 2 seeds to hold out")
+    splits = [split for split in SPLITS if len(D.folds(runs, split)) >= 2]  # cells: >= 2
     scores, predictions = [], []
-    for split in SPLITS:
+    for split in splits:
         s, p = D.evaluate(runs, by=split)
         scores.append(s)
         predictions.append(p)
@@ -57,6 +62,8 @@ def predict(paths: Path | Sequence[Path], out_dir: Path | None = None) -> str:
     to_matplotlib(prediction_spec(predictions), out_dir / "predicted.png")
     kinds = pd.Series([r.kind for r in runs]).value_counts().to_dict()
     head = f"{len(runs)} runs ({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))})"
+    if "cell" not in splits:
+        head += "; one hyperparameter cell, so no held-out cells"
     return f"{head}\n\n{markdown(summary)}\n\nwrote {out_dir}/: " + ", ".join(
         [*(f"{name}.csv" for name in files), "predicted.png"]
     )

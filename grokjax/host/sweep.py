@@ -51,7 +51,7 @@ from grokjax.config import (
     validate_hparams,
 )
 from grokjax.errors import ConfigError
-from grokjax.host.experiment import with_config_defaults, run_ensemble
+from grokjax.host.experiment import run_ensemble, with_config_defaults
 from grokjax.host.rundir import open_run_dir
 from grokjax.io import atomic_write_with, read_metrics
 from grokjax.plots import describe_run, kaplan_meier_figure, phase_figure

@@ -383,7 +383,7 @@ def evaluate(runs: Sequence[W.Run], by: str = "seed") -> tuple[pd.DataFrame, pd.
     time; `predictions` one row per predictor, held-out run and time with g_hat."""
     held_out = folds(runs, by)
     if len(held_out) < 2:
-        raise ConfigError(f"folds by {by}: {len(held_out)} is not allowed: at least 2")
+        raise ConfigError(f"by={by!r} is not allowed here: {len(held_out)} fold(s), at least 2")
     table = [features(r) for r in runs]
     # every run's evaluations in one frame, so that a model predicts them all at once
     every = pd.concat(table, ignore_index=True)
