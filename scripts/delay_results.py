@@ -54,7 +54,6 @@ def regime_table(paths: list[Path]) -> pd.DataFrame:
             v, logit = r.histories["weight_norm"], r.histories["logit_norm"]
             rows.append(
                 {
-                    "model": path.name.split("-")[1] if "-" in path.name else path.name,
                     "init_scale": r.hparams.get("init_scale", 1.0),
                     "weight_decay": r.hparams["weight_decay"],
                     "norm falls": v[i_g] < v[i_m],

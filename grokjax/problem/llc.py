@@ -41,6 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from grokjax.section import Section
+from grokjax.wanglandau.thermostat import normal_like
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -109,13 +110,6 @@ class LLCEstimate(NamedTuple):
     init_loss: jax.Array
 
 
-def _normal_like(key: jax.Array, tree: Any) -> Any:
-    leaves, treedef = jax.tree.flatten(tree)
-    keys = jax.random.split(key, len(leaves))
-    noise = [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)]
-    return jax.tree.unflatten(treedef, noise)
-
-
 def estimate(
     loss_fn: Callable[[Any, Any], jax.Array],
     params: Any,
@@ -172,7 +166,7 @@ def estimate(
             w, total = carry
             batch_key, noise_key = jax.random.split(jax.random.fold_in(chain_key, t))
             loss, grad = loss_and_grad(w, batch(batch_key))
-            noise = _normal_like(noise_key, w)
+            noise = normal_like(noise_key, w)
             w = jax.tree.map(langevin, w, grad, params, noise)
             total = total + jnp.where(t >= cfg.num_burnin_steps, loss, 0.0)
             return (w, total), None

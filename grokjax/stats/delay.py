@@ -111,12 +111,6 @@ def _log(x) -> np.ndarray:
         return np.log(np.where(np.asarray(x, float) > 0, x, np.nan))
 
 
-def _latest_finite(values_E: np.ndarray) -> np.ndarray:
-    """At each evaluation, the latest finite value at or before it (NaN before any)."""
-    s = pd.Series(values_E, dtype=float)
-    return s.ffill().to_numpy()
-
-
 def features(run: W.Run) -> pd.DataFrame:
     """[E, FEATURES]: each row reads only the run's evaluations up to its own step; NaN
     before memorisation and where a run did not record what a feature needs."""
@@ -148,7 +142,8 @@ def features(run: W.Run) -> pd.DataFrame:
             f"{k}_change": _log(h[k]) - _log(h[k][i_m]) if k in h else nan
             for k in ("test_loss", "restricted_loss", "excluded_loss", "gini_embed")
         },
-        "llc": _latest_finite(h["llc"]) if "llc" in h else nan,
+        # the latest estimate at or before t (it is recorded every llc.every evaluations)
+        "llc": pd.Series(h["llc"], dtype=float).ffill().to_numpy() if "llc" in h else nan,
     }
     with np.errstate(divide="ignore", invalid="ignore"):
         since = _log(steps) - np.log(run.memorisation)
@@ -211,11 +206,15 @@ def _no_prediction(x: pd.DataFrame, t: np.ndarray) -> np.ndarray:
     return np.full(len(x), np.nan)
 
 
+def _ln_v(x: pd.DataFrame, metric: str) -> np.ndarray:
+    """ln V(t) from the features: V = |theta|^2 ('norm') or l^2 ('logit')."""
+    ln_now = (x[f"ln_{metric}_m"] + x[f"{metric}_change"]).to_numpy()
+    return 2 * ln_now if metric == "logit" else ln_now
+
+
 def fit_law(s: Samples, metric: str) -> Predict:
     """The delay law on `metric` ('norm' or 'logit'; module docstring)."""
-    ln_x_t = s.x[f"ln_{metric}_m"] + s.x[f"{metric}_change"]
-    if metric == "logit":
-        ln_x_t = 2 * ln_x_t  # V = l^2
+    ln_x_t = _ln_v(s.x, metric)
     ln_x_g = s.ln_v_g if metric == "norm" else s.ln_l_g
     rate = np.exp(s.x.ln_eta_lambda.to_numpy())
     ok = np.isfinite(ln_x_t) & np.isfinite(ln_x_g) & (rate > 0) & (s.g > s.t)
@@ -228,11 +227,9 @@ def fit_law(s: Samples, metric: str) -> Predict:
         return _no_prediction
 
     def predict(x: pd.DataFrame, t: np.ndarray) -> np.ndarray:
-        ln_now = x[f"ln_{metric}_m"] + x[f"{metric}_change"]
-        ln_now = (2 * ln_now if metric == "logit" else ln_now).to_numpy()
         rate_x = np.exp(x.ln_eta_lambda.to_numpy())
         with np.errstate(invalid="ignore", divide="ignore"):
-            remaining = (ln_now - ln_star) / (2 * kappa * rate_x)
+            remaining = (_ln_v(x, metric) - ln_star) / (2 * kappa * rate_x)
         return np.where((remaining > 0) & (rate_x > 0), t + remaining, np.nan)
 
     predict.params = {"kappa": kappa, "ln_star": ln_star}
@@ -427,7 +424,7 @@ def evaluate(runs: Sequence[W.Run], by: str = "seed") -> tuple[pd.DataFrame, pd.
             for when, rows in per_time.items():
                 score_rows.append(
                     {"predictor": name, "split": by, "fold": k, "when": when}
-                    | _scores(pd.DataFrame(rows), with_auroc=when == "memorisation")
+                    | _scores(pd.DataFrame(rows), name, when)
                     | {"grokking": warned.size, "warned": warned.mean() if warned.size else np.nan,
                        "never": false.size,
                        "false_alarms": false.mean() if false.size else np.nan}
@@ -471,23 +468,31 @@ def relative_errors(rows: pd.DataFrame) -> pd.DataFrame:
     return delayed.assign(error=(p - g).abs() / g, delay_error=(p - g).abs() / (g - m))
 
 
-def _scores(rows: pd.DataFrame, with_auroc: bool) -> dict:
+def _scores(rows: pd.DataFrame, name: str, when: str) -> dict:
+    """`name`'s scores on predictions `rows` made at `when`: the delayed runs' count,
+    coverage, median relative errors of g and of the delay and their delays' range, and
+    the AUROC of "generalises within the budget" (the classifier's probability; another
+    predictor's shorter predicted delay, at memorisation only)."""
     if not len(rows):
-        return {"runs": 0}
+        keys = ("coverage", "median_error", "median_delay_error", "delay_range", "auroc")
+        return {"runs": 0} | dict.fromkeys(keys, np.nan)
     e = relative_errors(rows)
     delays = (e.generalisation - e.memorisation).astype(float)
-    out = {
+    generalised = rows.generalisation.notna()
+    if name == "classifier":
+        auc = auroc(rows.p_generalise, generalised)
+    elif when == "memorisation":
+        auc = auroc(-np.log(np.maximum(rows.predicted - rows.memorisation, 1.0)), generalised)
+    else:
+        auc = np.nan
+    return {
         "runs": len(e),
-        "coverage": float(e.predicted.notna().mean()) if len(e) else np.nan,
-        "median_error": float(e.error.median()) if e.error.notna().any() else np.nan,
-        "median_delay_error": float(e.delay_error.median()) if e.error.notna().any() else np.nan,
+        "coverage": np.nan if name == "classifier" or not len(e) else e.predicted.notna().mean(),
+        "median_error": _median(e.error),
+        "median_delay_error": _median(e.delay_error),
         "delay_range": float(delays.max() / delays.min()) if len(e) else np.nan,
+        "auroc": auc,
     }
-    if with_auroc:
-        generalised = rows.generalisation.notna()
-        delay_hat = rows.predicted - rows.memorisation
-        out["auroc"] = auroc(-np.log(np.maximum(delay_hat, 1.0)), generalised)
-    return out
 
 
 def _median(x: pd.Series) -> float:
@@ -508,24 +513,16 @@ def summarise(scores: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (name, split, when), rows in scores.groupby(["predictor", "split", "when"], sort=False):
         p = predictions.query("predictor == @name and split == @split and when == @when")
-        e = relative_errors(p)
-        delays = (e.generalisation - e.memorisation).astype(float)
-        generalised = p.generalisation.notna()
-        if name == "classifier":
-            auc = auroc(p.p_generalise, generalised)
-        elif when == "memorisation":
-            auc = auroc(-np.log(np.maximum(p.predicted - p.memorisation, 1.0)), generalised)
-        else:
-            auc = np.nan
-        error, delay_range = _median(e.error), delays.max() / delays.min() if len(e) else np.nan
+        pooled = _scores(p, name, when)
+        error, delay_range, auc = pooled["median_error"], pooled["delay_range"], pooled["auroc"]
         warned, false = _pooled(rows.warned, rows.grokking), _pooled(rows.false_alarms, rows.never)
         n_never = int(rows.never.fillna(0).sum())
         out.append(
             {
-                "predictor": name, "split": split, "when": when, "delayed runs": len(e),
-                "coverage": np.nan if name == "classifier" else e.predicted.notna().mean(),
+                "predictor": name, "split": split, "when": when, "delayed runs": pooled["runs"],
+                "coverage": pooled["coverage"],
                 "median error": error, "error sd": rows.median_error.std(ddof=1),
-                "median delay error": _median(e.delay_error), "delay range": delay_range,
+                "median delay error": pooled["median_delay_error"], "delay range": delay_range,
                 "auroc": auc, "auroc sd": rows.auroc.std(ddof=1),
                 "grokking runs": int(rows.grokking.fillna(0).sum()), "warned": warned,
                 "never runs": n_never, "false alarms": false,
